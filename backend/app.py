@@ -1,0 +1,113 @@
+"""create_app(settings): routers, error handlers, background workers, pages."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.config import Settings, get_settings
+from backend.context import AppContext
+from backend.errors import DomainError
+
+log = logging.getLogger("honest_metering")
+
+_HTTP_ERROR_NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "ValidationFailed",
+    429: "RateLimited",
+}
+
+
+def _error(status: int, name: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": name, "detail": detail, **extra}, status_code=status)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+        msg = err.get("msg", "invalid")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "ValidationFailed", _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return JSONResponse(
+            {"error": name, "detail": detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("unhandled error (ref %s)", ref)
+        return _error(500, "InternalError", f"unexpected error; reference {ref}")
+
+
+def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = app.state.ctx is None
+        if own:
+            app.state.ctx = AppContext.create(settings)
+        for hook in app.state.startup_hooks:
+            hook(app.state.ctx)
+        try:
+            yield
+        finally:
+            for hook in reversed(app.state.shutdown_hooks):
+                hook(app.state.ctx)
+            if own:
+                app.state.ctx.close()
+
+    app = FastAPI(
+        title="Honest-metering trust service (诚信计量可信服务)",
+        version="0.1.0",
+        lifespan=lifespan,
+        description=(
+            "Merchants' honest-metering pledges and regulators' supervision outcomes, "
+            "kept in an RFC 9162 Merkle log anchored on an Ethereum-compatible ledger. "
+            'Errors always have the shape {"error": "<Name>", "detail": "..."}.'
+        ),
+    )
+    app.state.ctx = ctx
+    app.state.settings = settings
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    install_error_handlers(app)
+
+    from backend import routes
+
+    routes.install(app)
+    return app

@@ -1,0 +1,86 @@
+"""Settings: the one place that reads the environment (prefix ``HM_``).
+
+Nothing else in the code base touches ``os.environ``. Secrets are ``SecretStr``
+and are never logged; outside development they must be given explicitly.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HM_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data dir"
+    )
+    ledger_url: str | None = Field(
+        default=None, description="Ethereum JSON-RPC URL; default: embedded chain in the data dir"
+    )
+    # Signing key for a JSON-RPC node: a raw key, or an encrypted keystore file
+    # and its password. The embedded chain generates its own key in the data dir.
+    ledger_key: SecretStr | None = None
+    ledger_keystore: Path | None = None
+    ledger_keystore_password: SecretStr | None = None
+    contract_address: str | None = Field(
+        default=None, description="MeteringLedger address; default: deploy once and remember"
+    )
+    chain_poll_timeout_s: float = 30.0
+
+    anchor_max_pending: int = Field(default=1000, ge=1)
+    anchor_interval_s: float = Field(default=5.0, gt=0)
+    anchor_enabled: bool = True
+    draw_reveal_delay_blocks: int = Field(default=3, ge=1, le=200)
+
+    secret_key: SecretStr | None = None
+    token_ttl_s: int = Field(default=8 * 3600, ge=60)
+    demo_on_first_start: bool = True
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_json: bool = False
+    max_body_bytes: int = 16 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env == "production":
+            missing = []
+            if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
+                missing.append("HM_SECRET_KEY (at least 32 characters)")
+            if self.database_url is None:
+                missing.append("HM_DATABASE_URL")
+            if self.ledger_url is not None and not (self.ledger_key or self.ledger_keystore):
+                missing.append("HM_LEDGER_KEY or HM_LEDGER_KEYSTORE")
+            if missing:
+                raise ValueError("production settings missing: " + ", ".join(missing))
+        return self
+
+    @cached_property
+    def db_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the libpq-style scheme people copy from their provider.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{(self.data_dir / 'honest-metering.sqlite3').resolve()}"
+
+    @property
+    def embedded_chain(self) -> bool:
+        return self.ledger_url is None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,236 @@
+"""The append-only record log: append records, read them, prove them.
+
+Appending runs inside the caller's transaction, so a record and the domain row
+that caused it commit together or not at all. The tree is never rebuilt:
+every complete (perfect) subtree hash is stored once when its last leaf
+arrives, so an append writes O(1) nodes amortised and reads at most the
+O(log n) right-edge nodes; a proof reads O(log n) nodes in one query.
+
+This module must never update or delete a leaf or a node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, text, tuple_
+from sqlmodel import Session
+
+from backend.errors import InvalidTreeSize, RecordNotFound
+from backend.ledger import merkle
+from backend.ledger.models import LogHead, LogLeaf, MerkleNode
+from backend.ledger.records import (
+    RecordDraft,
+    build_envelope,
+    canonical_bytes,
+    parse_canonical,
+    record_id_of,
+)
+
+NodeKey = tuple[int, int]
+
+
+class LogCorrupted(RuntimeError):
+    """A stored subtree hash that must exist is missing (the database was tampered with)."""
+
+
+@dataclass(frozen=True)
+class AppendedRecord:
+    record_id: str
+    leaf_index: int
+    envelope: dict[str, Any]
+    canonical: bytes
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def append(
+    session: Session, drafts: RecordDraft | Sequence[RecordDraft], *, now: datetime | None = None
+) -> list[AppendedRecord]:
+    """Append records in the caller's transaction; returns them with their leaf indexes."""
+    batch = [drafts] if isinstance(drafts, RecordDraft) else list(drafts)
+    if not batch:
+        return []
+    at = now or utcnow()
+    prepared = []
+    for draft in batch:
+        envelope = build_envelope(draft, at=at)
+        canonical = canonical_bytes(envelope)
+        prepared.append((envelope, canonical, record_id_of(canonical)))
+
+    # The row lock on log_head serialises appenders until commit; a rolled-back
+    # transaction gives its indexes back, so they stay dense.
+    new_size = session.execute(
+        text("UPDATE log_head SET size = size + :k WHERE id = 1 RETURNING size"),
+        {"k": len(prepared)},
+    ).scalar_one()
+    start = new_size - len(prepared)
+
+    session.execute(
+        insert(LogLeaf),
+        [
+            {
+                "leaf_index": start + i,
+                "record_id": rid,
+                "record_type": env["type"],
+                "subject": env["subject"],
+                "canonical": canonical,
+                "appended_at": at,
+            }
+            for i, (env, canonical, rid) in enumerate(prepared)
+        ],
+    )
+    new_nodes = _grow(session, start, [bytes.fromhex(rid) for _, _, rid in prepared])
+    session.execute(
+        insert(MerkleNode),
+        [{"level": lv, "idx": ix, "hash": h} for (lv, ix), h in new_nodes.items()],
+    )
+    return [
+        AppendedRecord(record_id=rid, leaf_index=start + i, envelope=env, canonical=canonical)
+        for i, (env, canonical, rid) in enumerate(prepared)
+    ]
+
+
+def _grow(session: Session, start: int, leaves: Sequence[bytes]) -> dict[NodeKey, bytes]:
+    """The perfect-subtree nodes completed by appending ``leaves`` at ``start``."""
+    # Any left sibling outside the batch is on the frontier of the old tree.
+    known = _fetch_nodes(session, merkle.perfect_subtrees(0, start) if start else [])
+    new: dict[NodeKey, bytes] = {}
+    for offset, leaf in enumerate(leaves):
+        level, idx, h = 0, start + offset, leaf
+        new[(level, idx)] = h
+        while idx & 1:
+            sibling = new.get((level, idx - 1)) or known.get((level, idx - 1))
+            if sibling is None:
+                raise LogCorrupted(f"missing subtree hash at level {level}, index {idx - 1}")
+            h = merkle.node_hash(sibling, h)
+            level, idx = level + 1, idx >> 1
+            new[(level, idx)] = h
+    return new
+
+
+def _fetch_nodes(session: Session, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+    wanted = list(set(keys))
+    found: dict[NodeKey, bytes] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        rows = session.execute(
+            select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(
+                tuple_(MerkleNode.level, MerkleNode.idx).in_(chunk)
+            )
+        )
+        for level, idx, h in rows:
+            found[(level, idx)] = bytes(h)
+    return found
+
+
+def tree_size(session: Session) -> int:
+    return int(session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one())
+
+
+def _check_size(session: Session, size: int) -> None:
+    current = tree_size(session)
+    if not 0 <= size <= current:
+        raise InvalidTreeSize(
+            f"tree size {size} is outside 0..{current} (the log's current size)",
+        )
+
+
+def _prefetched(session: Session, run: Callable[[merkle.SubtreeHash], Any]) -> Any:
+    """Run a proof algorithm twice: once to learn which nodes it needs, once for real."""
+    wanted: set[NodeKey] = set()
+    zero = bytes(32)
+
+    def record(start: int, end: int) -> bytes:
+        wanted.update(merkle.perfect_subtrees(start, end))
+        return zero
+
+    run(record)
+    nodes = _fetch_nodes(session, wanted)
+    missing = wanted - nodes.keys()
+    if missing:
+        raise LogCorrupted(f"missing subtree hashes {sorted(missing)[:5]}")
+
+    def subtree(start: int, end: int) -> bytes:
+        return merkle.fold_right([nodes[k] for k in merkle.perfect_subtrees(start, end)])
+
+    return run(subtree)
+
+
+def root_at(session: Session, size: int) -> bytes:
+    """The tree head root at ``size`` (≤ current size)."""
+    _check_size(session, size)
+    if size == 0:
+        return merkle.EMPTY_ROOT
+    return _prefetched(session, lambda sub: sub(0, size))
+
+
+def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
+    _check_size(session, size)
+    if not 0 <= index < size:
+        raise InvalidTreeSize(f"leaf index {index} is outside a tree of size {size}")
+    return _prefetched(session, lambda sub: merkle.inclusion_proof(index, size, sub))
+
+
+def consistency_proof(session: Session, old_size: int, new_size: int) -> list[bytes]:
+    _check_size(session, new_size)
+    if not 0 < old_size <= new_size:
+        raise InvalidTreeSize(
+            f"consistency proof needs 0 < first <= second, got first={old_size}, "
+            f"second={new_size}"
+        )
+    return _prefetched(session, lambda sub: merkle.consistency_proof(old_size, new_size, sub))
+
+
+def get_leaf(session: Session, record_id: str) -> LogLeaf:
+    leaf = session.execute(select(LogLeaf).where(LogLeaf.record_id == record_id)).scalars().first()
+    if leaf is None:
+        raise RecordNotFound(f"no record with id {record_id}")
+    return leaf
+
+
+def get_envelope(session: Session, record_id: str) -> dict[str, Any]:
+    return parse_canonical(bytes(get_leaf(session, record_id).canonical))
+
+
+def iter_leaves(
+    session: Session, start: int = 0, end: int | None = None, batch: int = 5000
+) -> Iterator[tuple[int, str, bytes]]:
+    """(leaf_index, record_id, canonical) in index order, streamed in batches."""
+    pos = start
+    while end is None or pos < end:
+        stop = pos + batch if end is None else min(pos + batch, end)
+        rows = session.execute(
+            select(LogLeaf.leaf_index, LogLeaf.record_id, LogLeaf.canonical)
+            .where(LogLeaf.leaf_index >= pos, LogLeaf.leaf_index < stop)
+            .order_by(LogLeaf.leaf_index)
+        ).all()
+        if not rows:
+            if end is None:
+                return
+        for idx, rid, canonical in rows:
+            yield int(idx), rid, bytes(canonical)
+        pos = stop
+        if end is None and len(rows) < batch:
+            return
+
+
+def records_for_subject(session: Session, subject: str) -> list[dict[str, Any]]:
+    """Every record about one merchant, oldest first, with its id and index."""
+    rows = session.execute(
+        select(LogLeaf.leaf_index, LogLeaf.record_id, LogLeaf.canonical)
+        .where(LogLeaf.subject == subject)
+        .order_by(LogLeaf.leaf_index)
+    ).all()
+    out = []
+    for idx, rid, canonical in rows:
+        env = parse_canonical(bytes(canonical))
+        env["record_id"] = rid
+        env["leaf_index"] = int(idx)
+        out.append(env)
+    return out
