@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text, tuple_
+from sqlalchemy import and_, insert, or_, select, text
 from sqlmodel import Session
 
 from backend.errors import InvalidTreeSize, RecordNotFound
@@ -115,17 +115,24 @@ def _grow(session: Session, start: int, leaves: Sequence[bytes]) -> dict[NodeKey
 
 
 def _fetch_nodes(session: Session, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-    wanted = list(set(keys))
+    # (level = ? AND idx IN (...)) OR ...: SQLite and PostgreSQL both answer each
+    # term from the primary key (SQLite would scan the table for a row-value IN).
+    by_level: dict[int, list[int]] = {}
+    for level, idx in set(keys):
+        by_level.setdefault(level, []).append(idx)
     found: dict[NodeKey, bytes] = {}
-    for i in range(0, len(wanted), 500):
-        chunk = wanted[i : i + 500]
+    if not by_level:
+        return found
+    terms = [
+        and_(MerkleNode.level == level, MerkleNode.idx.in_(idxs))  # type: ignore[attr-defined]
+        for level, idxs in sorted(by_level.items())
+    ]
+    for i in range(0, len(terms), 64):
         rows = session.execute(
-            select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(
-                tuple_(MerkleNode.level, MerkleNode.idx).in_(chunk)
-            )
+            select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(or_(*terms[i : i + 64]))
         )
         for level, idx, h in rows:
-            found[(level, idx)] = bytes(h)
+            found[(int(level), int(idx))] = bytes(h)
     return found
 
 
@@ -201,23 +208,23 @@ def get_envelope(session: Session, record_id: str) -> dict[str, Any]:
 def iter_leaves(
     session: Session, start: int = 0, end: int | None = None, batch: int = 5000
 ) -> Iterator[tuple[int, str, bytes]]:
-    """(leaf_index, record_id, canonical) in index order, streamed in batches."""
+    """(leaf_index, record_id, canonical) in index order, streamed in batches.
+
+    Keyset pagination, so a gap (a deleted row) does not end the stream early.
+    """
     pos = start
     while end is None or pos < end:
-        stop = pos + batch if end is None else min(pos + batch, end)
-        rows = session.execute(
-            select(LogLeaf.leaf_index, LogLeaf.record_id, LogLeaf.canonical)
-            .where(LogLeaf.leaf_index >= pos, LogLeaf.leaf_index < stop)
-            .order_by(LogLeaf.leaf_index)
-        ).all()
-        if not rows:
-            if end is None:
-                return
+        query = select(LogLeaf.leaf_index, LogLeaf.record_id, LogLeaf.canonical).where(
+            LogLeaf.leaf_index >= pos
+        )
+        if end is not None:
+            query = query.where(LogLeaf.leaf_index < end)
+        rows = session.execute(query.order_by(LogLeaf.leaf_index).limit(batch)).all()
         for idx, rid, canonical in rows:
             yield int(idx), rid, bytes(canonical)
-        pos = stop
-        if end is None and len(rows) < batch:
+        if len(rows) < batch:
             return
+        pos = int(rows[-1][0]) + 1
 
 
 def records_for_subject(session: Session, subject: str) -> list[dict[str, Any]]:
