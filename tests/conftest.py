@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -70,17 +71,37 @@ class AnvilNode:
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+def anvil_command() -> list[str] | None:
+    """anvil from ``@foundry-rs/anvil``'s platform package, else its node launcher.
+
+    The native binary is preferred: the launcher forwards SIGTERM to anvil and
+    exits at once, leaving an unreaped anvil behind; run directly, anvil is our
+    child and is reaped.
+    """
+    for binary in sorted(ROOT.glob("node_modules/@foundry-rs/anvil-*/bin/anvil")):
+        if os.access(binary, os.X_OK):
+            return [str(binary)]
+    if ANVIL_BIN.exists() and shutil.which("node") is not None:
+        return [str(ANVIL_BIN)]
+    return None
 
 
 def start_anvil(*, port: int | None = None, state_file: Path | None = None) -> AnvilNode:
     """Start anvil on loopback; with ``state_file`` its chain survives a restart."""
+    command = anvil_command()
+    if command is None:
+        raise FileNotFoundError(f"anvil is not installed under {ROOT / 'node_modules'}")
     port = port or free_port()
-    cmd = [str(ANVIL_BIN), "--host", "127.0.0.1", "--port", str(port), "--silent"]
+    cmd = [*command, "--host", "127.0.0.1", "--port", str(port), "--silent"]
     if state_file is not None:
         cmd += ["--state", str(state_file), "--state-interval", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         wait_for_port(port)
     except TimeoutError:
@@ -91,7 +112,7 @@ def start_anvil(*, port: int | None = None, state_file: Path | None = None) -> A
 
 @pytest.fixture(scope="session")
 def anvil_available() -> bool:
-    return ANVIL_BIN.exists() and shutil.which("node") is not None
+    return anvil_command() is not None
 
 
 @pytest.fixture

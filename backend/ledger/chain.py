@@ -12,6 +12,7 @@ secret from ``repr`` and only ``sign_transaction`` ever sees it.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -27,8 +28,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.exceptions import ContractLogicError, TimeExhausted
 
 from backend.config import Settings
 from backend.errors import LedgerUnavailable
@@ -40,20 +42,6 @@ GENESIS_BALANCE = 10**24  # wei; the embedded chain has no other source of gas
 
 class LedgerError(Exception):
     """The ledger refused or failed an operation (not a reachability problem)."""
-
-
-class LedgerRevert(LedgerError):
-    """A contract call reverted; ``name`` and ``args`` come from the custom error."""
-
-    def __init__(self, name: str, args: dict[str, Any]) -> None:
-        self.name = name
-        self.args_ = args
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in args.items())
-        super().__init__(f"{name}({shown})")
-
-
-def _show(v: Any) -> str:
-    return "0x" + v.hex() if isinstance(v, bytes | bytearray) else str(v)
 
 
 class LedgerKey:
@@ -194,7 +182,7 @@ def _persistent_atomic_db(kv: _SQLiteKV) -> Any:
     return PersistentAtomicDB(KVAdapter())
 
 
-def _tester_chain_class() -> type:
+def _tester_chain_class() -> Any:
     """The same chain class eth-tester builds in ``setup_tester_chain`` (Prague, PoS)."""
     from eth.chains.base import MiningChain
     from eth.vm.forks import PragueVM
@@ -202,7 +190,7 @@ def _tester_chain_class() -> type:
 
     class PersistedTesterChain(MiningChain):
         chain_id = 131277322940537
-        vm_configuration = ((0, PragueVM),)
+        vm_configuration = ((0, PragueVM),)  # type: ignore[assignment]
 
         def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
             return super().create_header_from_parent(
@@ -252,19 +240,61 @@ def open_embedded_chain(data_dir: Path, key: LedgerKey) -> tuple[Any, _SQLiteKV]
     return tester, kv
 
 
-class _LockedTesterProvider:
-    """Wraps web3's EthereumTesterProvider so one thread at a time touches py-evm."""
+def _revert_bytes(exc: Exception) -> bytes | str:
+    """The revert data behind eth-tester's TransactionFailed, or its message if it has none."""
+    raw: Any = exc.args[0] if exc.args else b""
+    if isinstance(raw, Exception):  # eth_estimateGas nests the py-evm Revert
+        raw = raw.args[0] if raw.args else b""
+    if isinstance(raw, str) and raw[:2] in ("b'", 'b"'):
+        # eth_call gives str(Revert(data)), i.e. the repr of the revert bytes.
+        try:
+            literal = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return raw
+        if isinstance(literal, bytes):
+            return literal
+    return raw if isinstance(raw, bytes | str) else str(raw)
 
-    @staticmethod
-    def make(tester: Any, lock: threading.RLock) -> Any:
-        from web3.providers.eth_tester import EthereumTesterProvider
 
-        class Provider(EthereumTesterProvider):
-            def make_request(self, method: Any, params: Any) -> Any:
-                with lock:
+def make_tester_provider(tester: Any, lock: threading.RLock | None = None) -> Any:
+    """web3's EthereumTesterProvider that reports reverts the way JSON-RPC nodes do.
+
+    Stock web3 turns eth-tester's ``TransactionFailed`` into an exception whose
+    message is the repr of the revert bytes, so ``ContractCustomError`` never
+    fires. Nodes (geth, anvil, Besu) answer ``eth_call`` and ``eth_estimateGas``
+    with ``{"code": 3, "message": "execution reverted", "data": "0x..."}``;
+    this provider does the same, so callers see one behaviour on every ledger.
+    With ``lock``, one thread at a time touches py-evm.
+    """
+    from eth_tester.exceptions import TransactionFailed
+    from web3.providers.eth_tester import EthereumTesterProvider
+
+    guard = lock or threading.RLock()
+
+    class Provider(EthereumTesterProvider):
+        _REVERTING_METHODS = frozenset({"eth_call", "eth_estimateGas"})
+
+        def make_request(self, method: Any, params: Any) -> Any:
+            with guard:
+                if method not in self._REVERTING_METHODS:
                     return super().make_request(method, params)
+                namespace, _, endpoint = method.partition("_")
+                assert self.api_endpoints is not None
+                request_id = self._current_request_id
+                self._current_request_id += 1
+                try:
+                    result = self.api_endpoints[namespace][endpoint](self.ethereum_tester, params)
+                except TransactionFailed as exc:
+                    raw = _revert_bytes(exc)
+                    error: dict[str, Any] = {"code": 3, "message": "execution reverted"}
+                    if isinstance(raw, bytes):
+                        error["data"] = "0x" + raw.hex()
+                    else:
+                        error["message"] = f"execution reverted: {raw}"
+                    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+                return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
-        return Provider(tester)
+    return Provider(tester)
 
 
 # --- the client ----------------------------------------------------------------
@@ -310,7 +340,7 @@ class LedgerClient:
             key = load_or_create_dev_key(settings.data_dir)
             tester, kv = open_embedded_chain(settings.data_dir, key)
             lock = threading.RLock()
-            w3 = Web3(_LockedTesterProvider.make(tester, lock))
+            w3 = Web3(make_tester_provider(tester, lock))
             return cls(w3, key, embedded=True, tester=tester, kv=kv, lock=lock)
         assert settings.ledger_url is not None
         w3 = Web3(
@@ -345,7 +375,7 @@ class LedgerClient:
         """Run a ledger read; turn connection failures into LedgerUnavailable."""
         try:
             return fn()
-        except (ContractCustomError, ContractLogicError, LedgerError):
+        except (ContractLogicError, LedgerError):
             raise
         except (OSError, TimeExhausted) as exc:
             raise LedgerUnavailable(f"ledger unreachable: {type(exc).__name__}") from None
@@ -369,7 +399,7 @@ class LedgerClient:
 
         factory = self.w3.eth.contract(abi=ABI, bytecode=BYTECODE)
         result = self.send(factory.constructor(reveal_delay_blocks))
-        receipt = self.w3.eth.get_transaction_receipt(result.tx_hash)
+        receipt = self.w3.eth.get_transaction_receipt(HexStr(result.tx_hash))
         address = receipt["contractAddress"]
         if not address:
             raise LedgerError(f"deployment transaction {result.tx_hash} created no contract")
@@ -388,19 +418,19 @@ class LedgerClient:
         The call is first simulated so a revert surfaces as ``LedgerRevert``
         with the contract's custom error instead of a spent transaction.
         """
-        from backend.ledger.contract import decode_error
-
         sender = self.key.address
         with self.lock:
-            try:
-                if gas is None:
-                    gas = int(self._guard(lambda: fn.estimate_gas({"from": sender})) * 1.2) + 10_000
-            except ContractCustomError as exc:
-                name, args = decode_error(_revert_data(exc))
-                raise LedgerRevert(name, args) from None
-            except ContractLogicError as exc:
-                raise LedgerError(f"contract call reverted: {exc}") from None
-            nonce = self._guard(lambda: self.w3.eth.get_transaction_count(sender, "pending"))
+            if gas is None:
+                try:
+                    estimate = self._guard(lambda: fn.estimate_gas({"from": sender}))
+                except ContractLogicError as exc:
+                    raise _as_revert(exc) from None
+                gas = int(estimate * 1.2) + 10_000
+            nonce = self._guard(
+                lambda: self.w3.eth.get_transaction_count(
+                    Web3.to_checksum_address(sender), "pending"
+                )
+            )
             tx = fn.build_transaction(
                 {
                     "from": sender,
@@ -436,13 +466,10 @@ class LedgerClient:
         )
 
     def call(self, fn: Any, block: Any = "latest") -> Any:
-        from backend.ledger.contract import decode_error
-
         try:
-            return self._guard(lambda: fn.call(block_identifier=block))
-        except ContractCustomError as exc:
-            name, args = decode_error(_revert_data(exc))
-            raise LedgerRevert(name, args) from None
+            return self._guard(lambda: fn.call({"from": self.key.address}, block_identifier=block))
+        except ContractLogicError as exc:
+            raise _as_revert(exc) from None
 
     # blocks -------------------------------------------------------------------
 
@@ -474,8 +501,11 @@ class LedgerClient:
             time.sleep(0.5)
 
 
-def _revert_data(exc: ContractCustomError) -> Any:
-    data = getattr(exc, "data", None)
-    if data is None and exc.args:
-        data = exc.args[-1] if len(exc.args) > 1 else exc.args[0]
-    return data
+def _as_revert(exc: ContractLogicError) -> Exception:
+    """The contract's custom error as LedgerRevert, else a LedgerError with the node's words."""
+    from backend.ledger.contract import revert_from_exception
+
+    revert = revert_from_exception(exc)
+    if revert is not None:
+        return revert
+    return LedgerError(f"contract call reverted: {exc}")
