@@ -1,0 +1,148 @@
+"""Log in (OAuth2 password flow, or the browser form), who am I, staff accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse
+from fastapi.security import OAuth2PasswordRequestForm
+
+from backend.accounts import service
+from backend.accounts.deps import (
+    AdminUser,
+    CsrfToken,
+    CurrentUser,
+    clear_session_cookie,
+    client_address,
+    is_same_origin,
+    set_session_cookie,
+)
+from backend.accounts.models import (
+    AccountPublic,
+    CsrfTokenResponse,
+    PasswordChange,
+    StaffAccountCreate,
+    TokenResponse,
+)
+from backend.accounts.ratelimit import TooManyAttempts
+from backend.deps import CtxDep, SessionDep
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.post("/api/auth/token", response_model=TokenResponse)
+def login_for_token(
+    ctx: CtxDep,
+    session: SessionDep,
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+) -> TokenResponse:
+    """OAuth2 password flow: a bearer token for ``Authorization: Bearer …``.
+
+    Merchants log in with their credit code. Failed attempts are limited per
+    account and per client address (429 with ``Retry-After``)."""
+    account = service.authenticate(
+        session,
+        settings=ctx.settings,
+        username=form.username,
+        password=form.password,
+        address=client_address(request),
+    )
+    token, _ = service.issue_token(ctx.settings, account, kind="access")
+    return TokenResponse(
+        access_token=token, expires_in=ctx.settings.token_ttl_s, account=service.to_public(account)
+    )
+
+
+@router.get("/api/auth/me", response_model=AccountPublic)
+def me(user: CurrentUser) -> AccountPublic:
+    return user.public()
+
+
+@router.post("/api/auth/password", response_model=AccountPublic)
+def change_password(
+    ctx: CtxDep, session: SessionDep, user: CurrentUser, body: PasswordChange
+) -> AccountPublic:
+    """Change your own password; tokens and sessions issued before stop working."""
+    return service.change_password(
+        session,
+        settings=ctx.settings,
+        principal=user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+
+
+@router.get("/api/auth/csrf", response_model=CsrfTokenResponse)
+def csrf(user: CurrentUser, token: CsrfToken) -> CsrfTokenResponse:
+    """The CSRF token of the current browser session, for scripts that post with the cookie."""
+    if token is None:
+        raise service.NotAuthenticated("no browser session: log in with the form first")
+    return CsrfTokenResponse(csrf_token=token)
+
+
+@router.post("/api/accounts", response_model=AccountPublic, status_code=201)
+def create_staff_account(
+    ctx: CtxDep, session: SessionDep, _admin: AdminUser, body: StaffAccountCreate
+) -> AccountPublic:
+    """Create a regulator or admin account (admins only)."""
+    return service.create_staff_account(
+        session,
+        settings=ctx.settings,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+    )
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: never an open redirect to another host.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@router.post("/auth/login", status_code=303, response_class=RedirectResponse)
+def login_form(
+    ctx: CtxDep,
+    session: SessionDep,
+    request: Request,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1000)],
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> RedirectResponse:
+    """The browser login form: sets the ``hm_session`` cookie (HttpOnly,
+    SameSite=Strict, Secure over https) and redirects to ``next``.
+
+    On failure it redirects to ``/login?error=invalid_credentials`` (or
+    ``rate_limited``) with ``next`` kept, for the login page to explain."""
+    target = _safe_next(next)
+    if not is_same_origin(request, ctx.settings):
+        raise service.CsrfFailed("cross-site login refused")
+    try:
+        account = service.authenticate(
+            session,
+            settings=ctx.settings,
+            username=username,
+            password=password,
+            address=client_address(request),
+        )
+    except (service.InvalidCredentials, TooManyAttempts) as exc:
+        error = "rate_limited" if isinstance(exc, TooManyAttempts) else "invalid_credentials"
+        return RedirectResponse(
+            "/login?" + urlencode({"error": error, "next": target}), status_code=303
+        )
+    token, _ = service.issue_token(ctx.settings, account, kind="session")
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(response, token, request=request, settings=ctx.settings)
+    return response
+
+
+@router.post("/auth/logout", status_code=303, response_class=RedirectResponse)
+def logout_form(ctx: CtxDep, request: Request, _user: CurrentUser) -> RedirectResponse:
+    """End the browser session (needs the CSRF token like any form post)."""
+    response = RedirectResponse("/", status_code=303)
+    clear_session_cookie(response, request=request, settings=ctx.settings)
+    return response

@@ -1,0 +1,352 @@
+"""Accounts: creation, login (rate-limited), tokens, and who is asking.
+
+A merchant account is created together with its merchant by
+``backend.merchants.service.register_merchant`` (:func:`new_account` adds the
+row in that transaction); staff accounts come from the ``create-user``
+command or an admin. Services elsewhere receive a :class:`Principal` and
+decide with it; nothing outside this package reads a token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from backend.accounts import ratelimit, security
+from backend.accounts.models import (
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    ROLES,
+    STAFF_ROLES,
+    USERNAME_MAX,
+    Account,
+    AccountPublic,
+    Role,
+)
+from backend.config import Settings
+from backend.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from backend.ledger.records import Actor
+from backend.merchants.uscc import is_valid_uscc, normalize_uscc
+
+
+class NotAuthenticated(Unauthorized):
+    """No credentials were given where they are needed."""
+
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidCredentials(Unauthorized):
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidToken(Unauthorized):
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class RoleNotPermitted(Forbidden):
+    pass
+
+
+class NotOwnMerchant(Forbidden):
+    """A merchant account acting on another merchant."""
+
+
+class CsrfFailed(Forbidden):
+    pass
+
+
+class UsernameTaken(Conflict):
+    pass
+
+
+class InvalidUsername(ValidationFailed):
+    pass
+
+
+class WeakPassword(ValidationFailed):
+    pass
+
+
+class AccountNotFound(NotFound):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, as every service sees it."""
+
+    account_id: int
+    username: str
+    role: Role
+    merchant_uscc: str | None
+    via_cookie: bool = False
+    session_jti: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.role, str(self.account_id))
+
+    def public(self) -> AccountPublic:
+        return AccountPublic(
+            id=self.account_id,
+            username=self.username,
+            role=self.role,
+            merchant_uscc=self.merchant_uscc,
+        )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_STAFF_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def normalize_username(raw: str) -> str:
+    """Merchants log in with their credit code (any case, spaces trimmed);
+    staff user names are lower case."""
+    text = raw.strip()
+    code = normalize_uscc(text)
+    return code if is_valid_uscc(code) else text.lower()
+
+
+def validate_staff_username(raw: str) -> str:
+    name = normalize_username(raw)
+    if is_valid_uscc(name):
+        raise InvalidUsername(
+            f"user name {name!r} is a credit code; those are reserved for merchant accounts"
+        )
+    if not (1 <= len(name) <= USERNAME_MAX) or not _STAFF_NAME.fullmatch(name):
+        raise InvalidUsername(
+            f"user name must be 1-{USERNAME_MAX} characters a-z, 0-9, '.', '_' or '-', "
+            f"starting with a letter or digit; got {raw!r}"
+        )
+    return name
+
+
+def validate_password(password: str, *, username: str) -> None:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise WeakPassword(
+            f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters, got {len(password)}"
+        )
+    if not password.strip():
+        raise WeakPassword("password must not be only spaces")
+    if password.strip().lower() == username.strip().lower():
+        raise WeakPassword("password must differ from the user name")
+    if len(set(password)) < 3:
+        raise WeakPassword("password must use at least 3 different characters")
+
+
+def new_account(
+    session: Session,
+    *,
+    username: str,
+    role: Role,
+    password_hash: str,
+    merchant_uscc: str | None,
+    now: datetime,
+) -> Account:
+    """Add an account row in the caller's transaction (the caller commits)."""
+    if role not in ROLES:
+        raise ValidationFailed(f"unknown role {role!r}; allowed: {', '.join(ROLES)}")
+    if (role == "merchant") != (merchant_uscc is not None):
+        raise ValidationFailed("a merchant account needs exactly one merchant; staff none")
+    taken = session.execute(
+        select(col(Account.id)).where(col(Account.username) == username)
+    ).scalar_one_or_none()
+    if taken is not None:
+        raise UsernameTaken(f"user name {username!r} is already taken")
+    account = Account(
+        username=username,
+        role=role,
+        merchant_uscc=merchant_uscc,
+        password_hash=password_hash,
+        created_at=now,
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def to_public(account: Account) -> AccountPublic:
+    assert account.id is not None
+    return AccountPublic(
+        id=account.id,
+        username=account.username,
+        role=account.role,  # type: ignore[arg-type]
+        merchant_uscc=account.merchant_uscc,
+    )
+
+
+def create_staff_account(
+    session: Session,
+    *,
+    settings: Settings,
+    username: str,
+    password: str,
+    role: Role,
+    now: datetime | None = None,
+) -> AccountPublic:
+    if role not in STAFF_ROLES:
+        raise ValidationFailed(f"staff role must be one of {', '.join(STAFF_ROLES)}, got {role!r}")
+    name = validate_staff_username(username)
+    validate_password(password, username=name)
+    password_hash = security.hash_password(password, env=settings.env)
+    try:
+        account = new_account(
+            session,
+            username=name,
+            role=role,
+            password_hash=password_hash,
+            merchant_uscc=None,
+            now=now or utcnow(),
+        )
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise UsernameTaken(f"user name {name!r} is already taken") from None
+    return to_public(account)
+
+
+def authenticate(
+    session: Session,
+    *,
+    settings: Settings,
+    username: str,
+    password: str,
+    address: str | None,
+    now: datetime | None = None,
+) -> Account:
+    """The account for these credentials, or :class:`InvalidCredentials`.
+
+    Rate-limited per account and per client address before any password is
+    checked; every failure is counted, under both keys, in its own commit.
+    """
+    now = now or utcnow()
+    name = normalize_username(username)
+    akey, dkey = ratelimit.account_key(name), ratelimit.address_key(address)
+    ratelimit.check(
+        session, key=dkey, limit=ratelimit.ADDRESS_LOGIN, now=now, what="failed logins from here"
+    )
+    ratelimit.check(
+        session,
+        key=akey,
+        limit=ratelimit.ACCOUNT_LOGIN,
+        now=now,
+        what="failed logins for this account",
+        reset_on_success=True,
+    )
+    row = session.execute(select(Account).where(col(Account.username) == name)).scalars().first()
+    account_id = row.id if row is not None else None
+    stored = row.password_hash if row is not None else security.dummy_hash(settings.env)
+    disabled = row.disabled if row is not None else True
+    # End the (write) transaction while Argon2 runs, so logins do not queue on the lock.
+    session.rollback()
+    ok = security.verify_password(stored, password, env=settings.env)
+    ok = ok and account_id is not None and not disabled
+    ratelimit.record(session, keys=[akey] if ok else [akey, dkey], now=now, succeeded=ok)
+    account = session.get(Account, account_id) if ok else None
+    if account is not None and security.needs_rehash(account.password_hash, env=settings.env):
+        account.password_hash = security.hash_password(password, env=settings.env)
+    session.commit()
+    if account is None:
+        raise InvalidCredentials("user name or password is wrong")
+    return account
+
+
+def issue_token(
+    settings: Settings, account: Account, *, kind: security.TokenKind, now: datetime | None = None
+) -> tuple[str, security.TokenClaims]:
+    assert account.id is not None
+    return security.issue_token(
+        security.load_secret(settings),
+        account_id=account.id,
+        role=account.role,
+        password_hash=account.password_hash,
+        kind=kind,
+        now=now or utcnow(),
+        ttl_s=settings.token_ttl_s,
+    )
+
+
+def principal_from_token(
+    session: Session,
+    *,
+    settings: Settings,
+    token: str,
+    kind: security.TokenKind,
+    now: datetime | None = None,
+) -> Principal:
+    try:
+        claims = security.decode_token(
+            security.load_secret(settings), token, kind=kind, now=now or utcnow()
+        )
+    except security.TokenInvalid as exc:
+        raise InvalidToken(str(exc)) from None
+    account = session.get(Account, claims.account_id)
+    if (
+        account is None
+        or account.disabled
+        or account.role != claims.role
+        or security.password_fingerprint(account.password_hash) != claims.password_fp
+    ):
+        raise InvalidToken("token is no longer valid (account changed); log in again")
+    return Principal(
+        account_id=claims.account_id,
+        username=account.username,
+        role=account.role,  # type: ignore[arg-type]
+        merchant_uscc=account.merchant_uscc,
+        via_cookie=kind == "session",
+        session_jti=claims.jti if kind == "session" else None,
+    )
+
+
+def change_password(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    current_password: str,
+    new_password: str,
+) -> AccountPublic:
+    """Set a new password; every token issued before stops working."""
+    account = session.get(Account, principal.account_id)
+    if account is None:
+        raise AccountNotFound(f"no account {principal.account_id}")
+    stored = account.password_hash
+    session.rollback()
+    if not security.verify_password(stored, current_password, env=settings.env):
+        raise InvalidCredentials("current password is wrong")
+    validate_password(new_password, username=principal.username)
+    new_hash = security.hash_password(new_password, env=settings.env)
+    account = session.get(Account, principal.account_id)
+    assert account is not None
+    account.password_hash = new_hash
+    session.commit()
+    return to_public(account)
+
+
+def require_role(principal: Principal | None, *roles: Role) -> Principal:
+    """The one access rule by role: anonymous → 401, wrong role → 403."""
+    if principal is None:
+        raise NotAuthenticated("log in first (Authorization: Bearer <token>)")
+    if principal.role not in roles:
+        raise RoleNotPermitted(
+            f"this needs the role {' or '.join(roles)}; you are logged in as {principal.role}"
+        )
+    return principal
+
+
+def require_merchant_self(principal: Principal | None, uscc: str) -> Principal:
+    """Only the merchant's own account may act for it."""
+    p = require_role(principal, "merchant")
+    if p.merchant_uscc != uscc:
+        raise NotOwnMerchant(
+            f"account {p.username} belongs to merchant {p.merchant_uscc}, not {uscc}"
+        )
+    return p

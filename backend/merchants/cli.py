@@ -1,0 +1,55 @@
+"""``honest-metering demo``: seed made-up Bazhong demo data (never in production)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from backend.config import get_settings
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from backend.context import AppContext
+    from backend.merchants import demo
+
+    settings = get_settings()
+    if settings.env == "production":
+        print("error: demo data is made up; refusing with HM_ENV=production", file=sys.stderr)
+        return 2
+    ctx = AppContext.create(settings)
+    try:
+        started = time.monotonic()
+        summary = demo.seed_demo(
+            ctx.db, settings=settings, merchants_n=args.merchants, seed=args.seed
+        )
+        if summary is not None:
+            from backend.credit.service import sweep
+
+            # Rate the seeded merchants now rather than at the next start of the service.
+            sweep(ctx.db)
+    finally:
+        ctx.close()
+    if summary is None:
+        print("the registry already has merchants; no demo data added")
+        return 0
+    print(
+        f"seeded {summary.merchants} merchants ({summary.verified} verified), "
+        f"{summary.pledges} pledges ({summary.withdrawn} withdrawn), "
+        f"{summary.awards} demonstration awards: {summary.records} records "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    print(demo.credentials_text())
+    return 0
+
+
+def register(sub: Any) -> None:
+    from backend.merchants.demo_data import DEFAULT_SEED
+
+    p = sub.add_parser(
+        "demo", help="seed made-up Bazhong demo data into an empty registry (not in production)"
+    )
+    p.add_argument("--merchants", type=int, default=2000, help="how many merchants (default 2000)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (reproducible)")
+    p.set_defaults(func=_demo)

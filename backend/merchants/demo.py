@@ -1,0 +1,594 @@
+"""Demo data: about 2,000 made-up Bazhong merchants with two years of history.
+
+Seeds, in one transaction and in date order, what the services would have
+written over that time: registrations, verifications, pledges (renewed,
+expired and a few withdrawn), demonstration-unit awards, plus the demo staff
+accounts and a merchant account for every merchant (all with one demo
+password, hashed once). Record bodies come from the same builders the
+services use. Records carry the (back-dated) time of each simulated event,
+so the log stays in time order; this is demo data only and must never be
+seeded into a production database: both the command and the startup hook
+refuse when ``HM_ENV=production``.
+
+Appends are batched per simulated day, so seeding takes seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import func, insert, select, text
+from sqlmodel import Session, col
+
+from backend.accounts import security
+from backend.accounts.models import Account
+from backend.config import Settings
+from backend.context import AppContext
+from backend.db import Database
+from backend.ledger import log as ledger_log
+from backend.ledger.records import Actor, RecordDraft, Ref
+from backend.merchants import service as merchants
+from backend.merchants.demo_data import DEFAULT_SEED, generate_merchants
+from backend.merchants.models import Merchant, MerchantVerification
+from backend.pledges import service as pledges
+from backend.pledges.models import (
+    DemonstrationAward,
+    DemonstrationWithdrawal,
+    Pledge,
+    PledgeWithdrawal,
+)
+from backend.pledges.queries import add_months
+from backend.pledges.templates import current_template, template_digest
+from backend.timeutil import SHANGHAI, shanghai_date, utcnow
+
+log = logging.getLogger(__name__)
+
+DEMO_MERCHANTS = 2000
+DEMO_MERCHANT_PASSWORD = "demo-merchant-2025"
+DEMO_STAFF = (
+    ("admin", "admin", "demo-admin-2025"),
+    ("regulator", "regulator", "demo-regulator-2025"),
+)
+# The three made-up codes of domain.md, with fixed stories for demonstrations.
+SHOWCASE = (
+    {
+        "uscc": "91511902MA62Q3T556",
+        "name": "巴中市巴山诚信超市有限公司",
+        "sector": "retail",
+        "region_code": "511902",
+        "sub_area": None,
+        "address": "巴中市巴州区江北大道168号",
+        "contact_name": "王建国",
+        "contact_phone": "13800000001",
+    },
+    {
+        "uscc": "92511923MA6A1B2C3M",
+        "name": "平昌县江口镇王记粮油店",
+        "sector": "retail",
+        "region_code": "511923",
+        "sub_area": None,
+        "address": "巴中市平昌县江口镇老街26号",
+        "contact_name": "王秀英",
+        "contact_phone": "13800000002",
+    },
+    {
+        "uscc": "93511903MA62R7U15L",
+        "name": "巴中市恩阳区柳林银耳专业合作社",
+        "sector": "prepackaged",
+        "region_code": "511903",
+        "sub_area": None,
+        "address": "巴中市恩阳区柳林镇兴业路8号",
+        "contact_name": "岳志强",
+        "contact_phone": "13800000003",
+    },
+)
+HISTORY_DAYS = 760
+EXTRA_COMMITMENTS = (
+    "每月对店内计量器具开展一次自查，并在店内公示自查结果。",
+    "设立计量投诉联系点，接到投诉后24小时内答复。",
+    "缺斤少两，假一赔十。",
+    "配备复核秤，欢迎顾客随时复核。",
+)
+WITHDRAW_REASONS = ("停业整顿", "经营场所变更，重新承诺", "经营者变更")
+
+
+@dataclass
+class DemoSummary:
+    merchants: int = 0
+    verified: int = 0
+    pledges: int = 0
+    withdrawn: int = 0
+    awards: int = 0
+    records: int = 0
+    staff: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Event:
+    day: date
+    order: int  # registration < verification < pledge < withdrawal < award on the same day
+    seq: int
+    build: Callable[[datetime], tuple[RecordDraft, Callable[[str, int], None]]]
+
+
+def _at(day: date, seq: int, now: datetime) -> datetime:
+    """10:00 in Bazhong on ``day`` (later for later chunks), never after ``now``:
+    a record's acceptance time is never in the future."""
+    base = datetime.combine(day, time(10, 0), SHANGHAI).astimezone(UTC)
+    return min(base + timedelta(seconds=seq % 25_000), now)
+
+
+class _Seeder:
+    def __init__(self, session: Session, *, settings: Settings, now: datetime, seed: int) -> None:
+        self.s = session
+        self.settings = settings
+        self.now = now
+        self.today = shanghai_date(now)
+        self.rng = random.Random(seed)
+        self.events: list[_Event] = []
+        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.summary = DemoSummary()
+        self.next_account = (
+            int(session.execute(select(func.max(col(Account.id)))).scalar_one_or_none() or 0) + 1
+        )
+        self.regulator_id: int | None = None
+        self.record_ids: dict[tuple[str, str], str] = {}
+        self.merchant_hash = security.hash_password(DEMO_MERCHANT_PASSWORD, env=settings.env)
+
+    def _account_id(self) -> int:
+        self.next_account += 1
+        return self.next_account - 1
+
+    def _event(
+        self,
+        day: date,
+        order: int,
+        build: Callable[[datetime], tuple[RecordDraft, Callable[[str, int], None]]],
+    ) -> None:
+        self.events.append(_Event(day, order, len(self.events), build))
+
+    # --- staff ------------------------------------------------------------------
+
+    def staff(self, now: datetime) -> None:
+        for username, role, password in DEMO_STAFF:
+            existing = (
+                self.s.execute(select(Account).where(col(Account.username) == username))
+                .scalars()
+                .first()
+            )
+            if existing is None:
+                existing = Account(
+                    id=self._account_id(),
+                    username=username,
+                    role=role,
+                    password_hash=security.hash_password(password, env=self.settings.env),
+                    created_at=now,
+                )
+                self.s.add(existing)
+                self.summary.staff.append(username)
+            if role == "regulator" and self.regulator_id is None:
+                self.regulator_id = existing.id
+        self.s.flush()
+
+    # --- one merchant's story -----------------------------------------------------
+
+    def merchant(self, m: dict[str, Any], *, story: str | None = None) -> None:
+        rng = self.rng
+        today = self.today
+        if story is None:
+            registered = today - timedelta(days=rng.randint(3, HISTORY_DAYS))
+        else:
+            registered = today - timedelta(days=430)
+        account_id = self._account_id()
+        row = Merchant(
+            uscc=m["uscc"],
+            name=m["name"],
+            sector=m["sector"],
+            region_code=m["region_code"],
+            sub_area=m["sub_area"],
+            address=m["address"],
+            contact_person=m["contact_name"],
+            contact_phone=m["contact_phone"],
+            contact_salt=uuid.uuid4().hex,
+            registered_at=datetime.now(UTC),
+            record_id="",
+            leaf_index=-1,
+        )
+
+        def register(at: datetime) -> tuple[RecordDraft, Callable[[str, int], None]]:
+            draft = RecordDraft(
+                type=merchants.REGISTERED,
+                subject=row.uscc,
+                actor=Actor("public", None),
+                body=merchants.registration_body(row),
+            )
+
+            def done(rid: str, idx: int) -> None:
+                # Verifications, always on a later day, refer to this record.
+                self.record_ids[("merchant", row.uscc)] = rid
+                values = row.model_dump()
+                values.update(registered_at=at, record_id=rid, leaf_index=idx)
+                self.rows["merchant"].append(values)
+                self.rows["account"].append(
+                    {
+                        "id": account_id,
+                        "username": row.uscc,
+                        "role": "merchant",
+                        "merchant_uscc": row.uscc,
+                        "password_hash": self.merchant_hash,
+                        "created_at": at,
+                        "disabled": False,
+                    }
+                )
+
+            return draft, done
+
+        self._event(registered, 0, register)
+        self.summary.merchants += 1
+
+        verified_on: date | None = None
+        if story in ("verified", "demonstration") or (story is None and rng.random() < 0.7):
+            verified_on = min(today, registered + timedelta(days=rng.randint(1, 30)))
+            self._verify(row, verified_on)
+
+        if story is None and rng.random() >= 0.85:
+            return
+        pledged = registered + timedelta(days=0 if story else rng.randint(0, 14))
+        active = self._pledges(row, account_id, pledged, keep_active=story is not None)
+        if story == "demonstration" or (
+            story is None and verified_on is not None and active and rng.random() < 0.06
+        ):
+            self._award(row, active, verified_on, force=story == "demonstration")
+
+    def _verify(self, row: Merchant, on: date) -> None:
+        def build(at: datetime) -> tuple[RecordDraft, Callable[[str, int], None]]:
+            draft = RecordDraft(
+                type=merchants.VERIFIED,
+                subject=row.uscc,
+                actor=Actor("regulator", str(self.regulator_id)),
+                body=merchants.verification_body(on),
+                refs=(Ref("verifies", self._record_of(row.uscc, "merchant")),),
+            )
+
+            def done(rid: str, idx: int) -> None:
+                self.rows["merchant_verification"].append(
+                    {
+                        "uscc": row.uscc,
+                        "verified_on": on,
+                        "at": at,
+                        "account_id": self.regulator_id,
+                        "record_id": rid,
+                        "leaf_index": idx,
+                    }
+                )
+
+            return draft, done
+
+        self._event(on, 1, build)
+        self.summary.verified += 1
+
+    def _record_of(self, key: str, kind: str) -> str:
+        return self.record_ids[(kind, key)]
+
+    def _pledges(
+        self, row: Merchant, account_id: int, start: date, *, keep_active: bool
+    ) -> list[tuple[date, date]]:
+        """Simulate a merchant's chain of pledges; returns the intervals during
+        which a pledge was active and never withdrawn."""
+        rng, today = self.rng, self.today
+        template = current_template(row.sector)
+        digest = template_digest(template)
+        optional = [i.code for i in template.items if not i.required]
+        previous: str | None = None
+        day = start
+        active: list[tuple[date, date]] = []
+        while day <= today:
+            pledge_id = uuid.uuid4().hex
+            items = [c for c in template.codes if c not in optional or rng.random() < 0.5]
+            extra = rng.choice(EXTRA_COMMITMENTS) if rng.random() < 0.2 else None
+            until = add_months(day, pledges.PLEDGE_VALIDITY_MONTHS)
+            prepared = pledges.PreparedPledge(
+                uscc=row.uscc,
+                template=template,
+                digest=digest,
+                items=items,
+                extra_commitments=extra,
+                valid_from=day,
+                valid_until=until,
+            )
+            self._pledge(row, account_id, pledge_id, prepared, previous)
+            withdraw_on = None
+            if not keep_active and rng.random() < 0.03:
+                withdraw_on = day + timedelta(days=rng.randint(20, 300))
+                if withdraw_on < min(until, today + timedelta(days=1)):
+                    self._withdraw(row, account_id, pledge_id, withdraw_on)
+                    active.append((day, withdraw_on))
+                    return active
+            active.append((day, until))
+            # Most renew shortly before expiry; some lapse and come back; some stop.
+            roll = rng.random()
+            if keep_active or roll < 0.7:
+                day = until - timedelta(days=rng.randint(1, 20))
+            elif roll < 0.85:
+                day = until + timedelta(days=rng.randint(10, 90))
+            else:
+                break
+            previous = pledge_id
+        return active
+
+    def _pledge(
+        self,
+        row: Merchant,
+        account_id: int,
+        pledge_id: str,
+        prepared: pledges.PreparedPledge,
+        previous: str | None,
+    ) -> None:
+        def build(at: datetime) -> tuple[RecordDraft, Callable[[str, int], None]]:
+            refs = (Ref("renews", self._record_of(previous, "pledge")),) if previous else ()
+            draft = RecordDraft(
+                type=pledges.PLEDGE_MADE,
+                subject=row.uscc,
+                actor=Actor("merchant", str(account_id)),
+                body=pledges.pledge_made_body(
+                    pledge_id=pledge_id, prepared=prepared, signer=None, signature=None
+                ),
+                refs=refs,
+            )
+
+            def done(rid: str, idx: int) -> None:
+                self.record_ids[("pledge", pledge_id)] = rid
+                self.rows["pledge"].append(
+                    {
+                        "id": pledge_id,
+                        "uscc": row.uscc,
+                        "template_sector": prepared.template.sector,
+                        "template_version": prepared.template.version,
+                        "template_digest": prepared.digest,
+                        "items": prepared.items,
+                        "extra_commitments": prepared.extra_commitments,
+                        "valid_from": prepared.valid_from,
+                        "valid_until": prepared.valid_until,
+                        "made_at": at,
+                        "account_id": account_id,
+                        "record_id": rid,
+                        "leaf_index": idx,
+                        "renews_pledge_id": previous,
+                        "signer": None,
+                        "signature": None,
+                    }
+                )
+
+            return draft, done
+
+        self._event(prepared.valid_from, 2, build)
+        self.summary.pledges += 1
+
+    def _withdraw(self, row: Merchant, account_id: int, pledge_id: str, on: date) -> None:
+        reason = self.rng.choice(WITHDRAW_REASONS)
+
+        def build(at: datetime) -> tuple[RecordDraft, Callable[[str, int], None]]:
+            draft = RecordDraft(
+                type=pledges.PLEDGE_WITHDRAWN,
+                subject=row.uscc,
+                actor=Actor("merchant", str(account_id)),
+                body=pledges.withdrawal_body(pledge_id=pledge_id, withdrawn_on=on, reason=reason),
+                refs=(Ref("revokes", self._record_of(pledge_id, "pledge")),),
+            )
+
+            def done(rid: str, idx: int) -> None:
+                self.rows["pledge_withdrawal"].append(
+                    {
+                        "pledge_id": pledge_id,
+                        "withdrawn_on": on,
+                        "reason": reason,
+                        "at": at,
+                        "account_id": account_id,
+                        "record_id": rid,
+                        "leaf_index": idx,
+                    }
+                )
+
+            return draft, done
+
+        self._event(on, 3, build)
+        self.summary.withdrawn += 1
+
+    def _award(
+        self,
+        row: Merchant,
+        active: list[tuple[date, date]],
+        verified_on: date | None,
+        *,
+        force: bool,
+    ) -> None:
+        assert verified_on is not None
+        # An award day on which the merchant was verified and had an active pledge.
+        candidates = [
+            (max(a, verified_on + timedelta(days=1)), min(b, self.today + timedelta(days=1)))
+            for a, b in active
+        ]
+        candidates = [(a, b) for a, b in candidates if a < b]
+        if not candidates:
+            return
+        a, b = candidates[-1] if force else self.rng.choice(candidates)
+        on = a + timedelta(days=self.rng.randint(0, (b - a).days - 1))
+        until = add_months(on, pledges.DEMONSTRATION_VALIDITY_MONTHS)
+        award_id = uuid.uuid4().hex
+        withdraw = not force and self.rng.random() < 0.08
+        withdraw_on = on + timedelta(days=self.rng.randint(30, 200))
+
+        def build(at: datetime) -> tuple[RecordDraft, Callable[[str, int], None]]:
+            draft = RecordDraft(
+                type=pledges.DEMONSTRATION,
+                subject=row.uscc,
+                actor=Actor("regulator", str(self.regulator_id)),
+                body=pledges.award_body(on=on, valid_until=until),
+            )
+
+            def done(rid: str, idx: int) -> None:
+                self.record_ids[("award", award_id)] = rid
+                self.rows["demonstration_award"].append(
+                    {
+                        "id": award_id,
+                        "uscc": row.uscc,
+                        "awarded_on": on,
+                        "valid_until": until,
+                        "at": at,
+                        "account_id": self.regulator_id,
+                        "record_id": rid,
+                        "leaf_index": idx,
+                    }
+                )
+
+            return draft, done
+
+        self._event(on, 4, build)
+        self.summary.awards += 1
+        if not withdraw or withdraw_on > self.today:
+            return
+        reason = "复查发现计量器具超期未检，撤销示范单位称号"
+
+        def build_withdrawal(at: datetime) -> tuple[RecordDraft, Callable[[str, int], None]]:
+            draft = RecordDraft(
+                type=pledges.DEMONSTRATION,
+                subject=row.uscc,
+                actor=Actor("regulator", str(self.regulator_id)),
+                body=pledges.award_withdrawal_body(on=withdraw_on, reason=reason),
+                refs=(Ref("revokes", self._record_of(award_id, "award")),),
+            )
+
+            def done(rid: str, idx: int) -> None:
+                self.rows["demonstration_withdrawal"].append(
+                    {
+                        "award_id": award_id,
+                        "withdrawn_on": withdraw_on,
+                        "reason": reason,
+                        "at": at,
+                        "account_id": self.regulator_id,
+                        "record_id": rid,
+                        "leaf_index": idx,
+                    }
+                )
+
+            return draft, done
+
+        self._event(withdraw_on, 5, build_withdrawal)
+
+    # --- writing -----------------------------------------------------------------------
+
+    TABLE_ORDER = (
+        ("merchant", Merchant),
+        ("account", Account),
+        ("merchant_verification", MerchantVerification),
+        ("pledge", Pledge),
+        ("pledge_withdrawal", PledgeWithdrawal),
+        ("demonstration_award", DemonstrationAward),
+        ("demonstration_withdrawal", DemonstrationWithdrawal),
+    )
+
+    def write(self) -> None:
+        """Append the records day by day and insert the rows after each day."""
+        self.events.sort(key=lambda e: (e.day, e.order, e.seq))
+        by_day: dict[date, list[_Event]] = defaultdict(list)
+        for e in self.events:
+            by_day[e.day].append(e)
+        for day, events in by_day.items():
+            for start in range(0, len(events), 500):
+                chunk = events[start : start + 500]
+                at = _at(day, start, self.now)
+                built = [e.build(at) for e in chunk]
+                appended = ledger_log.append(self.s, [d for d, _ in built], now=at)
+                for (_, done), rec in zip(built, appended, strict=True):
+                    done(rec.record_id, rec.leaf_index)
+                self._flush_rows()
+                self.summary.records += len(appended)
+
+    def _flush_rows(self) -> None:
+        for name, model in self.TABLE_ORDER:
+            rows = self.rows.pop(name, None)
+            if rows:
+                self.s.execute(insert(model), rows)
+
+
+def merchant_count(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(Merchant)).scalar_one())
+
+
+def seed_demo(
+    db: Database,
+    *,
+    settings: Settings,
+    merchants_n: int = DEMO_MERCHANTS,
+    seed: int = DEFAULT_SEED,
+    now: datetime | None = None,
+) -> DemoSummary | None:
+    """Seed the demo data into an empty registry; ``None`` if it has merchants."""
+    if settings.env == "production":
+        raise RuntimeError("demo data is made up and is never seeded with HM_ENV=production")
+    now = now or utcnow()
+    with db.session() as s:
+        if not db.is_sqlite:
+            s.execute(text("SELECT pg_advisory_xact_lock(7340002)"))
+        if merchant_count(s) > 0:
+            return None
+        seeder = _Seeder(s, settings=settings, now=now, seed=seed)
+        seeder.staff(now)
+        seeder.merchant(SHOWCASE[0], story="demonstration")
+        seeder.merchant(SHOWCASE[1], story="unverified")
+        seeder.merchant(SHOWCASE[2], story="verified")
+        showcase = {m["uscc"] for m in SHOWCASE}
+        for m in generate_merchants(max(0, merchants_n - len(SHOWCASE)), seed=seed):
+            if m["uscc"] not in showcase:
+                seeder.merchant(m)
+        seeder.write()
+        if not db.is_sqlite:
+            s.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence('account', 'id'), "
+                    "(SELECT max(id) FROM account))"
+                )
+            )
+        s.commit()
+        return seeder.summary
+
+
+def credentials_text() -> str:
+    staff = ", ".join(f"{u} / {p} ({r})" for u, r, p in DEMO_STAFF)
+    return (
+        f"demo accounts: {staff}; every demo merchant logs in with its credit code and "
+        f"{DEMO_MERCHANT_PASSWORD} (e.g. {SHOWCASE[0]['uscc']})"
+    )
+
+
+def seed_on_first_start(ctx: AppContext) -> None:
+    """Startup hook: seed the demo data when the registry is empty."""
+    if ctx.settings.env == "production" or not ctx.settings.demo_on_first_start:
+        return
+    with ctx.db.read() as s:
+        if merchant_count(s) > 0:
+            return
+    summary = seed_demo(ctx.db, settings=ctx.settings)
+    if summary is not None:
+        log.info(
+            "seeded demo data: %d merchants, %d pledges, %d demonstration units, %d records; %s",
+            summary.merchants,
+            summary.pledges,
+            summary.awards,
+            summary.records,
+            credentials_text(),
+        )
+
+
+def install(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    if settings.demo_on_first_start and settings.env != "production":
+        app.state.startup_hooks.append(seed_on_first_start)

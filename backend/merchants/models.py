@@ -1,0 +1,179 @@
+"""The merchant registry: merchants, their verification and wallet bindings.
+
+``merchant`` holds the registration as given (with the private contact data
+that never leaves this table in clear). Verification and wallet bindings are
+rows of their own, inserted and never updated, so that "verified since when,
+by whom" and "which wallet, since when" keep their history.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
+from sqlalchemy import BigInteger, Column, Index, String
+from sqlmodel import Field, SQLModel
+
+from backend.accounts.models import PASSWORD_MAX, PASSWORD_MIN, AccountPublic
+from backend.ledger.status import AnchorStatus, WrittenRecord
+from backend.pledges.models import DemonstrationPublic, PledgeSummary
+
+NAME_MAX = 100
+ADDRESS_MAX = 200
+CONTACT_PERSON_MAX = 50
+CONTACT_PHONE_MAX = 32
+QUERY_MAX = 100
+
+
+class Merchant(SQLModel, table=True):
+    __tablename__ = "merchant"
+    __table_args__ = (
+        Index("ix_merchant_sector", "sector"),
+        Index("ix_merchant_region_code", "region_code"),
+    )
+
+    # The primary key's B-tree also serves credit-code prefix search.
+    uscc: str = Field(sa_column=Column(String(18), primary_key=True))
+    name: str = Field(max_length=NAME_MAX)
+    sector: str = Field(max_length=16)
+    region_code: str = Field(max_length=6)
+    sub_area: str | None = Field(default=None, max_length=16)
+    address: str = Field(max_length=ADDRESS_MAX)
+    contact_person: str = Field(max_length=CONTACT_PERSON_MAX)
+    contact_phone: str = Field(max_length=CONTACT_PHONE_MAX)
+    contact_salt: str = Field(max_length=32, description="salt of the record's contact_digest")
+    registered_at: datetime
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class MerchantVerification(SQLModel, table=True):
+    """A regulator's verification of a registration (one per merchant)."""
+
+    __tablename__ = "merchant_verification"
+
+    uscc: str = Field(foreign_key="merchant.uscc", primary_key=True, max_length=18)
+    verified_on: date
+    at: datetime
+    account_id: int = Field(foreign_key="account.id")
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class MerchantWallet(SQLModel, table=True):
+    """A wallet binding; the newest row per merchant is the current wallet."""
+
+    __tablename__ = "merchant_wallet"
+    __table_args__ = (Index("ix_merchant_wallet_uscc_id", "uscc", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    uscc: str = Field(foreign_key="merchant.uscc", max_length=18)
+    address: str = Field(max_length=42)
+    bound_at: datetime
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+
+
+# --- API models ---------------------------------------------------------------
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MerchantCreate(_Input):
+    """A self-registration: the merchant and the password of its account."""
+
+    uscc: str = PField(
+        max_length=64, description="统一社会信用代码; lower case and spaces are fine"
+    )
+    name: str = PField(max_length=NAME_MAX)
+    sector: str = PField(max_length=32, description="a sector code, e.g. `fuel`")
+    region_code: str = PField(max_length=16, description="a Bazhong GB/T 2260 code, e.g. 511902")
+    sub_area: str | None = PField(default=None, max_length=32, description="`jingkai` or `wenlv`")
+    address: str = PField(max_length=ADDRESS_MAX)
+    contact_person: str = PField(max_length=CONTACT_PERSON_MAX, description="private")
+    contact_phone: str = PField(max_length=CONTACT_PHONE_MAX, description="private")
+    password: str = PField(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
+    wallet_address: str | None = PField(
+        default=None,
+        max_length=64,
+        description="optional Ethereum address whose EIP-712 signatures the merchant's "
+        "pledges may carry",
+    )
+
+
+class VerificationCreate(_Input):
+    verified_on: date | None = PField(default=None, description="default today (Asia/Shanghai)")
+
+
+class WalletBind(_Input):
+    address: str = PField(max_length=64)
+
+
+class VerificationPublic(BaseModel):
+    status: Literal["verified", "unverified"]
+    label: Literal["已核验", "未核验"]
+    verified_on: date | None = None
+    record: WrittenRecord | None = None
+
+
+class MerchantSummary(BaseModel):
+    uscc: str
+    name: str
+    sector: str
+    sector_name: str
+    region_code: str
+    region_name: str
+    sub_area: str | None
+    sub_area_name: str | None
+    verified: bool
+    verification_label: Literal["已核验", "未核验"]
+    active_pledge: bool
+    demonstration_unit: bool
+
+
+class MerchantPublic(BaseModel):
+    """What anyone may see about a merchant (never the contact data)."""
+
+    uscc: str
+    name: str
+    sector: str
+    sector_name: str
+    region_code: str
+    region_name: str
+    sub_area: str | None
+    sub_area_name: str | None
+    address: str
+    registered_at: datetime
+    registration_record: WrittenRecord
+    verification: VerificationPublic
+    wallet_address: str | None
+    current_pledge: PledgeSummary | None
+    demonstration: DemonstrationPublic | None = PField(
+        description="the current demonstration-unit award, if any"
+    )
+    public_url: str
+
+
+class MerchantRegistered(MerchantPublic):
+    record_id: str
+    leaf_index: int
+    anchor_status: AnchorStatus
+    account: AccountPublic
+
+
+class VerificationWritten(BaseModel):
+    uscc: str
+    verification: VerificationPublic
+    record_id: str
+    leaf_index: int
+    anchor_status: AnchorStatus
+
+
+class MerchantPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[MerchantSummary]

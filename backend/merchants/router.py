@@ -1,0 +1,102 @@
+"""Merchant registry API: register, look up, search, verify, bind a wallet."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from backend.accounts.deps import CurrentUser, OptionalUser, RegulatorUser, client_address
+from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.merchants import service
+from backend.merchants.models import (
+    QUERY_MAX,
+    MerchantCreate,
+    MerchantPage,
+    MerchantPublic,
+    MerchantRegistered,
+    VerificationCreate,
+    VerificationWritten,
+    WalletBind,
+)
+from backend.pledges.queries import shanghai_date, utcnow
+
+router = APIRouter(prefix="/api/merchants", tags=["merchants"])
+
+
+@router.post("", response_model=MerchantRegistered, status_code=201)
+def register(
+    ctx: CtxDep,
+    session: SessionDep,
+    request: Request,
+    user: OptionalUser,
+    body: MerchantCreate,
+) -> MerchantRegistered:
+    """Self-registration: an unverified merchant (未核验) and its merchant account,
+    whose user name is the credit code. Regulators may register on a merchant's behalf."""
+    return service.register_merchant(
+        session,
+        settings=ctx.settings,
+        data=body,
+        principal=user,
+        address=client_address(request),
+    )
+
+
+@router.get("", response_model=MerchantPage)
+def search(
+    session: ReadSessionDep,
+    q: Annotated[
+        str | None,
+        Query(max_length=QUERY_MAX, description="name fragment, or credit-code prefix"),
+    ] = None,
+    region: Annotated[str | None, Query(max_length=16, description="region code")] = None,
+    sector: Annotated[str | None, Query(max_length=32)] = None,
+    sub_area: Annotated[str | None, Query(max_length=32)] = None,
+    tier: Annotated[str | None, Query(max_length=1, description="credit tier A-D")] = None,
+    limit: Annotated[int, Query(ge=1, le=service.SEARCH_LIMIT_MAX)] = 20,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> MerchantPage:
+    """Public search, ordered by credit code."""
+    return service.search(
+        session,
+        q=q,
+        region=region,
+        sector=sector,
+        sub_area=sub_area,
+        tier=tier,
+        limit=limit,
+        offset=offset,
+        today=shanghai_date(utcnow()),
+    )
+
+
+@router.get("/{uscc}", response_model=MerchantPublic)
+def get_merchant(ctx: CtxDep, session: ReadSessionDep, uscc: str) -> MerchantPublic:
+    """A merchant's public view (never its contact data)."""
+    return service.get_public(
+        session, settings=ctx.settings, uscc=uscc, today=shanghai_date(utcnow())
+    )
+
+
+@router.post("/{uscc}/verification", response_model=VerificationWritten, status_code=201)
+def verify(
+    session: SessionDep, user: RegulatorUser, uscc: str, body: VerificationCreate | None = None
+) -> VerificationWritten:
+    """A regulator verifies a registration (已核验)."""
+    return service.verify_merchant(
+        session,
+        principal=user,
+        uscc=uscc,
+        verified_on=body.verified_on if body else None,
+    )
+
+
+@router.put("/{uscc}/wallet", response_model=MerchantPublic)
+def bind_wallet(
+    ctx: CtxDep, session: SessionDep, user: CurrentUser, uscc: str, body: WalletBind
+) -> MerchantPublic:
+    """The merchant binds the Ethereum address its signed pledges come from."""
+    return service.bind_wallet(
+        session, settings=ctx.settings, principal=user, uscc=uscc, address=body.address
+    )

@@ -1,0 +1,577 @@
+"""The merchant registry's rules: registration, verification, wallet, search.
+
+Registration creates the merchant, its ``merchant.registered`` record and its
+merchant account in one transaction. The record carries the public fields and
+only a salted digest of the contact data:
+``contact_digest = SHA-256(salt || RFC8785({"contact_person": p, "contact_phone": t}))``
+with the 16-byte salt kept (hex) in the private ``merchant.contact_salt``, so
+that the registry can later show which contact data was registered without
+the log ever disclosing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import date, datetime
+
+import rfc8785
+from eth_utils import is_address, is_checksum_address, to_checksum_address
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from backend.accounts import ratelimit, security
+from backend.accounts.service import (
+    NotOwnMerchant,
+    Principal,
+    RoleNotPermitted,
+    new_account,
+    require_merchant_self,
+    require_role,
+    to_public,
+    validate_password,
+)
+from backend.config import Settings
+from backend.credit import service as credit
+from backend.credit.models import MerchantRating
+from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.ledger import log
+from backend.ledger.records import Actor, RecordDraft, Ref
+from backend.ledger.status import written
+from backend.merchants import reference
+from backend.merchants.models import (
+    ADDRESS_MAX,
+    CONTACT_PERSON_MAX,
+    NAME_MAX,
+    QUERY_MAX,
+    Merchant,
+    MerchantCreate,
+    MerchantPage,
+    MerchantPublic,
+    MerchantRegistered,
+    MerchantSummary,
+    MerchantVerification,
+    MerchantWallet,
+    VerificationPublic,
+    VerificationWritten,
+)
+from backend.merchants.text import clean_text
+from backend.merchants.uscc import ALPHABET, InvalidUSCC, normalize_uscc, validate_uscc
+from backend.pledges import queries
+
+REGISTERED = "merchant.registered"
+VERIFIED = "merchant.verified"
+TIERS = ("A", "B", "C", "D")
+SEARCH_LIMIT_MAX = 100
+_PHONE = re.compile(r"\+?[0-9][0-9 ()\-]{4,30}")
+
+
+class InvalidCreditCode(ValidationFailed):
+    """Not a well-formed 统一社会信用代码; ``rule`` names the check that failed."""
+
+
+class UnknownSector(ValidationFailed):
+    pass
+
+
+class UnknownRegion(ValidationFailed):
+    pass
+
+
+class UnknownSubArea(ValidationFailed):
+    pass
+
+
+class InvalidPhone(ValidationFailed):
+    pass
+
+
+class InvalidWalletAddress(ValidationFailed):
+    pass
+
+
+class InvalidTier(ValidationFailed):
+    pass
+
+
+class InvalidDate(ValidationFailed):
+    pass
+
+
+class MerchantAlreadyRegistered(Conflict):
+    pass
+
+
+class MerchantAlreadyVerified(Conflict):
+    pass
+
+
+class MerchantNotFound(NotFound):
+    pass
+
+
+# --- validation -----------------------------------------------------------------
+
+
+def parse_uscc(raw: str) -> str:
+    """The normalised credit code, or :class:`InvalidCreditCode` naming the rule."""
+    try:
+        return validate_uscc(raw)
+    except InvalidUSCC as exc:
+        extra = {"rule": exc.rule}
+        if exc.position is not None:
+            extra["position"] = exc.position  # type: ignore[assignment]
+        if exc.expected is not None:
+            extra["expected"] = exc.expected
+        raise InvalidCreditCode(f"credit code rule '{exc.rule}' failed: {exc}", **extra) from None
+
+
+def parse_sector(code: str) -> str:
+    try:
+        return reference.validate_sector(code)
+    except ValueError as exc:
+        raise UnknownSector(str(exc)) from None
+
+
+def parse_region(code: str) -> str:
+    try:
+        return reference.validate_region(code)
+    except ValueError as exc:
+        raise UnknownRegion(str(exc)) from None
+
+
+def parse_sub_area(code: str | None) -> str | None:
+    try:
+        return reference.validate_sub_area(code or None)
+    except ValueError as exc:
+        raise UnknownSubArea(str(exc)) from None
+
+
+def parse_wallet(raw: str | None) -> str | None:
+    """A checksummed address; all-lower/upper-case input is accepted, a
+    mixed-case one must carry a correct EIP-55 checksum (a typo guard)."""
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    if not is_address(text):
+        raise InvalidWalletAddress(f"{text!r} is not an Ethereum address (0x + 40 hex digits)")
+    body = text[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(text):
+        raise InvalidWalletAddress(f"{text!r} has a wrong EIP-55 checksum; check for a typo")
+    return str(to_checksum_address(text))
+
+
+def parse_phone(raw: str) -> str:
+    text = clean_text(raw, field="contact_phone", max_len=32).strip()
+    if not _PHONE.fullmatch(text):
+        raise InvalidPhone(
+            f"contact_phone {raw!r} is not a phone number (digits, spaces, + - ( ) allowed)"
+        )
+    return text
+
+
+def contact_digest(salt_hex: str, *, person: str, phone: str) -> str:
+    value = rfc8785.dumps({"contact_person": person, "contact_phone": phone})
+    return hashlib.sha256(bytes.fromhex(salt_hex) + value).hexdigest()
+
+
+def registration_body(merchant: Merchant) -> dict[str, object]:
+    return {
+        "uscc": merchant.uscc,
+        "name": merchant.name,
+        "sector": merchant.sector,
+        "region_code": merchant.region_code,
+        "sub_area": merchant.sub_area,
+        "address": merchant.address,
+        "contact_digest": contact_digest(
+            merchant.contact_salt, person=merchant.contact_person, phone=merchant.contact_phone
+        ),
+    }
+
+
+def verification_body(verified_on: date) -> dict[str, object]:
+    return {"verified_on": verified_on.isoformat()}
+
+
+# --- reads ------------------------------------------------------------------------
+
+
+def get_merchant(session: Session, uscc: str, *, lock: bool = False) -> Merchant:
+    """The merchant row; with ``lock``, locked until commit (PostgreSQL; SQLite's
+    write transactions are serialised already), so that writes about one merchant
+    that read its current state (pledges, awards) take turns."""
+    merchant = session.get(Merchant, uscc, with_for_update=lock or None)
+    if merchant is None:
+        raise MerchantNotFound(f"no merchant with credit code {uscc}")
+    return merchant
+
+
+def is_verified(session: Session, uscc: str) -> bool:
+    return session.get(MerchantVerification, uscc) is not None
+
+
+def current_wallet(session: Session, uscc: str) -> str | None:
+    return session.execute(
+        select(col(MerchantWallet.address))
+        .where(col(MerchantWallet.uscc) == uscc)
+        .order_by(col(MerchantWallet.id).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _verification_public(session: Session, row: MerchantVerification | None) -> VerificationPublic:
+    if row is None:
+        return VerificationPublic(status="unverified", label="未核验")
+    return VerificationPublic(
+        status="verified",
+        label="已核验",
+        verified_on=row.verified_on,
+        record=queries.written_record(session, row.record_id, row.leaf_index),
+    )
+
+
+def public_view(
+    session: Session, merchant: Merchant, *, settings: Settings, today: date
+) -> MerchantPublic:
+    pledge = queries.current_pledge(session, merchant.uscc, today)
+    award = queries.current_award(session, merchant.uscc, today)
+    sub = reference.SUB_AREAS.get(merchant.sub_area) if merchant.sub_area else None
+    return MerchantPublic(
+        uscc=merchant.uscc,
+        name=merchant.name,
+        sector=merchant.sector,
+        sector_name=reference.SECTORS[merchant.sector],
+        region_code=merchant.region_code,
+        region_name=reference.DIVISIONS[merchant.region_code],
+        sub_area=merchant.sub_area,
+        sub_area_name=sub.name if sub else None,
+        address=merchant.address,
+        registered_at=merchant.registered_at,
+        registration_record=queries.written_record(
+            session, merchant.record_id, merchant.leaf_index
+        ),
+        verification=_verification_public(
+            session, session.get(MerchantVerification, merchant.uscc)
+        ),
+        wallet_address=current_wallet(session, merchant.uscc),
+        current_pledge=queries.summary(session, pledge, today) if pledge else None,
+        demonstration=queries.award_public(session, award, today) if award else None,
+        public_url=public_url(settings, merchant.uscc),
+    )
+
+
+def public_url(settings: Settings, uscc: str) -> str:
+    return f"{settings.public_base_url.rstrip('/')}/merchants/{uscc}"
+
+
+def get_public(session: Session, *, settings: Settings, uscc: str, today: date) -> MerchantPublic:
+    return public_view(
+        session, get_merchant(session, parse_uscc(uscc)), settings=settings, today=today
+    )
+
+
+def search(
+    session: Session,
+    *,
+    q: str | None,
+    region: str | None,
+    sector: str | None,
+    sub_area: str | None,
+    tier: str | None,
+    limit: int,
+    offset: int,
+    today: date,
+) -> MerchantPage:
+    """Public search by name fragment or credit-code prefix, with filters.
+
+    A code prefix is a range scan on the primary key (``uscc >= p AND uscc <
+    p || '~'``: every code character sorts below '~'), which both SQLite and
+    PostgreSQL answer from the index; a name fragment is ``LIKE '%x%'``, a
+    scan that stays in the tens of milliseconds at 10^5 merchants (``ILIKE``, so
+    Latin letters match in any case on both databases).
+    Results are ordered by credit code, so pages are stable.
+    """
+    conditions = []
+    if q is not None and q.strip():  # an empty search box means "everything"
+        text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # ILIKE: case-insensitive for Latin letters in names on both databases.
+        by_name = col(Merchant.name).ilike(f"%{escaped}%", escape="\\")
+        code = normalize_uscc(text)
+        if 0 < len(code) <= 18 and all(c in ALPHABET for c in code):
+            by_code = and_(col(Merchant.uscc) >= code, col(Merchant.uscc) < code + "~")
+            conditions.append(or_(by_code, by_name))
+        else:
+            conditions.append(by_name)
+    if region:
+        conditions.append(col(Merchant.region_code) == parse_region(region))
+    if sector:
+        conditions.append(col(Merchant.sector) == parse_sector(sector))
+    if sub_area:
+        conditions.append(col(Merchant.sub_area) == parse_sub_area(sub_area))
+    if tier:
+        wanted = tier.strip().upper()
+        if wanted not in TIERS:
+            raise InvalidTier(f"unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
+        # The displayed tier, from the rating cache owned by backend/credit.
+        conditions.append(
+            col(Merchant.uscc).in_(
+                select(col(MerchantRating.uscc)).where(col(MerchantRating.tier) == wanted)
+            )
+        )
+    total = int(
+        session.execute(select(func.count()).select_from(Merchant).where(*conditions)).scalar_one()
+    )
+    rows = (
+        session.execute(
+            select(Merchant)
+            .where(*conditions)
+            .order_by(col(Merchant.uscc))
+            .limit(limit)
+            .offset(offset)
+        )
+        .scalars()
+        .all()
+    )
+    usccs = [m.uscc for m in rows]
+    verified = (
+        {
+            u
+            for (u,) in session.execute(
+                select(col(MerchantVerification.uscc)).where(
+                    col(MerchantVerification.uscc).in_(usccs)
+                )
+            )
+        }
+        if usccs
+        else set()
+    )
+    pledged = queries.usccs_with_active_pledge(session, usccs, today)
+    awarded = queries.usccs_with_active_award(session, usccs, today)
+    items = []
+    for m in rows:
+        sub = reference.SUB_AREAS.get(m.sub_area) if m.sub_area else None
+        items.append(
+            MerchantSummary(
+                uscc=m.uscc,
+                name=m.name,
+                sector=m.sector,
+                sector_name=reference.SECTORS[m.sector],
+                region_code=m.region_code,
+                region_name=reference.DIVISIONS[m.region_code],
+                sub_area=m.sub_area,
+                sub_area_name=sub.name if sub else None,
+                verified=m.uscc in verified,
+                verification_label="已核验" if m.uscc in verified else "未核验",
+                active_pledge=m.uscc in pledged,
+                demonstration_unit=m.uscc in awarded,
+            )
+        )
+    return MerchantPage(total=total, limit=limit, offset=offset, items=items)
+
+
+# --- writes -----------------------------------------------------------------------
+
+
+def _registration_actor(principal: Principal | None) -> None:
+    """Who may register: the public (self-registration) and regulators (assisted)."""
+    if principal is None or principal.role == "regulator":
+        return
+    if principal.role == "merchant":
+        raise NotOwnMerchant(
+            f"account {principal.username} already belongs to merchant "
+            f"{principal.merchant_uscc} and cannot register another merchant"
+        )
+    raise RoleNotPermitted("admins manage accounts; a merchant registers itself or via a regulator")
+
+
+def register_merchant(
+    session: Session,
+    *,
+    settings: Settings,
+    data: MerchantCreate,
+    principal: Principal | None,
+    address: str | None,
+    now: datetime | None = None,
+) -> MerchantRegistered:
+    """Register an unverified merchant with its merchant account."""
+    _registration_actor(principal)
+    now = now or queries.utcnow()
+    uscc = parse_uscc(data.uscc)
+    name = clean_text(data.name, field="name", max_len=NAME_MAX)
+    sector = parse_sector(data.sector)
+    region = parse_region(data.region_code)
+    sub_area = parse_sub_area(data.sub_area)
+    addr = clean_text(data.address, field="address", max_len=ADDRESS_MAX)
+    person = clean_text(data.contact_person, field="contact_person", max_len=CONTACT_PERSON_MAX)
+    phone = parse_phone(data.contact_phone)
+    wallet = parse_wallet(data.wallet_address)
+    validate_password(data.password, username=uscc)
+
+    if principal is None:
+        key = ratelimit.registration_key(address)
+        ratelimit.check(
+            session,
+            key=key,
+            limit=ratelimit.ADDRESS_REGISTRATION,
+            now=now,
+            what="registrations from this address",
+            count_all=True,
+        )
+    if session.get(Merchant, uscc) is not None:
+        raise MerchantAlreadyRegistered(f"a merchant with credit code {uscc} is already registered")
+    # Hash outside the write transaction: Argon2 takes a while, the lock should not.
+    session.rollback()
+    password_hash = security.hash_password(data.password, env=settings.env)
+
+    try:
+        if session.get(Merchant, uscc) is not None:
+            raise MerchantAlreadyRegistered(
+                f"a merchant with credit code {uscc} is already registered"
+            )
+        merchant = Merchant(
+            uscc=uscc,
+            name=name,
+            sector=sector,
+            region_code=region,
+            sub_area=sub_area,
+            address=addr,
+            contact_person=person,
+            contact_phone=phone,
+            contact_salt=secrets.token_hex(16),
+            registered_at=now,
+            record_id="",
+            leaf_index=-1,
+        )
+        # Self-registration is an act of the public: the account only exists after it.
+        actor = principal.actor if principal is not None else Actor("public", None)
+        (rec,) = log.append(
+            session,
+            RecordDraft(
+                type=REGISTERED, subject=uscc, actor=actor, body=registration_body(merchant)
+            ),
+            now=now,
+        )
+        merchant.record_id, merchant.leaf_index = rec.record_id, rec.leaf_index
+        session.add(merchant)
+        session.flush()
+        account = new_account(
+            session,
+            username=uscc,
+            role="merchant",
+            password_hash=password_hash,
+            merchant_uscc=uscc,
+            now=now,
+        )
+        if wallet is not None:
+            session.add(
+                MerchantWallet(uscc=uscc, address=wallet, bound_at=now, account_id=account.id)
+            )
+        if principal is None:
+            ratelimit.record(
+                session, keys=[ratelimit.registration_key(address)], now=now, succeeded=True
+            )
+        # A new merchant is rated from the start (the tier filter and pages need it).
+        credit.rerate_merchant(
+            session, uscc, as_of=queries.shanghai_date(now), cause_record_id=rec.record_id, now=now
+        )
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise MerchantAlreadyRegistered(
+            f"a merchant with credit code {uscc} is already registered"
+        ) from None
+    view = public_view(session, merchant, settings=settings, today=queries.shanghai_date(now))
+    w = written(session, rec)
+    return MerchantRegistered(
+        **view.model_dump(),
+        record_id=w.record_id,
+        leaf_index=w.leaf_index,
+        anchor_status=w.anchor_status,
+        account=to_public(account),
+    )
+
+
+def verify_merchant(
+    session: Session,
+    *,
+    principal: Principal | None,
+    uscc: str,
+    verified_on: date | None,
+    now: datetime | None = None,
+) -> VerificationWritten:
+    """A regulator confirms a registration (once); appends ``merchant.verified``."""
+    p = require_role(principal, "regulator")
+    now = now or queries.utcnow()
+    today = queries.shanghai_date(now)
+    merchant = get_merchant(session, parse_uscc(uscc))
+    on = verified_on or today
+    registered_on = queries.shanghai_date(merchant.registered_at)
+    if not registered_on <= on <= today:
+        raise InvalidDate(
+            f"verified_on {on} must lie between the registration ({registered_on}) and today "
+            f"({today})"
+        )
+    if session.get(MerchantVerification, merchant.uscc) is not None:
+        raise MerchantAlreadyVerified(f"merchant {merchant.uscc} is already verified")
+    (rec,) = log.append(
+        session,
+        RecordDraft(
+            type=VERIFIED,
+            subject=merchant.uscc,
+            actor=p.actor,
+            body=verification_body(on),
+            refs=(Ref("verifies", merchant.record_id),),
+        ),
+        now=now,
+    )
+    row = MerchantVerification(
+        uscc=merchant.uscc,
+        verified_on=on,
+        at=now,
+        account_id=p.account_id,
+        record_id=rec.record_id,
+        leaf_index=rec.leaf_index,
+    )
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise MerchantAlreadyVerified(f"merchant {merchant.uscc} is already verified") from None
+    w = written(session, rec)
+    return VerificationWritten(
+        uscc=merchant.uscc,
+        verification=_verification_public(session, row),
+        record_id=w.record_id,
+        leaf_index=w.leaf_index,
+        anchor_status=w.anchor_status,
+    )
+
+
+def bind_wallet(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal | None,
+    uscc: str,
+    address: str,
+    now: datetime | None = None,
+) -> MerchantPublic:
+    """The merchant binds (or changes) the wallet its pledge signatures come
+    from. Earlier signed pledges keep their signer, recorded in their record."""
+    code = parse_uscc(uscc)
+    p = require_merchant_self(principal, code)
+    merchant = get_merchant(session, code)
+    wallet = parse_wallet(address)
+    if wallet is None:
+        raise InvalidWalletAddress("address must not be empty")
+    now = now or queries.utcnow()
+    if current_wallet(session, code) != wallet:
+        session.add(
+            MerchantWallet(uscc=code, address=wallet, bound_at=now, account_id=p.account_id)
+        )
+        session.commit()
+    return public_view(session, merchant, settings=settings, today=queries.shanghai_date(now))
