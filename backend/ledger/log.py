@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from backend.errors import InvalidTreeSize, RecordNotFound
 from backend.ledger import merkle
@@ -124,12 +124,14 @@ def _fetch_nodes(session: Session, keys: Iterable[NodeKey]) -> dict[NodeKey, byt
     if not by_level:
         return found
     terms = [
-        and_(MerkleNode.level == level, MerkleNode.idx.in_(idxs))  # type: ignore[attr-defined]
+        and_(col(MerkleNode.level) == level, col(MerkleNode.idx).in_(idxs))
         for level, idxs in sorted(by_level.items())
     ]
     for i in range(0, len(terms), 64):
         rows = session.execute(
-            select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(or_(*terms[i : i + 64]))
+            select(col(MerkleNode.level), col(MerkleNode.idx), col(MerkleNode.hash)).where(
+                or_(*terms[i : i + 64])
+            )
         )
         for level, idx, h in rows:
             found[(int(level), int(idx))] = bytes(h)
@@ -137,7 +139,7 @@ def _fetch_nodes(session: Session, keys: Iterable[NodeKey]) -> dict[NodeKey, byt
 
 
 def tree_size(session: Session) -> int:
-    return int(session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one())
+    return int(session.execute(select(col(LogHead.size)).where(col(LogHead.id) == 1)).scalar_one())
 
 
 def _check_size(session: Session, size: int) -> None:
@@ -188,14 +190,17 @@ def consistency_proof(session: Session, old_size: int, new_size: int) -> list[by
     _check_size(session, new_size)
     if not 0 < old_size <= new_size:
         raise InvalidTreeSize(
-            f"consistency proof needs 0 < first <= second, got first={old_size}, "
-            f"second={new_size}"
+            f"consistency proof needs 0 < first <= second, got first={old_size}, second={new_size}"
         )
     return _prefetched(session, lambda sub: merkle.consistency_proof(old_size, new_size, sub))
 
 
 def get_leaf(session: Session, record_id: str) -> LogLeaf:
-    leaf = session.execute(select(LogLeaf).where(LogLeaf.record_id == record_id)).scalars().first()
+    leaf = (
+        session.execute(select(LogLeaf).where(col(LogLeaf.record_id) == record_id))
+        .scalars()
+        .first()
+    )
     if leaf is None:
         raise RecordNotFound(f"no record with id {record_id}")
     return leaf
@@ -214,12 +219,12 @@ def iter_leaves(
     """
     pos = start
     while end is None or pos < end:
-        query = select(LogLeaf.leaf_index, LogLeaf.record_id, LogLeaf.canonical).where(
-            LogLeaf.leaf_index >= pos
-        )
+        query = select(
+            col(LogLeaf.leaf_index), col(LogLeaf.record_id), col(LogLeaf.canonical)
+        ).where(col(LogLeaf.leaf_index) >= pos)
         if end is not None:
-            query = query.where(LogLeaf.leaf_index < end)
-        rows = session.execute(query.order_by(LogLeaf.leaf_index).limit(batch)).all()
+            query = query.where(col(LogLeaf.leaf_index) < end)
+        rows = session.execute(query.order_by(col(LogLeaf.leaf_index)).limit(batch)).all()
         for idx, rid, canonical in rows:
             yield int(idx), rid, bytes(canonical)
         if len(rows) < batch:
@@ -230,9 +235,9 @@ def iter_leaves(
 def records_for_subject(session: Session, subject: str) -> list[dict[str, Any]]:
     """Every record about one merchant, oldest first, with its id and index."""
     rows = session.execute(
-        select(LogLeaf.leaf_index, LogLeaf.record_id, LogLeaf.canonical)
-        .where(LogLeaf.subject == subject)
-        .order_by(LogLeaf.leaf_index)
+        select(col(LogLeaf.leaf_index), col(LogLeaf.record_id), col(LogLeaf.canonical))
+        .where(col(LogLeaf.subject) == subject)
+        .order_by(col(LogLeaf.leaf_index))
     ).all()
     out = []
     for idx, rid, canonical in rows:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from backend.ledger.log import AppendedRecord
 from backend.ledger.models import Checkpoint
@@ -35,12 +35,16 @@ class WrittenRecord(BaseModel):
 
 
 def anchor_status(session: Session, leaf_index: int) -> AnchorStatus:
-    cp = session.execute(
-        select(Checkpoint)
-        .where(Checkpoint.tree_size > leaf_index)
-        .order_by(Checkpoint.tree_size)  # type: ignore[arg-type]
-        .limit(1)
-    ).scalars().first()
+    cp = (
+        session.execute(
+            select(Checkpoint)
+            .where(col(Checkpoint.tree_size) > leaf_index)
+            .order_by(col(Checkpoint.tree_size))  # type: ignore[arg-type]
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )
     if cp is None:
         return AnchorStatus(status="pending")
     return AnchorStatus(
