@@ -1,14 +1,23 @@
-"""Liveness and readiness (the log and checkpoint API lives here too)."""
+"""Liveness and readiness, and the log's public API: checkpoints, records, proofs.
+
+Thin: parse, call one function of ``backend/ledger/service.py``, return a
+``*Public`` model.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from backend.deps import CtxDep
+from backend.deps import CtxDep, ReadSessionDep
+from backend.ledger import service
+from backend.ledger.bundle import ProofBundle
 
 router = APIRouter(tags=["health"])
+log_router = APIRouter(prefix="/api", tags=["log"])
 
 
 @router.get("/healthz")
@@ -18,12 +27,14 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(ctx: CtxDep) -> JSONResponse:
-    """Database and ledger reachable; says which one is down."""
+def readyz(ctx: CtxDep, request: Request) -> JSONResponse:
+    """Database and ledger reachable (says which one is down), plus anchoring progress."""
     checks: dict[str, str] = {}
+    anchoring: dict[str, Any] = {}
     try:
         with ctx.db.read() as s:
             s.execute(text("SELECT 1"))
+            anchoring = service.anchoring_info(s).model_dump()
         checks["database"] = "up"
     except Exception as exc:  # any failure means "not ready"
         checks["database"] = f"down: {type(exc).__name__}"
@@ -32,8 +43,62 @@ def readyz(ctx: CtxDep) -> JSONResponse:
         checks["ledger"] = "up"
     except Exception as exc:
         checks["ledger"] = f"down: {getattr(exc, 'detail', type(exc).__name__)}"
+    worker = getattr(request.app.state, "anchor_worker", None)
+    anchoring["worker"] = worker.status.to_dict() if worker is not None else None
     ready = all(v == "up" for v in checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {"status": "ready" if ready else "not ready", "checks": checks, "anchoring": anchoring},
         status_code=200 if ready else 503,
+    )
+
+
+@log_router.get("/log/checkpoints/latest", response_model=service.CheckpointPublic)
+def latest_checkpoint(session: ReadSessionDep) -> service.CheckpointPublic:
+    """The most recent checkpoint anchored on the ledger (404 before the first)."""
+    return service.latest_checkpoint(session)
+
+
+@log_router.get("/log/checkpoints", response_model=service.CheckpointPage)
+def list_checkpoints(
+    session: ReadSessionDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
+) -> service.CheckpointPage:
+    """Checkpoints in anchoring order (index 0 first)."""
+    return service.list_checkpoints(session, offset=offset, limit=limit)
+
+
+@log_router.get("/log/consistency", response_model=service.ConsistencyProofPublic)
+def consistency(
+    session: ReadSessionDep,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int, Query(ge=1)],
+) -> service.ConsistencyProofPublic:
+    """RFC 9162 consistency proof that the tree of size ``second`` extends the one of ``first``."""
+    return service.consistency(session, first=first, second=second)
+
+
+@log_router.get("/records/{record_id}", response_model=service.RecordPublic)
+def get_record(record_id: str, session: ReadSessionDep) -> service.RecordPublic:
+    """The canonical record, its leaf index and hash, and its anchor status."""
+    return service.get_record(session, record_id=record_id)
+
+
+@log_router.get(
+    "/records/{record_id}/proof",
+    response_model=ProofBundle,
+    responses={409: {"description": "RecordNotAnchored: the record is pending anchor"}},
+)
+def record_proof(
+    record_id: str,
+    session: ReadSessionDep,
+    ctx: CtxDep,
+    checkpoint: Annotated[int | None, Query(ge=0, description="default: the latest")] = None,
+) -> ProofBundle:
+    """A proof bundle (docs/proof-bundle.md) for the record against an anchored checkpoint."""
+    return service.proof_bundle(
+        session,
+        record_id=record_id,
+        ledger_url=service.ledger_url_for(ctx.settings),
+        checkpoint=checkpoint,
     )

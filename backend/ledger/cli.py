@@ -1,0 +1,325 @@
+"""Commands of the log: ``anchor``, ``verify``, ``audit``.
+
+``verify`` has modes; a proof bundle is the first. Later modes (``--credit USCC``,
+``--draw ID``) are added by appending a :class:`VerifyMode` to ``VERIFY_MODES``:
+each adds its own arguments and says whether the parsed arguments select it.
+``verify`` must never open the service's database; imports stay inside the
+functions so the command loads only what its mode needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Exit codes shared by the commands here.
+EXIT_OK = 0
+EXIT_FAILED = 1  # verification rejected the bundle / the audit found tampering
+EXIT_INCOMPLETE = 2  # could not finish: unreadable input, ledger unreachable
+EXIT_HALTED = 3  # anchoring refused: the database and the chain disagree
+EXIT_BUSY = 4  # another process is the anchorer
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+# --- anchor ----------------------------------------------------------------------------
+
+
+def _anchor(args: argparse.Namespace) -> int:
+    from backend.config import get_settings
+    from backend.context import AppContext
+    from backend.errors import LedgerUnavailable
+    from backend.ledger.anchoring import (
+        Anchorer,
+        AnchoringHalted,
+        AnchorWorker,
+        anchor_lock_for,
+    )
+
+    ctx = AppContext.create(get_settings())
+    lock = anchor_lock_for(ctx)
+    try:
+        if not args.once:
+            worker = AnchorWorker(ctx, lock=lock)
+
+            def _stop(*_: Any) -> None:
+                worker.request_stop()
+
+            signal.signal(signal.SIGTERM, _stop)
+            signal.signal(signal.SIGINT, _stop)
+            print("anchoring worker running; Ctrl-C to stop", file=sys.stderr)
+            worker.run()
+            return EXIT_OK
+        if not lock.acquire():
+            _err(
+                "another process is anchoring right now (it holds the anchoring lock); "
+                "nothing to do here"
+            )
+            return EXIT_BUSY
+        try:
+            outcome = Anchorer(ctx).run_once(force=True)
+        except LedgerUnavailable as exc:
+            _err(f"ledger unavailable, nothing anchored (records stay pending): {exc.detail}")
+            return EXIT_INCOMPLETE
+        except AnchoringHalted as exc:
+            _err(f"ANCHORING REFUSED: {exc}")
+            return EXIT_HALTED
+        print(outcome.describe())
+        return EXIT_OK
+    finally:
+        lock.release()
+        ctx.close()
+
+
+# --- verify ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyMode:
+    """One way of using ``honest-metering verify``."""
+
+    name: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    selected: Callable[[argparse.Namespace], bool]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _bundle_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "bundle",
+        nargs="?",
+        type=Path,
+        help="a proof bundle (JSON from GET /api/records/{id}/proof); '-' reads stdin",
+    )
+
+
+def _verify_bundle(args: argparse.Namespace) -> int:
+    from backend.ledger.bundle import BundleFormatError
+    from backend.ledger.verify import Verdict, load_bundle_file, verify_bundle
+
+    try:
+        data = json.load(sys.stdin) if str(args.bundle) == "-" else load_bundle_file(args.bundle)
+    except (BundleFormatError, json.JSONDecodeError) as exc:
+        verdict = Verdict(incomplete=True)
+        verdict.add("format", "FAIL", str(exc))
+    else:
+        verdict = verify_bundle(data, ledger_url=args.ledger)
+    if args.json:
+        print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(verdict.render())
+    if verdict.ok:
+        return EXIT_OK
+    return EXIT_INCOMPLETE if verdict.incomplete else EXIT_FAILED
+
+
+VERIFY_MODES: list[VerifyMode] = [
+    VerifyMode(
+        name="bundle",
+        add_arguments=_bundle_arguments,
+        selected=lambda a: getattr(a, "bundle", None) is not None,
+        run=_verify_bundle,
+    ),
+]
+
+
+def _credit_mode(name: str) -> Any:
+    # The credit mode lives in backend/credit/cli.py; import it only when used.
+    def call(*args: Any) -> Any:
+        from backend.credit import cli as credit_cli
+
+        return getattr(credit_cli, name)(*args)
+
+    return call
+
+
+VERIFY_MODES.append(
+    VerifyMode(
+        name="credit",
+        add_arguments=_credit_mode("verify_arguments"),
+        selected=_credit_mode("verify_selected"),
+        run=_credit_mode("verify_run"),
+    )
+)
+
+
+def _draw_mode(name: str) -> Any:
+    # The draw mode lives in backend/inspections/cli.py; import it only when used.
+    def call(*args: Any) -> Any:
+        from backend.inspections import cli as inspections_cli
+
+        return getattr(inspections_cli, name)(*args)
+
+    return call
+
+
+VERIFY_MODES.append(
+    VerifyMode(
+        name="draw",
+        add_arguments=_draw_mode("verify_arguments"),
+        selected=_draw_mode("verify_selected"),
+        run=_draw_mode("verify_run"),
+    )
+)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    chosen = [m for m in VERIFY_MODES if m.selected(args)]
+    if len(chosen) != 1:
+        names = " | ".join(m.name for m in VERIFY_MODES)
+        _err(
+            f"verify needs exactly one thing to verify ({names}); got "
+            f"{' and '.join(m.name for m in chosen) or 'none'}"
+        )
+        return EXIT_INCOMPLETE
+    return chosen[0].run(args)
+
+
+# --- audit -----------------------------------------------------------------------------
+
+
+def _progress_printer() -> Callable[[int, int], None]:
+    tty = sys.stderr.isatty()
+    state = {"last": 0.0}
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - state["last"] < (0.2 if tty else 5.0):
+            return
+        state["last"] = now
+        pct = 100.0 * done / total if total else 100.0
+        msg = f"audit: {done:,} / {total:,} records ({pct:.0f}%)"
+        if tty:
+            print("\r" + msg, end="\n" if done >= total else "", file=sys.stderr, flush=True)
+        else:
+            print(msg, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from backend.config import get_settings
+    from backend.db import Database
+    from backend.errors import LedgerUnavailable
+    from backend.ledger.audit import run_audit
+    from backend.ledger.chain import LedgerClient
+    from backend.ledger.contract import ABI
+    from backend.ledger.models import LedgerState
+    from backend.ledger.onchain import all_checkpoints
+    from backend.ledger.verify import connect
+
+    settings = get_settings()
+    db = Database(settings.db_url)
+    db.migrate()
+    client: LedgerClient | None = None
+    try:
+        try:
+            if args.ledger:
+                w3 = connect(args.ledger)
+            else:
+                client = LedgerClient.from_settings(settings)
+                w3 = client.w3
+            chain_id = int(w3.eth.chain_id)
+            address = settings.contract_address
+            if address is None:
+                with db.read() as s:
+                    row = s.get(LedgerState, f"contract:{chain_id}")
+                    address = row.value if row is not None else None
+            if address is None:
+                checkpoints = []
+                _err(f"no MeteringLedger contract is known for chain {chain_id}: nothing "
+                     "was ever anchored there")
+            else:
+                contract = w3.eth.contract(address=w3.to_checksum_address(address), abi=ABI)
+                checkpoints = all_checkpoints(contract)
+        except LedgerUnavailable as exc:
+            _err(f"cannot audit: the ledger is unavailable: {exc.detail}")
+            return EXIT_INCOMPLETE
+        except Exception as exc:
+            _err(f"cannot audit: reading the checkpoints failed: {type(exc).__name__}: {exc}")
+            return EXIT_INCOMPLETE
+        print(
+            f"auditing the log against {len(checkpoints)} checkpoint(s) of contract "
+            f"{address} on chain {chain_id}",
+            file=sys.stderr,
+        )
+        with db.read() as s:
+            report = run_audit(
+                s, checkpoints, progress=None if args.quiet else _progress_printer()
+            )
+    finally:
+        if client is not None:
+            client.close()
+        db.dispose()
+
+    for f in report.findings:
+        print("FINDING " + f.line())
+    for note in report.notes:
+        print("note: " + note)
+    if report.ok:
+        print(
+            f"audit passed: all {report.records_checked} record(s) match the "
+            f"{report.checkpoints_checked} on-chain checkpoint(s)"
+            + (f"; {report.unanchored} record(s) are not anchored yet" if report.unanchored
+               else "")
+        )
+        return EXIT_OK
+    print(f"audit FAILED: {len(report.findings)} finding(s) in {report.tree_size} record(s)")
+    return EXIT_FAILED
+
+
+# --- registration ------------------------------------------------------------------------
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "anchor",
+        help="anchor pending records on the ledger",
+        description="Without --once: run the anchoring worker in the foreground (as `serve` "
+        "does in the background). With --once: reconcile with the contract and anchor "
+        "every pending record now. Exit codes: 0 done, 2 ledger unavailable, 3 refused "
+        "(database and chain disagree), 4 another process is anchoring.",
+    )
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.set_defaults(func=_anchor)
+
+    p = sub.add_parser(
+        "verify",
+        help="verify a proof bundle using only the bundle and the ledger",
+        description="Verify independently of the service: never reads its database. "
+        "Exit codes: 0 verified, 1 rejected, 2 could not complete.",
+    )
+    for mode in VERIFY_MODES:
+        mode.add_arguments(p)
+    p.add_argument(
+        "--ledger",
+        metavar="URL",
+        help="Ethereum JSON-RPC URL to read the chain from (default: the URL named in the "
+        "bundle, i.e. the service's /rpc or its node)",
+    )
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser(
+        "audit",
+        help="recompute the log from the database and check it against the chain",
+        description="Names every altered, missing, inserted or reordered record. "
+        "Exit codes: 0 clean, 1 findings, 2 could not complete.",
+    )
+    p.add_argument(
+        "--ledger",
+        metavar="URL",
+        help="read the checkpoints through this JSON-RPC URL (e.g. the running service's "
+        "/rpc) instead of opening the configured ledger",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_audit)
