@@ -1,0 +1,439 @@
+"""The public disclosure site (一公开): server-rendered zh-CN pages.
+
+Thin like every router: parse the request, call ``backend/disclosure/service.py``
+(which calls the domain services directly, never HTTP to itself), render a
+template. The logged-in merchant and regulator areas are in
+``backend/disclosure/areas.py``; templates, headers and error pages in
+``backend/disclosure/web.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+
+from backend.accounts import service as accounts
+from backend.accounts.deps import client_address, set_session_cookie
+from backend.accounts.models import Account
+from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.disclosure import service, web
+from backend.disclosure.web import FormError, PageUser
+from backend.errors import DomainError
+from backend.merchants import service as merchants
+from backend.merchants.models import MerchantCreate
+from backend.timeutil import today_shanghai, utcnow
+
+pages = APIRouter(include_in_schema=False)
+
+Text = Annotated[str | None, Query(max_length=100)]
+
+
+# --- home and search -------------------------------------------------------------------
+
+
+def _filters(
+    q: str | None, region: str | None, sector: str | None, sub_area: str | None, tier: str | None
+) -> dict[str, object]:
+    return {
+        "q": q or "",
+        "region": region or "",
+        "sector": sector or "",
+        "sub_area": sub_area or "",
+        "tier": tier or "",
+        "regions": service.region_options(),
+        "sectors": service.sector_options(),
+        "sub_areas": service.sub_area_options(),
+        "tiers": service.tier_options(),
+    }
+
+
+@pages.get("/", response_class=HTMLResponse)
+def home(request: Request, session: ReadSessionDep, _user: PageUser) -> HTMLResponse:
+    today = today_shanghai()
+    data = service.home(session, today=today, cache=request.app.state.home_stats)
+    return web.render(
+        request,
+        "home.html",
+        {
+            "nav": "home",
+            **data,
+            **_filters(None, None, None, None, None),
+            "now": utcnow(),
+            "ago": service.ago,
+        },
+    )
+
+
+@pages.get("/search", response_class=HTMLResponse)
+def search(
+    request: Request,
+    session: ReadSessionDep,
+    _user: PageUser,
+    q: Text = None,
+    region: Annotated[str | None, Query(max_length=16)] = None,
+    sector: Annotated[str | None, Query(max_length=32)] = None,
+    sub_area: Annotated[str | None, Query(max_length=32)] = None,
+    tier: Annotated[str | None, Query(max_length=1)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    today = today_shanghai()
+    filters = _filters(q, region, sector, sub_area, tier)
+    try:
+        result = service.search(
+            session,
+            q=q,
+            region=region,
+            sector=sector,
+            sub_area=sub_area,
+            tier=tier,
+            page_no=page,
+            today=today,
+        )
+    except DomainError as exc:
+        return web.render(
+            request,
+            "search.html",
+            {
+                "title": "搜索",
+                "nav": "home",
+                **filters,
+                "result": None,
+                "error": web.friendly_message(exc.name, exc.status_code),
+                "error_detail": exc.detail,
+            },
+            status_code=exc.status_code,
+        )
+    code = service.exact_code(q)
+    if code and result.page.total == 1 and result.page.items[0].uscc == code:
+        return RedirectResponse(f"/merchants/{code}", status_code=303)
+    return web.render(
+        request,
+        "search.html",
+        {
+            "title": f"搜索：{q}" if q else "搜索",
+            "nav": "home",
+            **filters,
+            "result": result,
+            "error": None,
+            "query_string": request.url.query,
+        },
+    )
+
+
+# --- the merchant page (the QR code's target) -----------------------------------------------
+
+
+@pages.get("/merchants/{uscc}", response_class=HTMLResponse)
+def merchant(
+    request: Request, ctx: CtxDep, session: ReadSessionDep, _user: PageUser, uscc: str
+) -> Response:
+    today = today_shanghai()
+    code = service.exact_code(uscc)
+    if code is not None and code != uscc:
+        # Lower case or spaces from a hand-typed address: one canonical URL per merchant.
+        return RedirectResponse(f"/merchants/{code}", status_code=301)
+    data = service.merchant_page(session, settings=ctx.settings, uscc=uscc, today=today)
+    return web.render(
+        request,
+        "merchant.html",
+        {"title": data.merchant.name, "page": data, "today": today},
+    )
+
+
+# --- random inspections (双随机、一公开) -----------------------------------------------
+
+
+@pages.get("/inspections", response_class=HTMLResponse)
+def inspections(request: Request, session: ReadSessionDep, _user: PageUser) -> HTMLResponse:
+    data = service.inspections_page(session, today=today_shanghai())
+    return web.render(
+        request,
+        "inspections.html",
+        {
+            "title": "双随机抽查",
+            "nav": "inspections",
+            **data,
+            "status_labels": service.DRAW_STATUS,
+            "region_names": service.region_names,
+            "sector_names": service.sector_names,
+        },
+    )
+
+
+@pages.get("/inspections/{ref}", response_class=HTMLResponse)
+def draw(
+    request: Request, ctx: CtxDep, session: ReadSessionDep, user: PageUser, ref: str
+) -> HTMLResponse:
+    staff = user is not None and user.role in ("regulator", "admin")
+    data = service.draw_page(session, ctx=ctx, ref=ref, today=today_shanghai(), staff=staff)
+    return web.render(
+        request,
+        "draw.html",
+        {
+            "title": f"第 {data['draw'].number} 次双随机抽查",
+            "nav": "inspections",
+            **data,
+            "result_labels": service.RESULT_STATUS,
+            "staff": staff,
+        },
+    )
+
+
+# --- verification -------------------------------------------------------------------
+
+
+@pages.get("/verify", response_class=HTMLResponse)
+def verify_page(
+    request: Request,
+    _user: PageUser,
+    record: Annotated[str | None, Query(max_length=80)] = None,
+) -> HTMLResponse:
+    return web.render(
+        request,
+        "verify.html",
+        {"title": "验证证明", "nav": "verify", "record_id": (record or "").strip()},
+    )
+
+
+# --- login ------------------------------------------------------------------------------
+
+LOGIN_ERRORS = {
+    "invalid_credentials": "用户名或密码错误。经营者请用统一社会信用代码登录。",
+    "rate_limited": "登录失败次数过多，请稍后再试。",
+}
+
+
+@pages.get("/login", response_class=HTMLResponse)
+def login_page(
+    request: Request,
+    user: PageUser,
+    next: Annotated[str | None, Query(max_length=2000)] = None,
+    error: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    target = web.safe_next(next)
+    if user is not None:
+        return RedirectResponse(target or service.home_of(user), status_code=303)
+    return web.render(
+        request,
+        "login.html",
+        {
+            "title": "登录",
+            "nav": "login",
+            "next": target,
+            "error": LOGIN_ERRORS.get(error or ""),
+            "form_token": web.anon_form_token(request),
+        },
+    )
+
+
+# --- self-registration -----------------------------------------------------------------------
+
+REGISTER_FIELDS = (
+    "uscc",
+    "name",
+    "sector",
+    "region_code",
+    "sub_area",
+    "address",
+    "contact_person",
+    "contact_phone",
+)
+
+
+def _register_form(
+    request: Request, values: dict[str, str], error: FormError | None, status: int = 200
+) -> HTMLResponse:
+    return web.render(
+        request,
+        "register.html",
+        {
+            "title": "经营者注册",
+            "nav": "register",
+            "values": values,
+            "error": error,
+            "regions": service.region_options(),
+            "sectors": service.sector_options(),
+            "sub_areas": service.sub_area_options(),
+            "form_token": web.anon_form_token(request),
+        },
+        status_code=status,
+    )
+
+
+@pages.get("/register", response_class=HTMLResponse)
+def register_page(request: Request, user: PageUser) -> Response:
+    if user is not None:
+        return RedirectResponse(service.home_of(user), status_code=303)
+    return _register_form(request, {k: "" for k in REGISTER_FIELDS}, None)
+
+
+@pages.post("/register", response_class=HTMLResponse)
+def register_submit(
+    request: Request,
+    ctx: CtxDep,
+    session: SessionDep,
+    user: PageUser,
+    uscc: Annotated[str, Form(max_length=64)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    sector: Annotated[str, Form(max_length=32)] = "",
+    region_code: Annotated[str, Form(max_length=16)] = "",
+    sub_area: Annotated[str, Form(max_length=32)] = "",
+    address: Annotated[str, Form(max_length=400)] = "",
+    contact_person: Annotated[str, Form(max_length=100)] = "",
+    contact_phone: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    password2: Annotated[str, Form(max_length=1000)] = "",
+    form_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Register a merchant and its account, then sign the new account in."""
+    values = {
+        "uscc": uscc,
+        "name": name,
+        "sector": sector,
+        "region_code": region_code,
+        "sub_area": sub_area,
+        "address": address,
+        "contact_person": contact_person,
+        "contact_phone": contact_phone,
+    }
+    try:
+        web.check_anon_form(request, form_token)
+    except web.FormExpired as exc:
+        return _register_form(request, values, FormError.of(exc), exc.status_code)
+    if password != password2:
+        return _register_form(
+            request, values, FormError("两次输入的密码不一致。", field="password2"), 422
+        )
+    try:
+        data = MerchantCreate(
+            uscc=uscc,
+            name=name,
+            sector=sector,
+            region_code=region_code,
+            sub_area=sub_area or None,
+            address=address,
+            contact_person=contact_person,
+            contact_phone=contact_phone,
+            password=password,
+        )
+        registered = merchants.register_merchant(
+            session,
+            settings=ctx.settings,
+            data=data,
+            principal=user,
+            address=client_address(request),
+        )
+    except (DomainError, ValidationError) as exc:
+        error = FormError.of(exc)
+        return _register_form(request, values, error, 422)
+    if user is not None:  # a regulator registering on a merchant's behalf
+        return RedirectResponse(f"/merchants/{registered.uscc}", status_code=303)
+    account = session.get(Account, registered.account.id)
+    assert account is not None
+    token, _ = accounts.issue_token(ctx.settings, account, kind="session")
+    response = RedirectResponse("/merchant/pledge?welcome=1", status_code=303)
+    set_session_cookie(response, token, request=request, settings=ctx.settings)
+    return response
+
+
+# --- complaints (举报) ----------------------------------------------------------------------------
+
+
+def _complaint_form(
+    request: Request,
+    values: dict[str, str],
+    error: FormError | None,
+    status: int = 200,
+    merchant_name: str | None = None,
+) -> HTMLResponse:
+    return web.render(
+        request,
+        "complaint.html",
+        {
+            "title": "投诉举报",
+            "nav": "complaint",
+            "values": values,
+            "error": error,
+            "merchant_name": merchant_name,
+            "form_token": web.anon_form_token(request),
+            "received": None,
+        },
+        status_code=status,
+    )
+
+
+@pages.get("/complaint", response_class=HTMLResponse)
+def complaint_page(
+    request: Request,
+    session: ReadSessionDep,
+    _user: PageUser,
+    uscc: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
+    name = service.merchant_name(session, uscc) if uscc else None
+    return _complaint_form(
+        request,
+        {"uscc": (uscc or "").strip(), "content": "", "contact": ""},
+        None,
+        merchant_name=name,
+    )
+
+
+@pages.post("/complaint", response_class=HTMLResponse)
+def complaint_submit(
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    uscc: Annotated[str, Form(max_length=64)] = "",
+    content: Annotated[str, Form(max_length=4000)] = "",
+    contact: Annotated[str, Form(max_length=200)] = "",
+    form_token: Annotated[str, Form(max_length=200)] = "",
+) -> HTMLResponse:
+    from backend.supervision import service as supervision
+    from backend.supervision.models import ComplaintCreate
+
+    values = {"uscc": uscc, "content": content, "contact": contact}
+    try:
+        web.check_anon_form(request, form_token)
+    except web.FormExpired as exc:
+        return _complaint_form(request, values, FormError.of(exc), exc.status_code)
+    try:
+        received = supervision.submit_complaint(
+            session,
+            principal=user,
+            data=ComplaintCreate(uscc=uscc, content=content, contact=contact.strip() or None),
+            address=client_address(request),
+        )
+    except (DomainError, ValidationError) as exc:
+        return _complaint_form(request, values, FormError.of(exc), 422)
+    return web.render(
+        request,
+        "complaint.html",
+        {
+            "title": "举报已收到",
+            "nav": "complaint",
+            "received": received,
+            "values": values,
+            "error": None,
+            "merchant_name": service.merchant_name(session, received.uscc),
+            "form_token": "",
+        },
+    )
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+
+def install(app: FastAPI) -> None:
+    """Pages, static files, security headers and HTML error pages."""
+    from backend.disclosure import areas
+
+    app.include_router(pages)
+    app.include_router(areas.pages)
+    app.state.home_stats = service.StatsCache()
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))
+    web.install_page_errors(app)

@@ -1,0 +1,675 @@
+/*
+ * 证明验证器 — checks a proof bundle in the visitor's own browser.
+ *
+ * Nothing here trusts the service's JSON: the record's bytes are hashed here
+ * (WebCrypto SHA-256), the RFC 9162 inclusion proof is folded here (§2.1.3.2,
+ * leaf prefix 0x00, node prefix 0x01), and the checkpoint the proof must lead
+ * to is read from the MeteringLedger contract on the chain itself through
+ * standard Ethereum JSON-RPC (eth_call of checkpoint(uint256), encoded by hand;
+ * the anchoring transaction's receipt and its CheckpointAnchored event).
+ *
+ * No library, no inline script: the page's Content-Security-Policy allows
+ * only scripts from this site. Everything shown is set with textContent.
+ */
+(function () {
+  'use strict';
+
+  // keccak256("checkpoint(uint256)")[0:4] and keccak256 of the event signature;
+  // tests/disclosure check both against web3.py and the compiled ABI.
+  var SELECTOR_CHECKPOINT = '0xed64bab2';
+  var TOPIC_CHECKPOINT_ANCHORED =
+    '0xec0ddbcd30e6380d886a3a2df4ca0a63ac5549b994f09459d7973a063ccdaea5';
+  var BUNDLE_FORMAT = 'honest-metering/proof-bundle';
+  var RPC_TIMEOUT_MS = 15000;
+
+  // --- bytes and hashes ---------------------------------------------------------
+
+  function VerifyError(message, incomplete) {
+    this.message = message;
+    this.incomplete = !!incomplete;
+  }
+  VerifyError.prototype = Object.create(Error.prototype);
+  VerifyError.prototype.name = 'VerifyError';
+
+  function hexToBytes(hex, what) {
+    if (typeof hex !== 'string') throw new VerifyError((what || '值') + ' 不是十六进制字符串');
+    var h = hex.indexOf('0x') === 0 || hex.indexOf('0X') === 0 ? hex.slice(2) : hex;
+    if (h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h)) {
+      throw new VerifyError((what || '值') + ' 不是有效的十六进制：' + hex);
+    }
+    var out = new Uint8Array(h.length / 2);
+    for (var i = 0; i < out.length; i++) out[i] = parseInt(h.substr(i * 2, 2), 16);
+    return out;
+  }
+
+  function bytesToHex(bytes) {
+    var s = '';
+    for (var i = 0; i < bytes.length; i++) s += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
+    return s;
+  }
+
+  function concat(parts) {
+    var n = 0;
+    parts.forEach(function (p) { n += p.length; });
+    var out = new Uint8Array(n);
+    var o = 0;
+    parts.forEach(function (p) { out.set(p, o); o += p.length; });
+    return out;
+  }
+
+  function equalBytes(a, b) {
+    if (a.length !== b.length) return false;
+    var d = 0;
+    for (var i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+    return d === 0;
+  }
+
+  function hasWebCrypto() {
+    return typeof crypto !== 'undefined' && crypto.subtle && typeof crypto.subtle.digest === 'function';
+  }
+
+  function sha256(bytes) {
+    if (!hasWebCrypto()) {
+      return Promise.reject(new VerifyError(
+        '此浏览器在当前页面不提供 WebCrypto（通常因为页面不是通过 HTTPS 打开的），无法计算哈希', true));
+    }
+    return crypto.subtle.digest('SHA-256', bytes).then(function (buf) { return new Uint8Array(buf); });
+  }
+
+  var LEAF_PREFIX = new Uint8Array([0]);
+  var NODE_PREFIX = new Uint8Array([1]);
+
+  function leafHash(data) { return sha256(concat([LEAF_PREFIX, data])); }
+  function nodeHash(left, right) { return sha256(concat([NODE_PREFIX, left, right])); }
+
+  /*
+   * RFC 9162 §2.1.3.2: the root an inclusion proof leads to. Indexes are
+   * BigInt because JavaScript's bit operators work on 32 bits only.
+   */
+  async function rootFromInclusionProof(index, size, leaf, proof) {
+    var fn = BigInt(index);
+    var sn = BigInt(size) - 1n;
+    if (fn < 0n || fn > sn) {
+      throw new VerifyError('叶子序号 ' + index + ' 不在大小为 ' + size + ' 的树中');
+    }
+    if (leaf.length !== 32) throw new VerifyError('叶子哈希应为 32 字节');
+    var r = leaf;
+    for (var i = 0; i < proof.length; i++) {
+      var p = proof[i];
+      if (p.length !== 32) throw new VerifyError('证明第 ' + (i + 1) + ' 个哈希不是 32 字节');
+      if (sn === 0n) {
+        throw new VerifyError('包含证明过长：有 ' + proof.length + ' 个哈希，只需要 ' + i + ' 个');
+      }
+      if ((fn & 1n) === 1n || fn === sn) {
+        r = await nodeHash(p, r);
+        while ((fn & 1n) === 0n && fn !== 0n) {
+          fn >>= 1n;
+          sn >>= 1n;
+        }
+      } else {
+        r = await nodeHash(r, p);
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    if (sn !== 0n) {
+      throw new VerifyError('包含证明过短：只有 ' + proof.length + ' 个哈希');
+    }
+    return r;
+  }
+
+  async function verifyInclusion(index, size, leaf, proof, root) {
+    var computed = await rootFromInclusionProof(index, size, leaf, proof);
+    return equalBytes(computed, root);
+  }
+
+  // --- canonical form: Unicode NFC, then RFC 8785 (JCS) ---------------------------
+
+  function nfcDeep(v) {
+    if (typeof v === 'string') return v.normalize('NFC');
+    if (Array.isArray(v)) return v.map(nfcDeep);
+    if (v !== null && typeof v === 'object') {
+      var out = {};
+      Object.keys(v).forEach(function (k) { out[k.normalize('NFC')] = nfcDeep(v[k]); });
+      return out;
+    }
+    return v;
+  }
+
+  // RFC 8785: ECMAScript number and string serialisation, keys sorted by UTF-16 code units
+  // (which is what Array.prototype.sort does by default).
+  function jcs(v) {
+    if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
+    if (typeof v === 'number') {
+      if (!isFinite(v)) throw new VerifyError('记录中有非有限数字');
+      return JSON.stringify(v);
+    }
+    if (Array.isArray(v)) return '[' + v.map(jcs).join(',') + ']';
+    var keys = Object.keys(v).sort();
+    return '{' + keys.map(function (k) { return JSON.stringify(k) + ':' + jcs(v[k]); }).join(',') + '}';
+  }
+
+  function canonicalize(value) { return jcs(nfcDeep(value)); }
+
+  // --- JSON-RPC -------------------------------------------------------------------
+
+  var rpcId = 0;
+
+  async function rpc(url, method, params) {
+    var ctrl = typeof AbortController !== 'undefined' ? new AbortController() : null;
+    var timer = ctrl ? setTimeout(function () { ctrl.abort(); }, RPC_TIMEOUT_MS) : null;
+    var res;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: ++rpcId, method: method, params: params }),
+        credentials: 'omit',
+        cache: 'no-store',
+        signal: ctrl ? ctrl.signal : undefined
+      });
+    } catch (e) {
+      throw new VerifyError('无法连接区块链节点 ' + url + '（' + (e && e.message ? e.message : e) + '）', true);
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+    if (!res.ok) throw new VerifyError('区块链节点 ' + url + ' 返回 HTTP ' + res.status, true);
+    var body;
+    try {
+      body = await res.json();
+    } catch (e) {
+      throw new VerifyError('区块链节点 ' + url + ' 的回答不是 JSON', true);
+    }
+    if (body.error) {
+      var err = new VerifyError('节点返回错误：' + (body.error.message || JSON.stringify(body.error)), false);
+      err.rpcError = body.error;
+      throw err;
+    }
+    return body.result;
+  }
+
+  function uint256Hex(n) {
+    var h = BigInt(n).toString(16);
+    return '0'.repeat(64 - h.length) + h;
+  }
+
+  function word(bytes, i) { return bytes.slice(32 * i, 32 * (i + 1)); }
+  function wordToBigInt(w) { return BigInt('0x' + (bytesToHex(w) || '0')); }
+
+  /* checkpoint(uint256) returns (uint64 treeSize, uint64 timestamp, uint64 blockNumber, bytes32 root). */
+  async function readCheckpoint(url, contract, index) {
+    var data;
+    try {
+      data = await rpc(url, 'eth_call', [
+        { to: contract, data: SELECTOR_CHECKPOINT + uint256Hex(index) },
+        'latest'
+      ]);
+    } catch (e) {
+      if (e.rpcError) {
+        throw new VerifyError('合约中没有第 ' + index + ' 号检查点（调用被拒绝：' + e.rpcError.message + '）');
+      }
+      throw e;
+    }
+    var bytes = hexToBytes(data, '合约返回值');
+    if (bytes.length === 0) throw new VerifyError('地址 ' + contract + ' 上没有合约代码');
+    if (bytes.length < 128) throw new VerifyError('合约返回值长度不对（' + bytes.length + ' 字节）');
+    return {
+      treeSize: wordToBigInt(word(bytes, 0)),
+      timestamp: wordToBigInt(word(bytes, 1)),
+      blockNumber: wordToBigInt(word(bytes, 2)),
+      root: word(bytes, 3)
+    };
+  }
+
+  /*
+   * The address must run the published MeteringLedger code, or "the contract says so"
+   * would mean nothing: compare the SHA-256 of its runtime code with the published one.
+   */
+  async function checkContractCode(url, address, expectedSha256) {
+    var code = hexToBytes(await rpc(url, 'eth_getCode', [address, 'latest']), '合约代码');
+    if (code.length === 0) throw new VerifyError('地址 ' + address + ' 上没有合约代码');
+    if (!expectedSha256) return '';
+    var got = bytesToHex(await sha256(code));
+    if (got !== expectedSha256) {
+      throw new VerifyError('地址 ' + address + ' 上的合约代码（SHA-256 ' + got + '）不是公开的 MeteringLedger 合约（' +
+        expectedSha256 + '）');
+    }
+    return '地址上运行的是公开的 MeteringLedger 合约代码（SHA-256 ' + got.slice(0, 16) + '…）。';
+  }
+
+  // --- the bundle -------------------------------------------------------------------
+
+  var HASH_RE = /^0x[0-9a-f]{64}$/;
+
+  function checkFormat(b) {
+    if (b === null || typeof b !== 'object' || Array.isArray(b)) throw new VerifyError('证明文件应当是一个 JSON 对象');
+    if (b.format !== BUNDLE_FORMAT) throw new VerifyError('这不是证明文件：format 应为 ' + BUNDLE_FORMAT);
+    if (b.version !== 1) throw new VerifyError('不支持的证明文件版本 ' + JSON.stringify(b.version) + '（本验证器支持版本 1）');
+    if (typeof b.record !== 'string') throw new VerifyError('证明文件缺少 record（记录原文）');
+    if (typeof b.record_id !== 'string' || !/^[0-9a-f]{64}$/.test(b.record_id)) throw new VerifyError('record_id 应为 64 位十六进制');
+    if (typeof b.leaf_hash !== 'string' || !HASH_RE.test(b.leaf_hash)) throw new VerifyError('leaf_hash 格式不正确');
+    if (!Number.isSafeInteger(b.leaf_index) || b.leaf_index < 0) throw new VerifyError('leaf_index 应为非负整数');
+    if (!Array.isArray(b.inclusion_proof)) throw new VerifyError('inclusion_proof 应为哈希列表');
+    b.inclusion_proof.forEach(function (p, i) {
+      if (typeof p !== 'string' || !HASH_RE.test(p)) throw new VerifyError('inclusion_proof 第 ' + (i + 1) + ' 项格式不正确');
+    });
+    var cp = b.checkpoint;
+    if (!cp || typeof cp !== 'object') throw new VerifyError('证明文件缺少 checkpoint（检查点）');
+    ['index', 'tree_size', 'chain_id', 'block_number'].forEach(function (k) {
+      if (!Number.isSafeInteger(cp[k]) || cp[k] < 0) throw new VerifyError('checkpoint.' + k + ' 应为非负整数');
+    });
+    if (cp.tree_size < 1) throw new VerifyError('checkpoint.tree_size 应至少为 1');
+    if (typeof cp.root !== 'string' || !HASH_RE.test(cp.root)) throw new VerifyError('checkpoint.root 格式不正确');
+    if (typeof cp.contract_address !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(cp.contract_address)) throw new VerifyError('checkpoint.contract_address 格式不正确');
+    if (typeof cp.transaction_hash !== 'string' || !HASH_RE.test(cp.transaction_hash)) throw new VerifyError('checkpoint.transaction_hash 格式不正确');
+  }
+
+  function describeRecord(text) {
+    try {
+      var env = JSON.parse(text);
+      return { type: env.type, subject: env.subject, at: env.at };
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /*
+   * Verify a decoded bundle. `options.rpcUrls` lists JSON-RPC endpoints to try
+   * (the bundle's own ledger_url is tried first); `options.onStep(step)` is
+   * called as each step starts and ends. Resolves to
+   * {verified, incomplete, reason, steps, bundle, chain}.
+   */
+  async function verifyBundle(bundle, options) {
+    options = options || {};
+    var steps = [];
+    var result = { verified: false, incomplete: false, reason: null, steps: steps, bundle: bundle, chain: null };
+    var onStep = options.onStep || function () {};
+
+    async function step(key, title, fn) {
+      var s = { key: key, title: title, status: 'running', detail: '' };
+      steps.push(s);
+      onStep(s);
+      try {
+        s.detail = await fn();
+        s.status = 'ok';
+      } catch (e) {
+        s.status = 'fail';
+        s.detail = e && e.message ? e.message : String(e);
+        if (e && e.incomplete) s.incomplete = true;
+        onStep(s);
+        throw e;
+      }
+      onStep(s);
+    }
+
+    try {
+      await step('format', '证明文件格式', async function () {
+        checkFormat(bundle);
+        return '这是第 ' + bundle.version + ' 版证明文件，记录编号 ' + bundle.record_id + '。';
+      });
+
+      var data = new TextEncoder().encode(bundle.record);
+      var leaf;
+      await step('record', '记录内容未被改动', async function () {
+        leaf = await leafHash(data);
+        var hex = bytesToHex(leaf);
+        if (hex !== bundle.record_id) {
+          throw new VerifyError('记录内容与记录编号不符：记录的 ' + data.length + ' 个字节算出的哈希是 0x' + hex +
+            '，而记录编号是 ' + bundle.record_id + '。记录被改动过。');
+        }
+        if ('0x' + hex !== bundle.leaf_hash) {
+          throw new VerifyError('证明文件中的 leaf_hash ' + bundle.leaf_hash + ' 不是记录的哈希 0x' + hex);
+        }
+        var canonical;
+        try {
+          canonical = canonicalize(JSON.parse(bundle.record));
+        } catch (e) {
+          throw new VerifyError('记录不是有效的 JSON：' + (e.message || e));
+        }
+        if (canonical !== bundle.record) {
+          throw new VerifyError('记录不是规范形式（NFC + RFC 8785），不能作为日志记录');
+        }
+        return '在本浏览器中用 SHA-256 计算记录原文（' + data.length + ' 字节）的哈希，结果 0x' + hex +
+          ' 正是它的记录编号。';
+      });
+
+      var cp = bundle.checkpoint;
+      await step('inclusion', '记录在日志中（包含证明）', async function () {
+        var proof = bundle.inclusion_proof.map(function (p) { return hexToBytes(p); });
+        var computed = await rootFromInclusionProof(bundle.leaf_index, cp.tree_size, leaf, proof);
+        if (!equalBytes(computed, hexToBytes(cp.root))) {
+          throw new VerifyError('包含证明算出的树根是 0x' + bytesToHex(computed) + '，与检查点的树根 ' + cp.root +
+            ' 不一致：记录不在这个检查点的日志中，或证明被改动过。');
+        }
+        return '用 ' + proof.length + ' 个哈希逐层计算（RFC 9162），得到第 ' + bundle.leaf_index + ' 条记录所在、共 ' +
+          cp.tree_size + ' 条记录的日志树根 ' + cp.root + '，与检查点一致。';
+      });
+
+      var urls = [];
+      (bundle.ledger_url ? [bundle.ledger_url] : []).concat(options.rpcUrls || []).forEach(function (u) {
+        if (u && urls.indexOf(u) < 0) urls.push(u);
+      });
+      var url = null;
+      var onchain;
+      await step('checkpoint', '检查点已锚定在区块链上', async function () {
+        if (!urls.length) throw new VerifyError('证明文件没有给出区块链节点地址，无法读取链上检查点', true);
+        var lastError = null;
+        for (var i = 0; i < urls.length && url === null; i++) {
+          try {
+            var chainId = BigInt(await rpc(urls[i], 'eth_chainId', []));
+            if (chainId !== BigInt(cp.chain_id)) {
+              lastError = new VerifyError('节点 ' + urls[i] + ' 是链 ' + chainId + '，而检查点在链 ' + cp.chain_id + ' 上', true);
+              continue;
+            }
+            url = urls[i];
+          } catch (e) {
+            lastError = e;
+          }
+        }
+        if (url === null) throw lastError || new VerifyError('无法连接区块链节点', true);
+        var codeNote = await checkContractCode(url, cp.contract_address, options.codeSha256);
+        onchain = await readCheckpoint(url, cp.contract_address, cp.index);
+        var diffs = [];
+        if (onchain.treeSize !== BigInt(cp.tree_size)) diffs.push('树大小 ' + onchain.treeSize + '（证明文件：' + cp.tree_size + '）');
+        if (!equalBytes(onchain.root, hexToBytes(cp.root))) diffs.push('树根 0x' + bytesToHex(onchain.root) + '（证明文件：' + cp.root + '）');
+        if (onchain.blockNumber !== BigInt(cp.block_number)) diffs.push('区块 ' + onchain.blockNumber + '（证明文件：' + cp.block_number + '）');
+        if (diffs.length) {
+          throw new VerifyError('区块链上合约的第 ' + cp.index + ' 号检查点与证明文件不符：' + diffs.join('，'));
+        }
+        result.chain = {
+          url: url,
+          chainId: cp.chain_id,
+          contract: cp.contract_address,
+          anchoredAt: new Date(Number(onchain.timestamp) * 1000)
+        };
+        return codeNote + '直接从区块链（链 ' + cp.chain_id + '，节点 ' + url + '）读取合约 ' + cp.contract_address +
+          ' 的第 ' + cp.index + ' 号检查点：树大小 ' + onchain.treeSize + '，树根 0x' + bytesToHex(onchain.root) +
+          '，区块 ' + onchain.blockNumber + '，与上一步算出的树根一致。';
+      });
+
+      await step('transaction', '锚定交易', async function () {
+        var receipt = await rpc(url, 'eth_getTransactionReceipt', [cp.transaction_hash]);
+        if (!receipt) throw new VerifyError('链上找不到交易 ' + cp.transaction_hash);
+        if (BigInt(receipt.status) !== 1n) throw new VerifyError('交易 ' + cp.transaction_hash + ' 在链上执行失败');
+        if (BigInt(receipt.blockNumber) !== BigInt(cp.block_number)) {
+          throw new VerifyError('交易在区块 ' + BigInt(receipt.blockNumber) + '，不是证明文件所说的区块 ' + cp.block_number);
+        }
+        var want = cp.contract_address.toLowerCase();
+        var found = (receipt.logs || []).some(function (lg) {
+          if (!lg.topics || lg.topics.length < 2) return false;
+          if (String(lg.address).toLowerCase() !== want) return false;
+          if (String(lg.topics[0]).toLowerCase() !== TOPIC_CHECKPOINT_ANCHORED) return false;
+          if (BigInt(lg.topics[1]) !== BigInt(cp.index)) return false;
+          var d = hexToBytes(lg.data);
+          return d.length >= 96 && wordToBigInt(word(d, 0)) === BigInt(cp.tree_size) &&
+            equalBytes(word(d, 1), hexToBytes(cp.root));
+        });
+        if (!found) {
+          throw new VerifyError('交易 ' + cp.transaction_hash + ' 没有在合约中锚定第 ' + cp.index + ' 号检查点');
+        }
+        result.chain.transaction = cp.transaction_hash;
+        result.chain.block = cp.block_number;
+        return '交易 ' + cp.transaction_hash + '（区块 ' + cp.block_number + '）执行成功，合约发出了 CheckpointAnchored(' +
+          cp.index + ', ' + cp.tree_size + ', ' + cp.root + ') 事件。';
+      });
+      result.verified = true;
+    } catch (e) {
+      result.reason = e && e.message ? e.message : String(e);
+      result.incomplete = !!(e && e.incomplete);
+    }
+    return result;
+  }
+
+  // --- the page -------------------------------------------------------------------------
+
+  var ICONS = { ok: '✓', fail: '✗', running: '…', skipped: '–' };
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function pageRpcUrls() {
+    var body = document.body;
+    var url = body && body.getAttribute('data-rpc-url');
+    return url ? [new URL(url, window.location.href).href] : [];
+  }
+
+  function pageCodeSha256() {
+    var v = document.body && document.body.getAttribute('data-contract-code-sha256');
+    return v && /^[0-9a-f]{64}$/.test(v) ? v : null;
+  }
+
+  /*
+   * A live list of steps in `container`: returns {onStep, verdict}. Each step is an
+   * <li data-step data-status>; the container's data-state is running/verified/failed/incomplete.
+   */
+  function stepList(container) {
+    container.hidden = false;
+    container.textContent = '';
+    container.className = 'verify-result running';
+    container.setAttribute('data-state', 'running');
+    var verdict = el('p', 'verdict', '正在验证…');
+    verdict.setAttribute('role', 'status');
+    var list = el('ol', 'steps');
+    container.appendChild(verdict);
+    container.appendChild(list);
+    var items = {};
+    return {
+      verdict: verdict,
+      onStep: function (s) {
+        var li = items[s.key];
+        if (!li) {
+          li = el('li', 'step');
+          li.appendChild(el('span', 'icon'));
+          li.appendChild(el('strong', 'step-title', s.title));
+          li.appendChild(el('span', 'step-detail'));
+          items[s.key] = li;
+          list.appendChild(li);
+        }
+        li.className = 'step step-' + s.status;
+        li.setAttribute('data-step', s.key);
+        li.setAttribute('data-status', s.status);
+        li.querySelector('.icon').textContent = ICONS[s.status] || '';
+        li.querySelector('.step-detail').textContent = s.detail || '';
+      },
+      finish: function (state, text) {
+        container.className = 'verify-result ' + state;
+        container.setAttribute('data-state', state);
+        verdict.textContent = text;
+      }
+    };
+  }
+
+  /* Runs the verifier and renders its steps into `container` as they happen. */
+  async function verifyInto(container, bundle) {
+    var ui = stepList(container);
+    var verdict = ui.verdict;
+    var result = await verifyBundle(bundle, {
+      rpcUrls: pageRpcUrls(),
+      codeSha256: pageCodeSha256(),
+      onStep: ui.onStep
+    });
+    var state = result.verified ? 'verified' : result.incomplete ? 'incomplete' : 'failed';
+    ui.finish(state, verdict.textContent);
+    if (result.verified) {
+      verdict.textContent = '✓ 已验证：这条记录真实存在于已锚定到区块链的日志中，自锚定以来未被改动、删除或倒签。';
+      var cp = bundle.checkpoint;
+      var tx = el('dl', 'chain-facts');
+      [
+        ['区块链', '链 ' + cp.chain_id],
+        ['合约', cp.contract_address],
+        ['检查点', '第 ' + cp.index + ' 号（日志前 ' + cp.tree_size + ' 条记录）'],
+        ['锚定交易', cp.transaction_hash],
+        ['区块', String(cp.block_number)],
+        ['锚定时间（链上）', result.chain && result.chain.anchoredAt ? result.chain.anchoredAt.toLocaleString('zh-CN', { timeZone: 'Asia/Shanghai', hour12: false }) + '（北京时间）' : cp.anchored_at]
+      ].forEach(function (row) {
+        tx.appendChild(el('dt', null, row[0]));
+        var dd = el('dd', null, row[1]);
+        if (row[0] === '锚定交易' || row[0] === '合约') dd.className = 'mono';
+        tx.appendChild(dd);
+      });
+      container.appendChild(tx);
+    } else if (result.incomplete) {
+      verdict.textContent = '未能完成验证：' + result.reason;
+    } else {
+      verdict.textContent = '✗ 验证失败：' + result.reason;
+    }
+    return result;
+  }
+
+  function readFileText(file) {
+    return new Promise(function (resolve, reject) {
+      var r = new FileReader();
+      r.onload = function () { resolve(String(r.result)); };
+      r.onerror = function () { reject(new Error('无法读取文件')); };
+      r.readAsText(file, 'utf-8');
+    });
+  }
+
+  function showParseError(container, message) {
+    container.hidden = false;
+    container.textContent = '';
+    container.className = 'verify-result failed';
+    container.setAttribute('data-state', 'failed');
+    var p = el('p', 'verdict', '✗ 验证失败：' + message);
+    p.setAttribute('role', 'status');
+    container.appendChild(p);
+  }
+
+  async function verifyText(container, text) {
+    var bundle;
+    try {
+      bundle = JSON.parse(text);
+    } catch (e) {
+      showParseError(container, '文件不是 JSON 格式（' + e.message + '）');
+      return null;
+    }
+    return verifyInto(container, bundle);
+  }
+
+  async function fetchBundle(recordId) {
+    var res = await fetch('/api/records/' + encodeURIComponent(recordId) + '/proof', {
+      headers: { Accept: 'application/json' },
+      cache: 'no-store'
+    });
+    var body = await res.json().catch(function () { return null; });
+    if (!res.ok) {
+      var why = res.status === 409 ? '这条记录尚未锚定到区块链，下一个检查点锚定后（通常几秒到几分钟）再试。'
+        : res.status === 404 ? '没有这条记录。'
+        : (body && body.detail) || ('HTTP ' + res.status);
+      throw new VerifyError(why, res.status === 409);
+    }
+    return body;
+  }
+
+  function bindRecordButtons() {
+    document.querySelectorAll('button[data-verify-record]').forEach(function (btn) {
+      btn.addEventListener('click', async function () {
+        var id = btn.getAttribute('data-verify-record');
+        var target = document.getElementById(btn.getAttribute('aria-controls'));
+        if (!target) return;
+        btn.disabled = true;
+        btn.setAttribute('aria-expanded', 'true');
+        try {
+          var bundle = await fetchBundle(id);
+          await verifyInto(target, bundle);
+        } catch (e) {
+          showParseError(target, e.message || String(e));
+          if (e.incomplete) {
+            target.className = 'verify-result incomplete';
+            target.setAttribute('data-state', 'incomplete');
+            target.querySelector('.verdict').textContent = '未能完成验证：' + e.message;
+          }
+        } finally {
+          btn.disabled = false;
+        }
+      });
+    });
+  }
+
+  function bindVerifyPage() {
+    var form = document.getElementById('verify-form');
+    if (!form) return;
+    var result = document.getElementById('verify-result');
+    var fileInput = document.getElementById('bundle-file');
+    var textArea = document.getElementById('bundle-text');
+    var drop = document.getElementById('drop-zone');
+    var recordInput = document.getElementById('record-id');
+
+    fileInput.addEventListener('change', async function () {
+      if (fileInput.files && fileInput.files[0]) {
+        var text = await readFileText(fileInput.files[0]);
+        textArea.value = text;
+        await verifyText(result, text);
+      }
+    });
+    ['dragenter', 'dragover'].forEach(function (ev) {
+      drop.addEventListener(ev, function (e) { e.preventDefault(); drop.classList.add('dragging'); });
+    });
+    ['dragleave', 'drop'].forEach(function (ev) {
+      drop.addEventListener(ev, function () { drop.classList.remove('dragging'); });
+    });
+    drop.addEventListener('drop', async function (e) {
+      e.preventDefault();
+      var f = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+      if (!f) return;
+      var text = await readFileText(f);
+      textArea.value = text;
+      await verifyText(result, text);
+    });
+    form.addEventListener('submit', async function (e) {
+      e.preventDefault();
+      var rid = recordInput && recordInput.value.trim().toLowerCase().replace(/^0x/, '');
+      if (!textArea.value.trim() && rid) {
+        try {
+          var bundle = await fetchBundle(rid);
+          textArea.value = JSON.stringify(bundle, null, 2);
+          await verifyInto(result, bundle);
+        } catch (err) {
+          showParseError(result, err.message || String(err));
+        }
+        return;
+      }
+      if (!textArea.value.trim()) {
+        showParseError(result, '请选择、拖入或粘贴一个证明文件');
+        return;
+      }
+      await verifyText(result, textArea.value);
+    });
+  }
+
+  window.HMVerify = {
+    hexToBytes: hexToBytes,
+    bytesToHex: bytesToHex,
+    sha256: sha256,
+    leafHash: leafHash,
+    nodeHash: nodeHash,
+    rootFromInclusionProof: rootFromInclusionProof,
+    verifyInclusion: verifyInclusion,
+    canonicalize: canonicalize,
+    readCheckpoint: readCheckpoint,
+    checkContractCode: checkContractCode,
+    rpc: rpc,
+    concat: concat,
+    equalBytes: equalBytes,
+    VerifyError: VerifyError,
+    pageRpcUrls: pageRpcUrls,
+    pageCodeSha256: pageCodeSha256,
+    ICONS: ICONS,
+    verifyBundle: verifyBundle,
+    verifyInto: verifyInto,
+    stepList: stepList,
+    SELECTOR_CHECKPOINT: SELECTOR_CHECKPOINT,
+    TOPIC_CHECKPOINT_ANCHORED: TOPIC_CHECKPOINT_ANCHORED
+  };
+
+  function init() {
+    bindRecordButtons();
+    bindVerifyPage();
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();

@@ -1,0 +1,515 @@
+"""The web layer of the public site: templates, security headers, HTML errors, form CSRF.
+
+- :data:`templates`: Jinja2 with autoescaping on for every template, so any
+  text from a record, a merchant or a visitor is rendered as text.
+- :class:`SecurityHeaders`: a pure ASGI middleware that puts a
+  Content-Security-Policy without inline scripts (``script-src 'self'``),
+  ``frame-ancestors 'none'``, ``X-Content-Type-Options``, ``Referrer-Policy``
+  (and friends) on every response that does not set its own.
+- :func:`install_page_errors`: browser navigations get an HTML error page; API
+  clients keep the one JSON error shape of ``backend/app.py``.
+- Anonymous forms (register, complaint) carry a double-submit CSRF token bound
+  to a random cookie; logged-in forms use the session's token from
+  ``backend.accounts.deps`` (checked there by every cookie-authenticated POST).
+
+This module renders and guards; it never holds a domain rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import jinja2
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.accounts import security
+from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
+from backend.accounts.service import Principal
+from backend.config import Settings
+from backend.errors import DomainError, Forbidden
+from backend.timeutil import SHANGHAI
+
+log = logging.getLogger("honest_metering.disclosure")
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES_DIR = HERE / "templates"
+STATIC_DIR = HERE / "static"
+
+# Paths that are API or machine endpoints: their errors stay JSON whatever the client accepts.
+API_PREFIXES = ("/api/", "/rpc", "/healthz", "/readyz", "/metrics", "/openapi.json", "/static/")
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+# --- security headers -------------------------------------------------------------
+
+
+def content_security_policy(settings: Settings) -> str:
+    """The site's CSP: nothing inline, nothing from elsewhere (the site works offline),
+    except reading the ledger's JSON-RPC endpoint when it is another host."""
+    connect = ["'self'"]
+    ledger = settings.ledger_public_url
+    if ledger:
+        parts = urlsplit(ledger)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            connect.append(f"{parts.scheme}://{parts.netloc}")
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src " + " ".join(connect),
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+# FastAPI's /docs and /redoc pages load Swagger/ReDoc with an inline bootstrap script.
+DOCS_CSP = (
+    "default-src 'self' https://cdn.jsdelivr.net; "
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "img-src 'self' data: https://fastapi.tiangolo.com; "
+    "frame-ancestors 'none'"
+)
+
+COMMON_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+)
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP response that does not set its own, and a
+    ``Server-Timing: app;dur=<ms>`` header (time to the response head; what benchmarks read)."""
+
+    def __init__(self, app: ASGIApp, *, csp: str) -> None:
+        self.app = app
+        self.csp = csp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else self.csp
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                headers.append("Server-Timing", f"app;dur={elapsed_ms:.2f}")
+                if "content-security-policy" not in headers:
+                    headers["Content-Security-Policy"] = csp
+                for name, value in COMMON_HEADERS:
+                    if name.lower() not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# --- templates ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _asset_version(name: str) -> str:
+    path = STATIC_DIR / name
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    except OSError:
+        return "0"
+
+
+def static_url(name: str) -> str:
+    """``/static/<name>?v=<content hash>``: browsers may cache it for good."""
+    return f"/static/{name}?v={_asset_version(name)}"
+
+
+def zh_date(value: date | datetime | str | None) -> str:
+    """A date as ``2026年11月26日``; a moment is shown as its Asia/Shanghai date."""
+    if value is None or value == "":
+        return "—"
+    day: date
+    if isinstance(value, str):
+        try:
+            day = date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+    elif isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        day = aware.astimezone(SHANGHAI).date()
+    else:
+        day = value
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def zh_time(value: datetime | str | None) -> str:
+    """A moment in Beijing time, e.g. ``2026年11月26日 17:30``."""
+    if value is None or value == "":
+        return "—"
+    moment: datetime
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    else:
+        moment = value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(SHANGHAI)
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def short_hash(value: str | None, n: int = 10) -> str:
+    if not value:
+        return "—"
+    v = value.removeprefix("0x")
+    return ("0x" if value.startswith("0x") else "") + (
+        v if len(v) <= 2 * n else v[:n] + "…" + v[-4:]
+    )
+
+
+def yuan(fen: int | None) -> str:
+    if fen is None:
+        return "—"
+    return f"{fen // 100:,}.{fen % 100:02d} 元"
+
+
+def _build_env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        # Every template is HTML or SVG: escape everything, always.
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals["static_url"] = static_url
+    env.filters["zh_date"] = zh_date
+    env.filters["zh_time"] = zh_time
+    env.filters["short_hash"] = short_hash
+    env.filters["yuan"] = yuan
+    return env
+
+
+env = _build_env()
+
+
+@lru_cache(maxsize=1)
+def contract_code_sha256() -> str:
+    """SHA-256 of the published MeteringLedger runtime code (the committed artifact), so the
+    browser can check that the address it reads checkpoints from runs that contract."""
+    from backend.ledger.contract import load_artifact
+
+    code = bytes.fromhex(str(load_artifact()["deployedBytecode"]).removeprefix("0x"))
+    return hashlib.sha256(code).hexdigest()
+
+
+def page_rpc_url(settings: Settings) -> str:
+    """The JSON-RPC endpoint the browser verifier falls back to when a bundle's own
+    ``ledger_url`` cannot be reached: the configured public node, else this site's ``/rpc``
+    (the embedded chain), as a relative URL so it works under any host name."""
+    if settings.ledger_public_url:
+        return settings.ledger_public_url
+    return "/rpc" if settings.embedded_chain else ""
+
+
+def render(
+    request: Request,
+    name: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """Render a page; the layout gets the request, the signed-in user and the CSRF tokens."""
+    ctx: dict[str, Any] = {
+        "request": request,
+        "user": getattr(request.state, "page_user", None),
+        "csrf_token": getattr(request.state, "page_csrf", None),
+        "anon_csrf": getattr(request.state, "anon_csrf", None),
+        "nav": "",
+        "title": "",
+        "notice": None,
+        "rpc_url": page_rpc_url(request.app.state.settings),
+        "code_sha256": contract_code_sha256(),
+    }
+    if context:
+        ctx.update(context)
+    html = env.get_template(name).render(ctx)
+    response = HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
+    cookie = getattr(request.state, "anon_cookie_new", None)
+    if cookie is not None:
+        settings: Settings = request.app.state.settings
+        response.set_cookie(
+            ANON_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https" or settings.public_base_url.startswith("https"),
+            path="/",
+        )
+    return response
+
+
+# --- who is looking ----------------------------------------------------------------------
+
+
+def page_user(request: Request, user: OptionalUser, csrf: CsrfToken) -> Principal | None:
+    """The signed-in visitor (or ``None``), made available to the layout."""
+    request.state.page_user = user
+    request.state.page_csrf = csrf
+    return user
+
+
+PageUser = Annotated[Principal | None, Depends(page_user)]
+
+
+def safe_next(target: str | None) -> str:
+    """A same-site path to go back to after logging in, or ``""`` (never another host)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return ""
+    return target
+
+
+# --- anonymous-form CSRF (double submit, bound to a random cookie) ----------------------
+
+ANON_COOKIE = "hm_form"
+ANON_FIELD = "form_token"
+
+
+class FormExpired(Forbidden):
+    """The anonymous form's token does not match its cookie (or the form is cross-site)."""
+
+
+def _anon_token(settings: Settings, nonce: str) -> str:
+    # The "anon:" namespace keeps these apart from session CSRF tokens (jti are hex).
+    return security.csrf_token(security.load_secret(settings), "anon:" + nonce)
+
+
+def anon_form_token(request: Request) -> str:
+    """The token an anonymous form embeds; sets the cookie on first use."""
+    settings: Settings = request.app.state.settings
+    nonce = request.cookies.get(ANON_COOKIE)
+    if not nonce or len(nonce) != 32:
+        nonce = secrets.token_hex(16)
+        request.state.anon_cookie_new = nonce
+    token = _anon_token(settings, nonce)
+    request.state.anon_csrf = token
+    return token
+
+
+def check_anon_form(request: Request, token: str | None) -> None:
+    """Raise :class:`FormExpired` unless the anonymous form came from this site's page."""
+    settings: Settings = request.app.state.settings
+    if not is_same_origin(request, settings):
+        raise FormExpired(f"cross-site form post from {request.headers.get('origin')} refused")
+    nonce = request.cookies.get(ANON_COOKIE)
+    if not nonce or not token or not hmac.compare_digest(_anon_token(settings, nonce), token):
+        raise FormExpired(
+            "the form has expired or cookies are disabled: reload the page and submit again"
+        )
+
+
+# --- HTML error pages ----------------------------------------------------------------
+
+ERROR_TITLES = {
+    400: "请求有误",
+    401: "需要登录",
+    403: "没有权限",
+    404: "未找到",
+    405: "不支持的操作",
+    409: "操作冲突",
+    413: "内容过大",
+    422: "填写的内容有误",
+    429: "操作过于频繁",
+    500: "系统错误",
+    503: "服务暂不可用",
+}
+
+# Plain-language explanations of the errors a visitor meets most; the technical
+# detail from the service is shown below them.
+FRIENDLY = {
+    "MerchantNotFound": (
+        "没有找到这个统一社会信用代码对应的经营者。请核对代码，或在首页按名称搜索。"
+    ),
+    "InvalidCreditCode": "统一社会信用代码格式不正确：应为 18 位，且校验位正确。",
+    "MerchantAlreadyRegistered": "这个统一社会信用代码已经注册过。请直接登录。",
+    "UsernameTaken": "这个用户名已被使用。",
+    "WeakPassword": "密码不符合要求：至少 10 个字符，且不能与用户名相同。",
+    "InvalidCredentials": "用户名或密码错误。",
+    "NotAuthenticated": "请先登录。",
+    "InvalidToken": "登录已失效，请重新登录。",
+    "RoleNotPermitted": "当前账号没有执行这个操作的权限。",
+    "NotOwnMerchant": "只能操作本单位的信息。",
+    "CsrfFailed": "页面已过期或来源不明，请刷新页面后重新提交。",
+    "FormExpired": "表单已过期，请刷新页面后重新提交。",
+    "RateLimited": "尝试次数过多，请稍后再试。",
+    "TooManyAttempts": "尝试次数过多，请稍后再试。",
+    "PledgeItemsInvalid": "承诺事项不完整：必选事项都要勾选。",
+    "RecordNotFound": "没有找到这条记录。",
+    "RecordNotAnchored": "这条记录尚未锚定到区块链，下一个检查点锚定后即可验证。",
+    "LedgerUnavailable": "暂时无法连接区块链节点，请稍后再试。",
+    "NotFound": "页面不存在。",
+    "ValidationFailed": "填写的内容有误，请检查后重新提交。",
+}
+
+
+def friendly_message(name: str, status: int) -> str:
+    return FRIENDLY.get(name) or ERROR_TITLES.get(status, "出错了")
+
+
+def wants_html(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(API_PREFIXES) or path in DOCS_PATHS:
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_page(
+    request: Request, *, status: int, name: str, detail: str, headers: Mapping[str, str] | None
+) -> HTMLResponse:
+    context = {
+        "title": ERROR_TITLES.get(status, "出错了"),
+        "status": status,
+        "error_name": name,
+        "message": friendly_message(name, status),
+        "detail": detail,
+        "login_next": request.url.path if status == 401 else None,
+    }
+    try:
+        return render(request, "error.html", context, status_code=status, headers=headers)
+    except Exception:  # never let the error page itself fail
+        log.exception("rendering the error page failed")
+        return HTMLResponse(
+            f"<!doctype html><meta charset=utf-8><title>{status}</title><p>{status}</p>",
+            status_code=status,
+        )
+
+
+Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
+def install_page_errors(app: FastAPI) -> None:
+    """Wrap the app's JSON error handlers: HTML for browser navigations, JSON otherwise."""
+    previous: dict[Any, Handler] = dict(app.exception_handlers)  # type: ignore[arg-type]
+
+    def wrap(key: Any, to_page: Callable[[Any], tuple[int, str, str, Mapping[str, str] | None]]):
+        json_handler = previous.get(key)
+
+        async def handler(request: Request, exc: Any) -> Response:
+            if wants_html(request):
+                status, name, detail, headers = to_page(exc)
+                # 401 WWW-Authenticate: Bearer would make no sense to a browser page.
+                if status == 401:
+                    headers = None
+                return error_page(request, status=status, name=name, detail=detail, headers=headers)
+            if json_handler is None:
+                raise exc
+            return await json_handler(request, exc)
+
+        app.add_exception_handler(key, handler)
+
+    wrap(
+        DomainError,
+        lambda e: (e.status_code, e.name, e.detail, getattr(e, "headers", None)),
+    )
+    wrap(
+        RequestValidationError,
+        lambda e: (422, "ValidationFailed", _validation_detail(e), None),
+    )
+    wrap(
+        StarletteHTTPException,
+        lambda e: (
+            e.status_code,
+            "NotFound" if e.status_code == 404 else "HTTPError",
+            e.detail if isinstance(e.detail, str) else str(e.detail),
+            getattr(e, "headers", None),
+        ),
+    )
+
+    def _unexpected(e: Exception) -> tuple[int, str, str, None]:
+        ref = uuid.uuid4().hex[:12]
+        log.error("unhandled error on a page (ref %s)", ref, exc_info=e)
+        return 500, "InternalError", f"unexpected error; reference {ref}", None
+
+    wrap(Exception, _unexpected)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+# --- form errors ------------------------------------------------------------------------------
+
+
+# Which form field an error is about, when the service's error does not say (``field=``).
+ERROR_FIELDS = {
+    "InvalidCreditCode": "uscc",
+    "MerchantAlreadyRegistered": "uscc",
+    "UsernameTaken": "uscc",
+    "UnknownSector": "sector",
+    "UnknownRegion": "region_code",
+    "UnknownSubArea": "sub_area",
+    "InvalidPhone": "contact_phone",
+    "WeakPassword": "password",
+    "InvalidWalletAddress": "wallet_address",
+    "PledgeItemsInvalid": "items",
+}
+
+
+class FormError:
+    """What went wrong with a submitted form, for the page to show next to the form."""
+
+    def __init__(self, message: str, detail: str = "", field: str | None = None) -> None:
+        self.message = message
+        self.detail = detail
+        self.field = field
+
+    @classmethod
+    def of(cls, exc: Exception) -> FormError:
+        from pydantic import ValidationError
+
+        if isinstance(exc, DomainError):
+            field = exc.extra.get("field")
+            if not isinstance(field, str):
+                field = ERROR_FIELDS.get(exc.name)
+            return cls(friendly_message(exc.name, exc.status_code), exc.detail, field)
+        if isinstance(exc, ValidationError):
+            problems = []
+            field = None
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err.get("loc", ()))
+                field = field or (str(err["loc"][0]) if err.get("loc") else None)
+                problems.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+            return cls("填写的内容有误，请检查后重新提交。", "; ".join(problems), field)
+        raise exc

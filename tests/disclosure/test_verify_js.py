@@ -1,0 +1,188 @@
+"""The in-browser verifier (static/verify.js) against the Python reference.
+
+The RFC 9162 inclusion check runs in a real Chromium and must agree with
+``backend/ledger/merkle.py`` on every case: valid proofs in trees of many
+shapes, and proofs mutated the ways transparency-dev tests mutate them (wrong
+leaf, index off by one, truncated, extended, a bit flipped, wrong size) — the
+same computed root, or an error in both. The canonical-form check must agree
+with ``backend/ledger/records.py`` (NFC + RFC 8785) on awkward inputs. The
+hand-encoded ABI constants must match the compiled contract.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.ledger import merkle
+from backend.ledger.records import canonical_bytes
+from tests.conftest import ROOT
+from tests.disclosure.conftest import LiveServer
+
+VERIFY_JS = ROOT / "backend" / "disclosure" / "static" / "verify.js"
+SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17, 31, 32, 33, 64, 100, 257]
+
+
+def _py_root(index: int, size: int, leaf: bytes, proof: list[bytes]) -> str | None:
+    try:
+        return merkle.root_from_inclusion_proof(index, size, leaf, proof).hex()
+    except merkle.MerkleError:
+        return None
+
+
+def _cases() -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = []
+    for size in SIZES:
+        leaves = [merkle.leaf_hash(f"记录 {size}/{i}".encode()) for i in range(size)]
+        subtree = merkle.subtree_from_leaves(leaves)
+        indexes = range(size) if size <= 33 else sorted({0, 1, size // 2, size - 2, size - 1})
+        for index in indexes:
+            proof = merkle.inclusion_proof(index, size, subtree)
+            leaf = leaves[index]
+            variants: list[tuple[str, int, int, bytes, list[bytes]]] = [
+                ("valid", index, size, leaf, proof),
+                ("wrong leaf", index, size, merkle.leaf_hash(b"other"), proof),
+            ]
+            if index + 1 < size:
+                variants.append(("index+1", index + 1, size, leaf, proof))
+            if index > 0:
+                variants.append(("index-1", index - 1, size, leaf, proof))
+            if proof:
+                variants.append(("truncated", index, size, leaf, proof[:-1]))
+                flipped = bytearray(proof[0])
+                flipped[0] ^= 1
+                variants.append(("bit flipped", index, size, leaf, [bytes(flipped), *proof[1:]]))
+            variants.append(("extended", index, size, leaf, [*proof, leaves[0]]))
+            variants.append(("size+1", index, size + 1, leaf, proof))
+            for name, i, n, lf, pr in variants:
+                cases.append(
+                    {
+                        "name": f"{name} (index {i}, size {n})",
+                        "index": i,
+                        "size": n,
+                        "leaf": lf.hex(),
+                        "proof": [p.hex() for p in pr],
+                        "expected": _py_root(i, n, lf, pr),
+                    }
+                )
+    return cases
+
+
+RUN_CASES = """
+const [cases, done] = [arguments[0], arguments[arguments.length - 1]];
+(async () => {
+  const V = window.HMVerify;
+  const out = [];
+  for (const c of cases) {
+    try {
+      const r = await V.rootFromInclusionProof(
+        c.index, c.size, V.hexToBytes(c.leaf), c.proof.map(p => V.hexToBytes(p)));
+      out.push(V.bytesToHex(r));
+    } catch (e) {
+      out.push(null);
+    }
+  }
+  return out;
+})().then(done, e => done('ERROR ' + e));
+"""
+
+
+def _open_verifier(browser: Any, live_server: LiveServer) -> None:
+    browser.get(live_server.url + "/verify")
+    browser.execute_async_script(
+        "const done = arguments[0];"
+        "(function wait(){ window.HMVerify ? done(true) : setTimeout(wait, 20); })();"
+    )
+
+
+@pytest.mark.browser
+def test_inclusion_matches_python_on_many_trees(browser: Any, live_server: LiveServer) -> None:
+    _open_verifier(browser, live_server)
+    cases = _cases()
+    valid = [c for c in cases if c["name"].startswith("valid")]
+    assert len(valid) > 200 and all(c["expected"] is not None for c in valid)
+    got = browser.execute_async_script(RUN_CASES, cases)
+    assert isinstance(got, list), got
+    mismatches = [
+        (c["name"], c["expected"], g) for c, g in zip(cases, got, strict=True) if c["expected"] != g
+    ]
+    assert mismatches == []
+    # Every mutated proof is rejected (a different root, or an error), as in Python.
+    roots = {}
+    for size in SIZES:
+        leaves = [merkle.leaf_hash(f"记录 {size}/{i}".encode()) for i in range(size)]
+        roots[size] = merkle.root_from_leaf_hashes(leaves).hex()
+    for c, g in zip(cases, got, strict=True):
+        if c["name"].startswith("valid"):
+            assert g == roots[c["size"]]
+        elif c["size"] in roots:
+            assert g != roots[c["size"]], c["name"]
+
+
+@pytest.mark.browser
+def test_leaf_hash_and_canonical_form_match_python(browser: Any, live_server: LiveServer) -> None:
+    _open_verifier(browser, live_server)
+    samples = [
+        {"b": 1, "a": [True, None, False], "数": -12345678901234},
+        {"name": "Cafe\u0301 巴中", "k\u0301ey": "x"},  # NFD in keys and values
+        {"ctl": 'tab\there\nnew\u0001\u001f"quote\\', "slash": "a/b"},
+        {"\ue000": 1, "\U0001f600": 2, "z": 3, "é": 4, "A": 5},  # UTF-16 key order
+        {"nested": {"y": [1, {"b": 2, "a": 1}], "x": ""}, "big": 9007199254740991},
+        {"emoji": "计量😀", "zero": 0, "neg": -1},
+    ]
+    texts = [json.dumps(s, ensure_ascii=False) for s in samples]
+    expected = [canonical_bytes(s).decode("utf-8") for s in samples]
+    script = """
+const [texts, done] = [arguments[0], arguments[arguments.length - 1]];
+(async () => {
+  const V = window.HMVerify;
+  const out = [];
+  for (const t of texts) {
+    const c = V.canonicalize(JSON.parse(t));
+    const h = V.bytesToHex(await V.leafHash(new TextEncoder().encode(c)));
+    out.push([c, h]);
+  }
+  return out;
+})().then(done, e => done('ERROR ' + e));
+"""
+    got = browser.execute_async_script(script, texts)
+    assert [g[0] for g in got] == expected
+    assert [g[1] for g in got] == [merkle.leaf_hash(e.encode()).hex() for e in expected]
+
+
+def test_abi_constants_match_the_compiled_contract() -> None:
+    from web3 import Web3
+
+    source = VERIFY_JS.read_text("utf-8")
+    selector = re.search(r"SELECTOR_CHECKPOINT = '(0x[0-9a-f]{8})'", source)
+    topic = re.search(r"TOPIC_CHECKPOINT_ANCHORED =\s*'(0x[0-9a-f]{64})'", source)
+    assert selector and topic
+    artifact = json.loads((ROOT / "contracts" / "build" / "MeteringLedger.json").read_text())
+    abi = {(e.get("type"), e.get("name")): e for e in artifact["abi"]}
+    fn = abi[("function", "checkpoint")]
+    assert [i["type"] for i in fn["inputs"]] == ["uint256"]
+    # The verifier decodes four static words: treeSize, timestamp, blockNumber, root.
+    assert [c["type"] for c in fn["outputs"][0]["components"]] == [
+        "uint64",
+        "uint64",
+        "uint64",
+        "bytes32",
+    ]
+    assert selector.group(1) == "0x" + Web3.keccak(text="checkpoint(uint256)")[:4].hex()
+    ev = abi[("event", "CheckpointAnchored")]
+    signature = "CheckpointAnchored(" + ",".join(i["type"] for i in ev["inputs"]) + ")"
+    assert [i["indexed"] for i in ev["inputs"]] == [True, False, False, False]
+    assert [i["type"] for i in ev["inputs"]][1:3] == ["uint64", "bytes32"]
+    assert topic.group(1) == "0x" + Web3.keccak(text=signature).hex()
+
+
+def test_verifier_uses_no_outside_code() -> None:
+    source = VERIFY_JS.read_text("utf-8")
+    assert "crypto.subtle.digest('SHA-256'" in source
+    assert "import " not in source and "require(" not in source
+    assert "innerHTML" not in source and "eval(" not in source
+    assert Path(VERIFY_JS).stat().st_size < 40_000
