@@ -77,6 +77,8 @@ def add_months(d: date, months: int) -> date:
     index = d.year * 12 + (d.month - 1) + months
     year, month = divmod(index, 12)
     month += 1
+    if d.day <= 28:  # every month has the day: skip the calendar (a hot path when re-rating)
+        return date(year, month, d.day)
     day = min(d.day, calendar.monthrange(year, month)[1])
     return date(year, month, day)
 

@@ -99,6 +99,9 @@ _EFFECTIVE_FIELD: dict[str, str] = {
 }
 """The record types the rating reads, and the body field giving each its effective date."""
 
+RATED_TYPES: frozenset[str] = frozenset(_EFFECTIVE_FIELD)
+"""The record types the rating reads; every other type is skipped."""
+
 SUPERSEDE_RELS = frozenset({"supersedes", "renews"})
 REVOKE_REL = "revokes"
 _REVOKING_TYPES = frozenset({REVOCATION, PLEDGE_WITHDRAWN})
@@ -821,8 +824,11 @@ def change_dates(
     return _explained(recs, lambda: _change_dates(recs, policy, after))
 
 
-def _change_dates(recs: list[_Rec], policy: CreditPolicy, after: date) -> list[date]:
-    view = _View([r for r in recs if r.eff <= after])
+def _change_dates(
+    recs: list[_Rec], policy: CreditPolicy, after: date, view: _View | None = None
+) -> list[date]:
+    if view is None:
+        view = _View([r for r in recs if r.eff <= after])
     dates: set[date] = set()
     for r in recs:
         if r.eff > after:
@@ -833,6 +839,102 @@ def _change_dates(recs: list[_Rec], policy: CreditPolicy, after: date) -> list[d
             if d > after:
                 dates.add(d)
     return sorted(dates)
+
+
+def rate_with_change_dates(
+    records: Sequence[Mapping[str, Any]], policy: CreditPolicy, as_of: date
+) -> tuple[Rating, list[date]]:
+    """``(rate(records, policy, as_of), change_dates(records, policy, as_of))``, reading the
+    records once (what keeping 10^5 ratings current needs)."""
+    recs = _parse(records, None)
+
+    def both() -> tuple[Rating, list[date]]:
+        view = _View([r for r in recs if r.eff <= as_of])
+        dates = _change_dates(recs, policy, as_of, view)
+        return _rate(view, policy, as_of), dates
+
+    return _explained(recs, both)
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    """Which of a merchant's records are shown to the public on a date (停止公示).
+
+    ``shown`` and ``withheld`` are sorted record ids; together they are every
+    record the rating reads. The guarantee (a tested property): rating only the
+    shown records gives exactly the same :class:`Rating` on that date as rating
+    all of them, so anyone can reproduce the displayed tier from what is shown.
+    """
+
+    shown: tuple[str, ...]
+    withheld: tuple[str, ...]
+
+
+def disclosure(
+    records: Sequence[Mapping[str, Any]], policy: CreditPolicy, as_of: date
+) -> Disclosure:
+    """Split ``records`` into those shown publicly on ``as_of`` and those withheld.
+
+    Withheld, with every version of their chain:
+
+    - a penalty past its publicity window (``penalty_lower`` / ``penalty_other``
+      ``window_months`` from ``decided_on``), or repaired by an approved credit
+      repair decided on or before ``as_of`` — it stops being shown and stops counting;
+    - any record voided by a ``supervision.revocation``, and the revocation itself
+      (an annulled outcome is not published);
+    - a repair application whose penalties are all withheld, and a repair decision
+      whose applications are all withheld.
+
+    Records effective after ``as_of`` are shown (they do not count yet anyway).
+    Records of types the rating does not read are in neither list.
+    """
+    recs = _parse(records, None)
+    return _explained(recs, lambda: _disclosure(recs, policy, as_of))
+
+
+def _disclosure(recs: list[_Rec], policy: CreditPolicy, as_of: date) -> Disclosure:
+    view = _View([r for r in recs if r.eff <= as_of])
+    by_id = view.by_id
+    groups = _group(view.current)
+    withheld: set[str] = set()  # chain roots
+
+    repaired = _repairs(view, groups[REPAIR_DECIDED]) if groups[REPAIR_DECIDED] else {}
+    for r in groups[PENALTY]:
+        rule = policy.penalty_lower if _is_short_penalty(r.body) else policy.penalty_other
+        root = view.root(r.rid)
+        if root in repaired or as_of >= add_months(r.eff, rule.window_months):
+            withheld.add(root)
+    revocations = [r for r in by_id.values() if r.type == REVOCATION]
+    for rev in revocations:
+        for ref in rev.refs:
+            if ref["rel"] == REVOKE_REL and ref["record"] in by_id:
+                withheld.add(view.root(ref["record"]))
+
+    def all_withheld(targets: list[Any]) -> bool:
+        known = [t for t in targets if isinstance(t, str) and t in by_id]
+        return bool(known) and all(view.root(t) in withheld for t in known)
+
+    for r in by_id.values():
+        if r.type == REPAIR_APPLIED:
+            targets = [x["record"] for x in r.refs if x["rel"] == "repairs"]
+            targets.append(r.body.get("penalty_record"))
+            if all_withheld(targets):
+                withheld.add(view.root(r.rid))
+    for r in by_id.values():
+        if r.type == REPAIR_DECIDED and all_withheld([x["record"] for x in r.refs]):
+            withheld.add(view.root(r.rid))
+    for rev in revocations:
+        if all_withheld([x["record"] for x in rev.refs if x["rel"] == REVOKE_REL]):
+            withheld.add(view.root(rev.rid))
+
+    shown: list[str] = []
+    hidden: list[str] = []
+    for r in recs:
+        if r.rid in by_id and view.root(r.rid) in withheld:
+            hidden.append(r.rid)
+        else:
+            shown.append(r.rid)
+    return Disclosure(shown=tuple(sorted(shown)), withheld=tuple(sorted(hidden)))
 
 
 def repair_eligibility(
@@ -916,15 +1018,19 @@ def _repair_eligibility(
 
 
 __all__: list[str] = [
+    "Disclosure",
     "Factor",
     "FactorKind",
     "InvalidRecord",
     "MixedSubjects",
+    "RATED_TYPES",
     "Rating",
     "RatingError",
     "UnknownSpotCheckResult",
     "change_dates",
+    "disclosure",
     "rate",
+    "rate_with_change_dates",
     "repair_eligibility",
     "tier_for_score",
 ]

@@ -1,0 +1,346 @@
+"""``honest-metering verify --credit USCC``: recompute a displayed tier independently.
+
+From the service's public API only, it fetches
+
+1. the rating the service displays (``GET /api/merchants/{uscc}/credit``);
+2. every policy version with its proof bundle (``GET /api/credit/policies``);
+3. the merchant's publicly shown records (``GET /api/merchants/{uscc}/records``) and
+   each one's proof bundle (``GET /api/records/{id}/proof``);
+
+checks every bundle against the ledger with :mod:`backend.ledger.verify` (the
+record is in the log whose anchored tree head the contract holds), checks that
+the policy versions form one ``supersedes`` chain and picks the one in force,
+recomputes the rating with the pure :func:`backend.credit.rating.rate`, and
+compares score, tier and policy version with what the service displays.
+
+What it proves: the displayed rating follows, by the published rules, from
+records that are provably in the anchored log. What it cannot prove from
+outside: that no record was withheld. Records past their publicity period
+(停止公示) are withheld by law; by construction (``rating.disclosure``) they
+cannot change the rating on the rating date, and ``honest-metering audit``
+(run by anyone holding the database) checks the log as a whole.
+
+This module must never import the service's database layer or its settings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+import httpx
+
+from backend.credit import rating
+from backend.credit.policy import CreditPolicy, select_policy
+
+Status = Literal["ok", "FAIL"]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    status: Status
+    detail: str
+
+
+@dataclass
+class CreditVerdict:
+    uscc: str
+    steps: list[Step] = field(default_factory=list)
+    incomplete: bool = False
+    shown: dict[str, Any] | None = None
+    computed: rating.Rating | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(s.status == "ok" for s in self.steps)
+
+    def add(self, name: str, status: Status, detail: str) -> bool:
+        self.steps.append(Step(name, status, detail))
+        return status == "ok"
+
+    def fail(self, name: str, detail: str, *, incomplete: bool = False) -> CreditVerdict:
+        self.incomplete = self.incomplete or incomplete
+        self.add(name, "FAIL", detail)
+        return self
+
+    def summary(self) -> str:
+        if self.ok and self.shown is not None and self.computed is not None:
+            c = self.computed
+            return (
+                f"VERIFIED: merchant {self.uscc} is shown as tier {c.tier} (score {c.score}) on "
+                f"{c.as_of}, and that is exactly what policy version {c.policy_version} gives for "
+                f"its {self._count('records')} disclosed record(s), each proven to be in the "
+                "anchored log."
+            )
+        reason = next((s.detail for s in self.steps if s.status == "FAIL"), "nothing checked")
+        if self.incomplete:
+            return f"NOT VERIFIED (could not complete the check): {reason}"
+        return f"NOT VERIFIED: {reason}"
+
+    def _count(self, name: str) -> str:
+        for s in self.steps:
+            if s.name == name:
+                return s.detail.split(" ", 1)[0]
+        return "0"
+
+    def render(self) -> str:
+        width = max((len(s.name) for s in self.steps), default=0)
+        lines = [f"  [{s.status}]{' ' * (6 - len(s.status))}{s.name:<{width}}  {s.detail}"
+                 for s in self.steps]
+        return "\n".join([*lines, "", self.summary()])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uscc": self.uscc,
+            "verified": self.ok,
+            "incomplete": self.incomplete,
+            "steps": [s.__dict__ for s in self.steps],
+            "summary": self.summary(),
+        }
+
+
+class _Fetch:
+    def __init__(self, http: httpx.Client, base: str) -> None:
+        self.http = http
+        self.base = base.rstrip("/")
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.http.get(self.base + path, params=params or None)
+
+
+def _bundle(fetch: _Fetch, record_id: str) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """(bundle, problem, incomplete)."""
+    try:
+        resp = fetch.get(f"/api/records/{record_id}/proof")
+    except httpx.HTTPError as exc:
+        return None, f"cannot fetch the proof of record {record_id}: {exc}", True
+    if resp.status_code == 409:
+        return (
+            None,
+            f"record {record_id} is not anchored on the ledger yet; run the check again after "
+            "the next checkpoint (usually within a minute)",
+            True,
+        )
+    if resp.status_code != 200:
+        return None, f"the service has no proof for record {record_id} (HTTP {resp.status_code})", (
+            resp.status_code >= 500
+        )
+    return resp.json(), None, False
+
+
+def _prove(
+    fetch: _Fetch, record_ids: list[str], *, ledger_url: str | None, w3: Any
+) -> tuple[dict[str, dict[str, Any]], str | None, bool, Any]:
+    """Fetch and verify each record's bundle; returns the envelopes by id."""
+    from backend.ledger.verify import connect, verify_bundle
+
+    envelopes: dict[str, dict[str, Any]] = {}
+    for rid in record_ids:
+        data, problem, incomplete = _bundle(fetch, rid)
+        if data is None:
+            return envelopes, problem, incomplete, w3
+        if w3 is None:
+            url = ledger_url or data.get("ledger_url")
+            if not url:
+                return envelopes, (
+                    "the proof bundles name no ledger: pass --ledger with a JSON-RPC URL of the "
+                    "chain"
+                ), True, w3
+            w3 = connect(url)
+        verdict = verify_bundle(data, ledger_url=ledger_url, w3=w3)
+        if not verdict.ok:
+            return envelopes, f"record {rid}: {verdict.reason}", verdict.incomplete, w3
+        if data["record_id"] != rid:
+            return envelopes, f"asked for record {rid}, the service proved {data['record_id']}", (
+                False
+            ), w3
+        env = json.loads(data["record"])
+        env["record_id"] = rid
+        envelopes[rid] = env
+    return envelopes, None, False, w3
+
+
+def verify_credit(
+    uscc: str,
+    *,
+    base_url: str,
+    http: httpx.Client | None = None,
+    ledger_url: str | None = None,
+    w3: Any = None,
+) -> CreditVerdict:
+    """Check that the tier the service shows for ``uscc`` follows from proven records."""
+    own = http is None
+    client = http or httpx.Client(timeout=30.0)
+    try:
+        for attempt in range(2):
+            v = CreditVerdict(uscc=uscc.strip().upper())
+            try:
+                return _verify(v, _Fetch(client, base_url), ledger_url=ledger_url, w3=w3)
+            except _RecordsChanged:
+                if attempt == 1:
+                    return v.fail(
+                        "records",
+                        "the merchant's records kept changing while being checked; try again",
+                        incomplete=True,
+                    )
+            except httpx.HTTPError as exc:
+                return v.fail(
+                    "service", f"cannot reach the service at {base_url}: {exc}", incomplete=True
+                )
+        raise AssertionError("unreachable")
+    finally:
+        if own:
+            client.close()
+
+
+class _RecordsChanged(Exception):
+    """A record about the merchant arrived during the check: start again."""
+
+
+def _json(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _verify(v: CreditVerdict, fetch: _Fetch, *, ledger_url: str | None, w3: Any) -> CreditVerdict:
+    uscc = v.uscc
+    for _attempt in range(2):
+        shown_resp = fetch.get(f"/api/merchants/{uscc}/credit")
+        records_resp = fetch.get(f"/api/merchants/{uscc}/records")
+        if shown_resp.status_code != 200 or records_resp.status_code != 200:
+            bad = shown_resp if shown_resp.status_code != 200 else records_resp
+            body = _json(bad) or {}
+            return v.fail(
+                "service",
+                f"the service answered HTTP {bad.status_code} for merchant {uscc}: "
+                f"{body.get('detail', bad.text[:200])}",
+                incomplete=bad.status_code >= 500 or bad.status_code == 404,
+            )
+        shown, listing = shown_resp.json(), records_resp.json()
+        if shown["as_of"] == listing["as_of"]:
+            break  # else midnight passed between the two requests: ask again
+    else:
+        return v.fail(
+            "service", "the service's date changed while reading; try again", incomplete=True
+        )
+    v.shown = shown
+    as_of = date.fromisoformat(shown["as_of"])
+    v.add(
+        "shown",
+        "ok",
+        f"the service shows tier {shown['tier']}, score {shown['score']}, policy version "
+        f"{shown['policy_version']} on {as_of}",
+    )
+
+    # The policy: every version proven, one supersedes chain, the one in force chosen here.
+    policies_resp = fetch.get("/api/credit/policies")
+    if policies_resp.status_code != 200:
+        return v.fail(
+            "policy",
+            f"cannot list the policy versions (HTTP {policies_resp.status_code})",
+            incomplete=True,
+        )
+    policy_ids = [p["record_id"] for p in policies_resp.json()["items"]]
+    envs, problem, incomplete, w3 = _prove(fetch, policy_ids, ledger_url=ledger_url, w3=w3)
+    if problem:
+        return v.fail("policy", problem, incomplete=incomplete)
+    policies: list[CreditPolicy] = []
+    previous: str | None = None
+    for rid in policy_ids:
+        env = envs[rid]
+        if env.get("type") != "credit.policy" or env.get("subject") is not None:
+            return v.fail("policy", f"record {rid} is not a credit.policy record")
+        try:
+            policy = CreditPolicy.model_validate(env["body"])
+        except ValueError as exc:
+            return v.fail("policy", f"policy record {rid} is not a valid policy document: {exc}")
+        sup = [r["record"] for r in env.get("refs", []) if r.get("rel") == "supersedes"]
+        if policy.version != len(policies) + 1 or sup != ([previous] if previous else []):
+            return v.fail(
+                "policy",
+                f"policy record {rid} (version {policy.version}) does not continue the chain of "
+                "versions 1, 2, … each superseding the one before",
+            )
+        policies.append(policy)
+        previous = rid
+    try:
+        policy = select_policy(policies, as_of)
+    except LookupError:
+        return v.fail("policy", f"no proven policy version is in force on {as_of}")
+    v.add(
+        "policy",
+        "ok",
+        f"{len(policies)} policy version(s) proven; version {policy.version} (effective "
+        f"{policy.effective_from}) is in force on {as_of}",
+    )
+    if policy.version != shown["policy_version"] or shown.get("policy_record_id") != policy_ids[
+        policy.version - 1
+    ]:
+        return v.fail(
+            "policy",
+            f"the service rates with policy version {shown['policy_version']}, but version "
+            f"{policy.version} is the one in force on {as_of}",
+        )
+
+    # The records.
+    ids = [item["record_id"] for item in listing["items"]]
+    envs, problem, incomplete, w3 = _prove(fetch, ids, ledger_url=ledger_url, w3=w3)
+    if problem:
+        return v.fail("records", problem, incomplete=incomplete)
+    records = [envs[i] for i in ids]
+    for env in records:
+        if env.get("subject") != uscc or env.get("type") not in rating.RATED_TYPES:
+            return v.fail(
+                "records",
+                f"record {env['record_id']} is a {env.get('type')} about {env.get('subject')}, "
+                f"not a record about {uscc} that the rating reads",
+            )
+    withheld = listing.get("withheld", 0)
+    v.add(
+        "records",
+        "ok",
+        f"{len(records)} disclosed record(s) proven to be in the anchored log"
+        + (f"; {withheld} past their publicity period are not shown (停止公示)"
+           if withheld else ""),
+    )
+
+    try:
+        computed = rating.rate(records, policy, as_of)
+    except rating.RatingError as exc:
+        return v.fail("rating", f"the disclosed records cannot be rated: {exc}")
+    v.computed = computed
+    diffs = []
+    if computed.tier != shown["tier"]:
+        diffs.append(f"tier {shown['tier']} (the records give {computed.tier})")
+    if computed.score != shown["score"]:
+        diffs.append(f"score {shown['score']} (the records give {computed.score})")
+    if diffs:
+        latest = fetch.get(f"/api/merchants/{uscc}/records")
+        if latest.status_code == 200 and [x["record_id"] for x in latest.json()["items"]] != ids:
+            raise _RecordsChanged
+        why = "; ".join(f"{f.points:+d} {f.reason_zh}" for f in computed.factors) or "no factors"
+        return v.fail(
+            "rating",
+            f"MISMATCH: the service shows {', '.join(diffs)}. Recomputed from the disclosed "
+            f"records: base {policy.base_score}, {why}",
+        )
+    shown_factors = sorted((f["record_id"], f["points"]) for f in shown.get("factors", []))
+    computed_factors = sorted((f.record_id, f.points) for f in computed.factors)
+    if shown_factors != computed_factors:
+        return v.fail(
+            "rating",
+            "the score and tier match, but the reasons the service lists differ from the "
+            "recomputed factors",
+        )
+    v.add(
+        "rating",
+        "ok",
+        f"recomputed score {computed.score} → tier {computed.tier} from "
+        f"{len(computed.factors)} factor(s), as shown",
+    )
+    return v

@@ -1,0 +1,166 @@
+"""Supervision outcomes and complaints API (thin: parse, call one service function)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from backend.accounts.deps import OptionalUser, client_address, require_role
+from backend.accounts.service import Principal
+from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.errors import PayloadTooLarge
+from backend.supervision import service
+from backend.supervision.models import (
+    CSV_COLUMNS,
+    BulkWritten,
+    ComplaintCreate,
+    ComplaintPage,
+    ComplaintPrivate,
+    ComplaintReceived,
+    ComplaintReviewCreate,
+    ComplaintReviewed,
+    SupervisionInput,
+    SupervisionRecordPage,
+    SupervisionRecordPublic,
+    SupervisionRecordWritten,
+)
+
+router = APIRouter(tags=["supervision"])
+
+StaffUser = Annotated[Principal, require_role("regulator", "admin")]
+
+_BULK_DOC = (
+    "A CSV file (`Content-Type: text/csv`, UTF-8 or GB18030, a header row naming any of the "
+    f"columns {', '.join(CSV_COLUMNS)}; empty cells mean \"not given\") or JSON lines "
+    "(`Content-Type: application/x-ndjson`, one outcome object per line, as for "
+    "POST /api/supervision/records). Every row is validated first — against the database and "
+    "the rows above it — and the file is written all or nothing. On any problem: 422 "
+    "`BulkValidationFailed` with `errors` (row, field, problem; row 1 is the first data row, "
+    "row 0 the CSV header), at most 1000 of them, and `error_count`."
+)
+
+
+@router.post(
+    "/api/supervision/records", response_model=SupervisionRecordWritten, status_code=201
+)
+def create_record(
+    session: SessionDep,
+    user: StaffUser,
+    body: Annotated[SupervisionInput, Body()],
+) -> SupervisionRecordWritten:
+    """Record one outcome, a correction (`supersedes` + `correction_reason`) or a revocation
+    (kind `revocation`). Regulators and admins."""
+    return service.record_outcome(session, principal=user, data=body)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the file is larger than {limit} bytes; split it")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/api/supervision/records/bulk",
+    response_model=BulkWritten,
+    status_code=201,
+    description=_BULK_DOC,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def create_records_bulk(
+    ctx: CtxDep, request: Request, session: SessionDep, user: StaffUser
+) -> BulkWritten:
+    """Import many outcomes at once (10,000 rows take a few seconds)."""
+    data = await _read_limited(request, ctx.settings.max_body_bytes)
+    return await run_in_threadpool(
+        lambda: service.record_bulk(
+            session,
+            principal=user,
+            content_type=request.headers.get("content-type"),
+            data=data,
+        )
+    )
+
+
+@router.get("/api/supervision/records", response_model=SupervisionRecordPage)
+def list_records(
+    session: ReadSessionDep,
+    _user: StaffUser,
+    uscc: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    draw_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SupervisionRecordPage:
+    """Every outcome with its status (current, superseded, revoked, ended), newest first.
+    Staff only: the public sees a merchant's outcomes at GET /api/merchants/{uscc}/records."""
+    return service.list_records(
+        session, uscc=uscc, kind=kind, draw_id=draw_id, limit=limit, offset=offset
+    )
+
+
+@router.get("/api/supervision/records/{record_id}", response_model=SupervisionRecordPublic)
+def get_record(
+    session: ReadSessionDep, _user: StaffUser, record_id: str
+) -> SupervisionRecordPublic:
+    return service.get_record(session, record_id=record_id)
+
+
+@router.post("/api/complaints", response_model=ComplaintReceived, status_code=201)
+def submit_complaint(
+    session: SessionDep, request: Request, user: OptionalUser, body: ComplaintCreate
+) -> ComplaintReceived:
+    """Complain about a merchant; anonymous allowed, limited per client address (429).
+    Your contact stays private; the complaint counts and is shown only once verified."""
+    return service.submit_complaint(
+        session, principal=user, data=body, address=client_address(request)
+    )
+
+
+@router.get("/api/complaints", response_model=ComplaintPage)
+def list_complaints(
+    session: ReadSessionDep,
+    _user: StaffUser,
+    status: Annotated[str | None, Query(description="pending, verified or rejected")] = None,
+    uscc: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ComplaintPage:
+    return service.list_complaints(
+        session, status=status, uscc=uscc, limit=limit, offset=offset
+    )
+
+
+@router.get("/api/complaints/{complaint_id}", response_model=ComplaintPrivate)
+def get_complaint(
+    session: ReadSessionDep, _user: StaffUser, complaint_id: str
+) -> ComplaintPrivate:
+    return service.get_complaint(session, complaint_id=complaint_id)
+
+
+@router.post(
+    "/api/complaints/{complaint_id}/verification",
+    response_model=ComplaintReviewed,
+    status_code=201,
+)
+def review_complaint(
+    session: SessionDep, user: StaffUser, complaint_id: str, body: ComplaintReviewCreate
+) -> Any:
+    """Verify (appends `supervision.complaint_verified` and re-rates) or reject a complaint."""
+    return service.review_complaint(
+        session, principal=user, complaint_id=complaint_id, data=body
+    )

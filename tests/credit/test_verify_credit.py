@@ -1,0 +1,132 @@
+"""``honest-metering verify --credit``: against a live service on the embedded chain,
+it confirms a tier the records support and detects one they do not."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import update
+
+from backend import cli
+from backend.accounts import service as accounts
+from backend.app import create_app
+from backend.credit.models import MerchantRating
+from backend.credit.verify import verify_credit
+from tests import factories
+from tests.conftest import free_port, make_settings
+from tests.supervision import outcomes as o
+
+
+@dataclass
+class Live:
+    url: str
+    app: Any
+    http: httpx.Client
+
+    def staff(self, username: str, role: str) -> dict[str, str]:
+        ctx = self.app.state.ctx
+        with ctx.db.session() as s:
+            accounts.create_staff_account(
+                s, settings=ctx.settings, username=username, password=factories.STAFF_PASSWORD,
+                role=role,
+            )
+        resp = self.http.post("/api/auth/token", data={"username": username,
+                                                        "password": factories.STAFF_PASSWORD})
+        return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+    def post(self, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        resp = self.http.post("/api/supervision/records", json=body, headers=headers)
+        assert resp.status_code == 201, resp.text
+        return resp.json()  # type: ignore[no-any-return]
+
+    def wait_anchored(self, record_id: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.http.get(f"/api/records/{record_id}").json()["anchor_status"]
+            if status["status"] == "anchored":
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"record {record_id} not anchored after {timeout} s")
+
+
+@pytest.fixture
+def live(tmp_path: Any) -> Iterator[Live]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = make_settings(tmp_path / "data", public_base_url=url, anchor_interval_s=0.2)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        try:
+            yield Live(url, app, http)
+        finally:
+            server.should_exit = True
+            thread.join(30)
+
+
+@pytest.mark.slow
+def test_verify_credit_confirms_then_detects_a_tampered_tier(
+    live: Live, capsys: pytest.CaptureFixture[str]
+) -> None:
+    regulator = live.staff("reg-verify", "regulator")
+    resp = live.http.post("/api/merchants", json=factories.merchant_body())
+    assert resp.status_code == 201, resp.text
+    uscc = resp.json()["uscc"]
+    live.post(o.spot_check(uscc=uscc), regulator)
+    # Past its three-month publicity: withheld (停止公示), and without effect today.
+    live.post(o.penalty(uscc=uscc, decided_on=o.days_ago(120), amount_fen=100,
+                        decision_no="OLD-1"), regulator)
+    live.post(o.penalty(uscc=uscc, decided_on=o.days_ago(20), decision_no="NEW-1"), regulator)
+    last = live.post(o.listing(uscc=uscc, on=o.days_ago(10)), regulator)
+    live.wait_anchored(last["record_id"])
+
+    verdict = verify_credit(uscc, base_url=live.url)
+    assert verdict.ok, verdict.render()
+    assert verdict.computed is not None
+    assert (verdict.computed.tier, verdict.computed.score) == ("D", 32)
+    assert "1 past their publicity period" in verdict.render()
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["verify", "--credit", uscc, "--url", live.url])
+    assert exit_.value.code == 0
+    assert "VERIFIED" in capsys.readouterr().out
+
+    # The operator quietly improves the displayed rating in the database.
+    with live.app.state.ctx.db.session() as s:
+        s.execute(update(MerchantRating).where(MerchantRating.uscc == uscc)
+                  .values(tier="B", score=80))
+        s.commit()
+    assert live.http.get(f"/api/merchants/{uscc}/credit").json()["tier"] == "B"
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["verify", "--credit", uscc, "--url", live.url])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 1
+    assert "MISMATCH" in out and "tier B (the records give D)" in out
+    assert "NOT VERIFIED" in out
+
+
+@pytest.mark.slow
+def test_verify_credit_cannot_complete_for_unanchored_records(live: Live) -> None:
+    regulator = live.staff("reg-verify2", "regulator")
+    uscc = live.http.post("/api/merchants", json=factories.merchant_body()).json()["uscc"]
+    live.app.state.anchor_worker.stop()
+    live.post(o.spot_check(uscc=uscc), regulator)
+    verdict = verify_credit(uscc, base_url=live.url)
+    assert not verdict.ok and verdict.incomplete
+    assert "not anchored" in verdict.summary()
+    bad = verify_credit(factories.make_uscc(n=999_995), base_url=live.url)
+    assert not bad.ok and "404" in bad.summary()
