@@ -15,7 +15,13 @@ from collections.abc import Sequence
 
 from backend.config import get_settings
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "backend.ledger.cli",
+    "backend.accounts.cli",
+    "backend.merchants.cli",
+    "backend.credit.cli",
+    "backend.inspections.cli",
+)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         default=None, description="MeteringLedger address; default: deploy once and remember"
     )
     chain_poll_timeout_s: float = 30.0
+    ledger_public_url: str | None = Field(
+        default=None,
+        description="JSON-RPC URL proof bundles name for verifiers; default: this service's "
+        "/rpc for the embedded chain, none for an external node",
+    )
 
     anchor_max_pending: int = Field(default=1000, ge=1)
     anchor_interval_s: float = Field(default=5.0, gt=0)

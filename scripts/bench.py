@@ -3,6 +3,9 @@ because this machine is shared and noisy: compare ratios, not raw numbers.
 
     python scripts/bench.py log       appends/s and proof time at 10^4..10^6 leaves
     python scripts/bench.py anchor    records/s through anchoring, gas per record
+    python scripts/bench.py credit    full re-rating, incremental update, bulk ingest rows/s
+    python scripts/bench.py draw      draw snapshot + selection at 10^5 and 10^6 merchants
+    python scripts/bench.py site      merchant page and search server time at 10^5 merchants
 
 Each subcommand is one function ``bench_<name>(args)``.
 """
@@ -94,6 +97,22 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=200, help="proofs timed per size")
     p.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     p.set_defaults(func=bench_log)
+
+    import bench_anchor  # scripts/bench_anchor.py: anchoring throughput and gas per record
+
+    bench_anchor.add_parser(sub)
+
+    import bench_credit  # scripts/bench_credit.py: the credit benchmark's own module
+
+    bench_credit.add_parser(sub)
+
+    import bench_draw  # scripts/bench_draw.py: snapshot and selection of a draw
+
+    bench_draw.add_parser(sub)
+
+    import bench_site  # scripts/bench_site.py: public site server time at 10^5 merchants
+
+    bench_site.add_parser(sub)
 
     args = parser.parse_args()
     args.func(args)
