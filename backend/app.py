@@ -11,11 +11,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.config import Settings, get_settings
 from backend.context import AppContext
-from backend.errors import DomainError
+from backend.errors import DatabaseUnavailable, DomainError
 
 log = logging.getLogger("honest_metering")
 
@@ -26,6 +28,7 @@ _HTTP_ERROR_NAMES = {
     404: "NotFound",
     405: "MethodNotAllowed",
     406: "NotAcceptable",
+    408: "RequestTimeout",
     409: "Conflict",
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
@@ -68,6 +71,26 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # A lost connection (database restarted, connection killed, failover) or no
+        # connection to be had is transient: 503, so clients retry; the transaction was
+        # rolled back. Handled here, not as unexpected: that path re-raises, which also
+        # makes uvicorn drop the client's keep-alive connection. Other database errors
+        # (a constraint violated...) are bugs and stay 500 InternalError.
+        transient = isinstance(exc, OperationalError | PoolTimeout) or bool(
+            getattr(exc, "connection_invalidated", False)
+        )
+        if not transient:
+            return await _unexpected(request, exc)
+        ref = uuid.uuid4().hex[:12]
+        log.warning("database unavailable (ref %s): %s", ref, (str(exc).splitlines() or [""])[0])
+        err = DatabaseUnavailable(
+            f"the database connection was lost or is unavailable; retry (reference {ref})"
+        )
+        return JSONResponse(err.to_dict(), status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -17,6 +17,7 @@ from backend.config import get_settings
 
 COMMAND_MODULES: tuple[str, ...] = (
     "backend.ledger.cli",
+    "backend.ledger.contract_cli",
     "backend.accounts.cli",
     "backend.merchants.cli",
     "backend.credit.cli",
@@ -25,19 +26,15 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from backend.ops.server import serve
 
     settings = get_settings()
-    uvicorn.run(
-        "backend.app:create_app",
-        factory=True,
+    return serve(
+        settings,
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=args.workers,
-        log_level="info",
-        timeout_keep_alive=5,
     )
-    return 0
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -61,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the web service (and the anchoring worker)")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (more than 1 needs HM_LEDGER_URL; see "
+        "docs/operations.md)",
+    )
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("migrate", help="bring the database schema up to date")

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         default=None, description="MeteringLedger address; default: deploy once and remember"
     )
     chain_poll_timeout_s: float = 30.0
+    # Priority fee (tip) per gas of the service's transactions; 0 on a zero-gas-price
+    # consortium chain (Besu/geth with min gas price 0), where anchorers need no funds.
+    # On a chain without EIP-1559 fees it is the minimum legacy gas price.
+    ledger_priority_fee_wei: int = Field(default=10**9, ge=0)
     ledger_public_url: str | None = Field(
         default=None,
         description="JSON-RPC URL proof bundles name for verifiers; default: this service's "
@@ -43,16 +47,34 @@ class Settings(BaseSettings):
     anchor_max_pending: int = Field(default=1000, ge=1)
     anchor_interval_s: float = Field(default=5.0, gt=0)
     anchor_enabled: bool = True
+    # The daily credit re-rating sweep (backend/credit/service.py) in this process.
+    rerate_enabled: bool = True
     draw_reveal_delay_blocks: int = Field(default=3, ge=1, le=200)
 
     secret_key: SecretStr | None = None
     token_ttl_s: int = Field(default=8 * 3600, ge=60)
     demo_on_first_start: bool = True
-    public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url: str | None = Field(
+        default=None,
+        description="the address the public reaches this service at (QR codes, proof "
+        "bundles, cookies); default: http://HOST:PORT of this process",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_json: bool = False
-    max_body_bytes: int = 16 * 1024 * 1024
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Request bodies: ordinary API and form requests, and the bulk upload endpoints
+    # (backend/ops/limits.py BULK_UPLOAD_PATHS). Checked on the bytes received, so a
+    # body without Content-Length (chunked) is limited too.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_bulk_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # A request body must arrive completely within this many seconds of the app first
+    # reading it (408 otherwise), so a client trickling a body cannot hold a request open.
+    body_read_timeout_s: float = Field(default=60.0, gt=0)
+    # Idle keep-alive connections are closed after this many seconds.
+    timeout_keep_alive_s: int = Field(default=5, ge=1)
+    # When set, GET /metrics needs ``Authorization: Bearer <token>``.
+    metrics_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
@@ -77,6 +99,13 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
             return url
         return f"sqlite:///{(self.data_dir / 'honest-metering.sqlite3').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        """Where the public reaches this service, without a trailing slash."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
 
     @property
     def embedded_chain(self) -> bool:

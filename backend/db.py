@@ -12,15 +12,22 @@ so a response is never sent for a transaction that did not commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATE_LOCK_KEY = 7340000  # 7340001: contract deployment, 7340002: the anchoring lock
+# Integer keys are PostgreSQL INTEGER (32-bit). A larger number names no row, and sending
+# one to the database is an error there (and on SQLite past 2**63), so inputs that become
+# keys or offsets are bounded by this when they are parsed.
+INT_KEY_MAX = 2**31 - 1
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -54,8 +61,27 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
 
         return engine
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_recycle=1800
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_recycle=1800,
+        # Names the process in pg_stat_activity, e.g. to see which worker holds the
+        # anchoring lock (docs/operations.md).
+        connect_args={"application_name": f"honest-metering pid {os.getpid()}"},
     )
+
+
+def _end_quietly(end: Callable[[], None]) -> None:
+    """Roll back or close a session whose connection may have died under it (killed,
+    database restarted): the server already ended that transaction, and raising here,
+    often after a response has started, would only turn a finished request into an
+    error. The dead connection is invalidated, never reused."""
+    try:
+        end()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
 
 
 class Database:
@@ -70,26 +96,33 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write session; the caller commits. Rolled back on any exception."""
-        with Session(self.engine, expire_on_commit=False) as s:
-            try:
-                yield s
-            except BaseException:
-                s.rollback()
-                raise
+        s = Session(self.engine, expire_on_commit=False)
+        try:
+            yield s
+        except BaseException:
+            _end_quietly(s.rollback)
+            raise
+        finally:
+            _end_quietly(s.close)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.read_engine, expire_on_commit=False) as s:
-            try:
-                yield s
-            finally:
-                s.rollback()
+        s = Session(self.read_engine, expire_on_commit=False)
+        try:
+            yield s
+        finally:
+            _end_quietly(s.rollback)
+            _end_quietly(s.close)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
         from alembic import command
 
         with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                # Workers starting together migrate one at a time; the others then find
+                # the schema current. (On SQLite, BEGIN IMMEDIATE serialises them.)
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK_KEY})")
             cfg = alembic_config(conn)
             command.upgrade(cfg, "heads")
             conn.commit()

@@ -44,3 +44,9 @@ def install(app: FastAPI) -> None:
     from backend.disclosure import router as disclosure_router
 
     disclosure_router.install(app)
+
+    # After everything else: /metrics, and the request middleware (body limits, request
+    # ids, metrics, access log) as the outermost layer, so it sees every response.
+    from backend.ops import router as ops_router
+
+    ops_router.install(app)

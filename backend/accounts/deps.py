@@ -79,7 +79,7 @@ def is_same_origin(request: Request, settings: Settings) -> bool:
         return True  # not a browser cross-site request (browsers send Origin on POST)
     allowed = {
         f"{request.url.scheme}://{request.url.netloc}",
-        "{0.scheme}://{0.netloc}".format(urlsplit(settings.public_base_url)),
+        "{0.scheme}://{0.netloc}".format(urlsplit(settings.base_url)),
     }
     return origin in allowed
 
@@ -139,7 +139,7 @@ def _csrf_for_request(
 
 
 def cookie_secure(request: Request, settings: Settings) -> bool:
-    return request.url.scheme == "https" or settings.public_base_url.startswith("https://")
+    return request.url.scheme == "https" or settings.base_url.startswith("https://")
 
 
 def set_session_cookie(

@@ -28,8 +28,9 @@ from backend.accounts.models import (
 )
 from backend.accounts.ratelimit import TooManyAttempts
 from backend.deps import CtxDep, SessionDep
+from backend.errors import error_responses
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], responses=error_responses(400, 401, 403, 409, 422, 429))
 
 
 @router.post("/api/auth/token", response_model=TokenResponse)

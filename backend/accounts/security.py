@@ -227,4 +227,7 @@ def csrf_token(secret: bytes, session_jti: str) -> str:
 def csrf_matches(secret: bytes, session_jti: str, given: str | None) -> bool:
     if not given:
         return False
-    return hmac.compare_digest(csrf_token(secret, session_jti), given)
+    # As bytes: compare_digest raises TypeError for a str with non-ASCII characters, and
+    # ``given`` is whatever a client put in a header or a form field.
+    expected = csrf_token(secret, session_jti).encode()
+    return hmac.compare_digest(expected, given.encode("utf-8", "replace"))

@@ -37,6 +37,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from backend.ledger.records import MAX_SAFE_INT
 from backend.merchants.reference import SPOT_CHECK_RESULTS
 
 Tier = Literal["A", "B", "C", "D"]
@@ -61,9 +62,16 @@ SCORE_MIN = 0
 SCORE_MAX = 100
 BASIS_POINTS_FULL = 10_000
 
-Int = Annotated[int, Field(strict=True)]
+# The document is a record body, so every integer must be JSON-safe (docs/records.md);
+# and every window must end inside the calendar (``date`` stops at 9999), which a
+# century of months keeps far from.
+INT_MAX = MAX_SAFE_INT
+MONTHS_MAX = 1200
+
+Int = Annotated[int, Field(strict=True, ge=-INT_MAX, le=INT_MAX)]
 """An integer that must arrive as an integer: ``3.0`` or ``"3"`` are refused."""
-Months = Annotated[int, Field(strict=True, ge=1)]
+Months = Annotated[int, Field(strict=True, ge=1, le=MONTHS_MAX)]
+Fen = Annotated[int, Field(strict=True, gt=0, le=INT_MAX)]
 
 
 def add_months(d: date, months: int) -> date:
@@ -185,8 +193,8 @@ class SpotCheckRates(_Document):
 class LowerAmountThresholds(_Document):
     """A fine strictly below these amounts (integer fen) is a "lower amount" (*local*)."""
 
-    person_below_fen: Annotated[int, Field(strict=True, gt=0)]
-    organisation_below_fen: Annotated[int, Field(strict=True, gt=0)]
+    person_below_fen: Fen
+    organisation_below_fen: Fen
 
 
 class RepairRule(_Document):
@@ -216,7 +224,7 @@ class CreditPolicy(_Document):
     switched off.
     """
 
-    version: Annotated[int, Field(strict=True, ge=1)]
+    version: Annotated[int, Field(strict=True, ge=1, le=INT_MAX)]
     effective_from: date
     base_score: Int
     pledge: ValidityRule

@@ -23,10 +23,11 @@ from backend.credit.models import (
     RepairWritten,
     TierStats,
 )
-from backend.deps import ReadSessionDep, SessionDep
+from backend.deps import Offset, ReadSessionDep, SessionDep
+from backend.errors import error_responses
 from backend.timeutil import today_shanghai
 
-router = APIRouter(tags=["credit"])
+router = APIRouter(tags=["credit"], responses=error_responses(400, 401, 403, 404, 409, 422))
 
 StaffUser = Annotated[Principal, require_role("regulator", "admin")]
 
@@ -131,7 +132,7 @@ def list_repairs(
     user: CurrentUser,
     status: Annotated[str | None, Query(description="pending, approved or rejected")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RepairPage:
     return repair.list_repairs(session, principal=user, status=status, limit=limit, offset=offset)
 

@@ -761,11 +761,13 @@ class RerateWorker:
 
 
 def install(app: FastAPI) -> None:
-    """Publish the default policy if none exists, and run the daily sweep with the app."""
+    """Publish the default policy if none exists, and run the daily sweep with the app
+    (unless ``HM_RERATE_ENABLED=false``: then run ``honest-metering rerate`` from a timer)."""
 
     def start(ctx: AppContext) -> None:
         ensure_default_policy(ctx.db)
-        app.state.rerate_worker = RerateWorker(ctx).start()
+        if ctx.settings.rerate_enabled:
+            app.state.rerate_worker = RerateWorker(ctx).start()
 
     def stop(ctx: AppContext) -> None:
         worker = getattr(app.state, "rerate_worker", None)

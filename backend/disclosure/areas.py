@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.accounts.models import Role
 from backend.accounts.service import Principal, require_role
+from backend.db import INT_KEY_MAX
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import service, web
 from backend.disclosure.web import FormError, PageUser
@@ -359,6 +360,20 @@ def outcomes_page(
     return _outcome_form(request, kind=kind, values=values, error=None)
 
 
+def hundredths(raw: str) -> int:
+    """``raw`` (yuan, or a percentage) in exact hundredths (fen, or basis points).
+
+    ValueError unless it is a finite number with at most two decimals: never rounded,
+    and never Infinity or NaN (which ``int()`` of a Decimal cannot take)."""
+    try:
+        value = Decimal(raw) * 100
+    except InvalidOperation:
+        raise ValueError(f"not a number: {raw!r}") from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise ValueError(f"not a number with at most two decimals: {raw!r}")
+    return int(value)
+
+
 def _outcome_input(kind: str, form: dict[str, str], evidence: bytes | None) -> Any:
     from backend.supervision.models import SupervisionInput
 
@@ -373,12 +388,11 @@ def _outcome_input(kind: str, form: dict[str, str], evidence: bytes | None) -> A
             continue
         if f.name == "amount_yuan":
             try:
-                fen = (Decimal(raw.replace(",", "")) * 100).to_integral_exact()
-            except (InvalidOperation, ValueError):
+                data["amount_fen"] = hundredths(raw.replace(",", ""))
+            except ValueError:
                 raise FormInputError(
                     "罚没金额应为数字（元），最多两位小数", "amount_yuan"
                 ) from None
-            data["amount_fen"] = int(fen)
         elif f.name == "lower_amount":
             data["lower_amount"] = raw == "yes"
         else:
@@ -434,16 +448,13 @@ async def outcomes_bulk(
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    data = await file.read(ctx.settings.max_body_bytes + 1)
+    limit = ctx.settings.max_bulk_body_bytes
+    data = await file.read(limit + 1)
     name = (file.filename or "").lower()
     kind = "spot_check"
     values = service.outcome_defaults(kind, today=today_shanghai())
-    if len(data) > ctx.settings.max_body_bytes:
-        err = FormError.of(
-            PayloadTooLarge(
-                f"the file is larger than {ctx.settings.max_body_bytes} bytes; split it"
-            )
-        )
+    if len(data) > limit:
+        err = FormError.of(PayloadTooLarge(f"the file is larger than {limit} bytes; split it"))
         return _outcome_form(
             request, kind=kind, values=values, error=None, bulk_error=err, status=413
         )
@@ -675,7 +686,7 @@ def policy_submit(
         require_role(p, "admin")
         try:
             doc = json.loads(document)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise FormInputError(f"规则文档不是有效的 JSON：{exc}", "document") from None
         if not isinstance(doc, dict):
             raise FormInputError("规则文档应为 JSON 对象", "document")
@@ -789,10 +800,8 @@ async def draws_create(
             data["sectors"] = sectors
         if any(rates.values()):
             try:
-                data["rates_bp"] = {
-                    t: int((Decimal(v or "0") * 100).to_integral_exact()) for t, v in rates.items()
-                }
-            except (InvalidOperation, ValueError):
+                data["rates_bp"] = {t: hundredths(v or "0") for t, v in rates.items()}
+            except ValueError:
                 raise FormInputError("抽查比例应为百分数，例如 5 或 2.5", "rate_A") from None
         return draws.create_draw(ctx, principal=p, data=DrawCreate.model_validate(data))
 
@@ -965,7 +974,7 @@ def items_submit(
     legal_basis: Annotated[str, Form(max_length=2000)] = "",
     method: Annotated[str, Form(max_length=400)] = "",
     sectors: Annotated[list[str] | None, Form(max_length=32)] = None,
-    item_id: Annotated[int | None, Form()] = None,
+    item_id: Annotated[int | None, Form(ge=1, le=INT_KEY_MAX)] = None,
     action: Annotated[str, Form(max_length=16)] = "create",
 ) -> Response:
     from backend.inspections import directory

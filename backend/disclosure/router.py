@@ -22,7 +22,7 @@ from backend.accounts.models import Account
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import service, web
 from backend.disclosure.web import FormError, PageUser
-from backend.errors import DomainError
+from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
 from backend.merchants.models import MerchantCreate
 from backend.timeutil import today_shanghai, utcnow
@@ -244,8 +244,23 @@ REGISTER_FIELDS = (
 )
 
 
+def _form_failure(exc: Exception) -> tuple[int, dict[str, str] | None]:
+    """Status and headers of a form page re-shown after ``exc``: 429 with Retry-After for a
+    rate limit (as the API answers), 403 when the signed-in account may not do this at all
+    (e.g. a merchant registering another merchant), 422 for anything the visitor can correct."""
+    if isinstance(exc, RateLimited):
+        return 429, getattr(exc, "headers", None)
+    if isinstance(exc, Forbidden):
+        return exc.status_code, None
+    return 422, None
+
+
 def _register_form(
-    request: Request, values: dict[str, str], error: FormError | None, status: int = 200
+    request: Request,
+    values: dict[str, str],
+    error: FormError | None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     return web.render(
         request,
@@ -261,6 +276,7 @@ def _register_form(
             "form_token": web.anon_form_token(request),
         },
         status_code=status,
+        headers=headers,
     )
 
 
@@ -328,8 +344,8 @@ def register_submit(
             address=client_address(request),
         )
     except (DomainError, ValidationError) as exc:
-        error = FormError.of(exc)
-        return _register_form(request, values, error, 422)
+        status, headers = _form_failure(exc)
+        return _register_form(request, values, FormError.of(exc), status, headers)
     if user is not None:  # a regulator registering on a merchant's behalf
         return RedirectResponse(f"/merchants/{registered.uscc}", status_code=303)
     account = session.get(Account, registered.account.id)
@@ -349,6 +365,7 @@ def _complaint_form(
     error: FormError | None,
     status: int = 200,
     merchant_name: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     return web.render(
         request,
@@ -363,6 +380,7 @@ def _complaint_form(
             "received": None,
         },
         status_code=status,
+        headers=headers,
     )
 
 
@@ -408,7 +426,8 @@ def complaint_submit(
             address=client_address(request),
         )
     except (DomainError, ValidationError) as exc:
-        return _complaint_form(request, values, FormError.of(exc), 422)
+        status, headers = _form_failure(exc)
+        return _complaint_form(request, values, FormError.of(exc), status, headers=headers)
     return web.render(
         request,
         "complaint.html",

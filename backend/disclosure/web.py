@@ -18,7 +18,6 @@ This module renders and guards; it never holds a domain rule.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import secrets
 import time
@@ -271,7 +270,7 @@ def render(
             cookie,
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https" or settings.public_base_url.startswith("https"),
+            secure=request.url.scheme == "https" or settings.base_url.startswith("https"),
             path="/",
         )
     return response
@@ -307,9 +306,12 @@ class FormExpired(Forbidden):
     """The anonymous form's token does not match its cookie (or the form is cross-site)."""
 
 
+# The namespace keeps these apart from session CSRF tokens (jti are hex).
+ANON_NAMESPACE = "anon:"
+
+
 def _anon_token(settings: Settings, nonce: str) -> str:
-    # The "anon:" namespace keeps these apart from session CSRF tokens (jti are hex).
-    return security.csrf_token(security.load_secret(settings), "anon:" + nonce)
+    return security.csrf_token(security.load_secret(settings), ANON_NAMESPACE + nonce)
 
 
 def anon_form_token(request: Request) -> str:
@@ -330,7 +332,8 @@ def check_anon_form(request: Request, token: str | None) -> None:
     if not is_same_origin(request, settings):
         raise FormExpired(f"cross-site form post from {request.headers.get('origin')} refused")
     nonce = request.cookies.get(ANON_COOKIE)
-    if not nonce or not token or not hmac.compare_digest(_anon_token(settings, nonce), token):
+    secret = security.load_secret(settings)
+    if not nonce or not security.csrf_matches(secret, ANON_NAMESPACE + nonce, token):
         raise FormExpired(
             "the form has expired or cookies are disabled: reload the page and submit again"
         )

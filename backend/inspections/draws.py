@@ -616,7 +616,7 @@ def finish_commit(
                 f"not the committed 0x{snap_root.hex()} / 0x{seed_hash.hex()}"
             )
         if tx_hash is None:
-            found = ledger._guard(
+            found = ledger.guard(
                 lambda: onchain.find_event_tx(
                     contract, "DrawCommitted", did, from_block=max(0, row.created_block or 0)
                 )
@@ -762,13 +762,13 @@ def reveal_draw(
     if not state.revealed:
         raise LedgerDisagreement(f"the contract does not show draw {row.id} as revealed")
     if reveal_tx is None:
-        found = ledger._guard(
+        found = ledger.guard(
             lambda: onchain.find_event_tx(
                 contract, "DrawRevealed", did, from_block=row.commit_block or 0
             )
         )
         reveal_tx = found[0] if found else None
-    bhash = ledger._guard(lambda: onchain.block_hash(ledger.w3, state.target_block))
+    bhash = ledger.guard(lambda: onchain.block_hash(ledger.w3, state.target_block))
     local = selection.randomness(state.seed, bhash)
     if state.seed != seed or local != state.randomness:
         raise LedgerDisagreement(

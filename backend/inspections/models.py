@@ -26,6 +26,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from backend.db import INT_KEY_MAX
 from backend.ledger.status import AnchorStatus
 
 DrawStatus = Literal["committing", "committed", "revealed", "failed", "expired"]
@@ -264,7 +265,7 @@ class Rates(_Input):
 
 
 class DrawCreate(_Input):
-    item_id: int
+    item_id: int = PField(ge=1, le=INT_KEY_MAX)
     regions: list[str] | None = PField(
         default=None, max_length=16, description="region codes in scope; default: all"
     )

@@ -9,7 +9,9 @@ from fastapi.responses import StreamingResponse
 
 from backend.accounts.deps import OptionalUser, require_role
 from backend.accounts.service import Principal
-from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.db import INT_KEY_MAX
+from backend.deps import CtxDep, IntId, Offset, ReadSessionDep, SessionDep
+from backend.errors import error_responses
 from backend.inspections import directory, draws
 from backend.inspections.models import (
     ConflictCreate,
@@ -34,9 +36,14 @@ from backend.inspections.models import (
 
 StaffUser = Annotated[Principal, require_role("regulator", "admin")]
 
-inspectors = APIRouter(prefix="/api/inspectors", tags=["inspections"])
-items = APIRouter(prefix="/api/inspection-items", tags=["inspections"])
-router = APIRouter(prefix="/api/draws", tags=["draws"])
+ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+inspectors = APIRouter(prefix="/api/inspectors", tags=["inspections"], responses=ERRORS)
+items = APIRouter(prefix="/api/inspection-items", tags=["inspections"], responses=ERRORS)
+router = APIRouter(
+    prefix="/api/draws",
+    tags=["draws"],
+    responses=error_responses(400, 401, 403, 404, 409, 422, 503),
+)
 
 
 def _is_staff(user: Principal | None) -> bool:
@@ -90,7 +97,7 @@ def declare_conflict(
 
 @inspectors.delete("/{inspector_id}/conflicts/{conflict_id}", response_model=ConflictWritten)
 def withdraw_conflict(
-    session: SessionDep, user: StaffUser, inspector_id: str, conflict_id: int
+    session: SessionDep, user: StaffUser, inspector_id: str, conflict_id: IntId
 ) -> ConflictWritten:
     """Withdraw a declaration; it stays in the log, with the withdrawal record."""
     return directory.withdraw_conflict(
@@ -113,13 +120,13 @@ def list_items(session: ReadSessionDep, active: bool | None = None) -> ItemPage:
 
 
 @items.get("/{item_id}", response_model=ItemPublic)
-def get_item(session: ReadSessionDep, item_id: int) -> ItemPublic:
+def get_item(session: ReadSessionDep, item_id: IntId) -> ItemPublic:
     return directory.item_public(directory.get_item(session, item_id))
 
 
 @items.patch("/{item_id}", response_model=ItemWritten)
 def update_item(
-    session: SessionDep, user: StaffUser, item_id: int, body: ItemUpdate
+    session: SessionDep, user: StaffUser, item_id: IntId, body: ItemUpdate
 ) -> ItemWritten:
     return directory.update_item(session, principal=user, item_id=item_id, data=body)
 
@@ -142,12 +149,12 @@ def create_draw(ctx: CtxDep, user: StaffUser, body: DrawCreate) -> DrawWritten:
 def list_draws(
     session: ReadSessionDep,
     status: DrawStatus | None = None,
-    item_id: int | None = None,
+    item_id: Annotated[int | None, Query(ge=1, le=INT_KEY_MAX)] = None,
     overdue: Annotated[
         bool, Query(description="only draws with checks whose results are overdue")
     ] = False,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DrawPage:
     return draws.list_draws(
         session, status=status, item_id=item_id, overdue_only=overdue, limit=limit, offset=offset

@@ -46,6 +46,7 @@ from backend.ledger import log as ledger_log
 from backend.ledger import merkle, onchain
 from backend.ledger.chain import LedgerClient, TxResult
 from backend.ledger.models import Checkpoint, LogLeaf
+from backend.ops import metrics
 
 logger = logging.getLogger("honest_metering.anchoring")
 
@@ -611,7 +612,7 @@ class AnchorWorker:
                 st.state, st.detail = "standby", "another process holds the anchoring lock"
                 return LOCKED_RETRY_S
         except Exception as exc:
-            return self._failed(f"cannot take the anchoring lock: {exc}")
+            return self._failed(f"cannot take the anchoring lock: {exc}", reason="lock")
         if self.lock.generation != self._lock_generation:
             # Newly (re)taken: someone else may have anchored while we did not hold it.
             self.anchorer.forget_reconciliation()
@@ -620,15 +621,17 @@ class AnchorWorker:
             outcome = self.anchorer.run_once()
         except LedgerUnavailable as exc:
             st.ledger_up = False
-            return self._failed(exc.detail)
+            return self._failed(exc.detail, reason="ledger_unavailable")
         except AnchoringHalted as exc:
             st.ledger_up = True
             logger.critical("ANCHORING HALTED: %s", exc)
-            delay = self._failed(str(exc), state="halted")
+            delay = self._failed(str(exc), state="halted", reason="halted")
             return delay
         except Exception as exc:
             logger.exception("anchoring pass failed")
-            return self._failed(f"{type(exc).__name__}: {exc}")
+            return self._failed(f"{type(exc).__name__}: {exc}", reason="error")
+        if outcome.action == "anchored":
+            metrics.CHECKPOINTS_ANCHORED.inc()
         st.ledger_up = True
         st.state = "anchorer"
         st.consecutive_failures = 0
@@ -644,9 +647,14 @@ class AnchorWorker:
         return delay
 
     def _failed(
-        self, message: str, *, state: Literal["backing_off", "halted"] = "backing_off"
+        self,
+        message: str,
+        *,
+        reason: str,
+        state: Literal["backing_off", "halted"] = "backing_off",
     ) -> float:
         st = self.status
+        metrics.ANCHOR_FAILURES.labels(reason).inc()
         st.consecutive_failures += 1
         delay = backoff_delay(st.consecutive_failures)
         if state == "backing_off":

@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import stat
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +35,14 @@ from web3.exceptions import ContractLogicError, TimeExhausted
 
 from backend.config import Settings
 from backend.errors import LedgerUnavailable
+
+# Importing eth_account (above) imports py_ecc, which raises the whole process's recursion
+# limit to 100000: deeper than the C stack holds, so parsing a deeply nested JSON request
+# body (json's C decoder recurses per level) crashes the process with SIGSEGV instead of
+# raising RecursionError. Bring it back to what py-evm needs for the EVM's 1024 nested
+# calls (it sets this itself when the embedded chain is imported), and no more.
+EVM_RECURSION_LIMIT = 1024 * 12
+sys.setrecursionlimit(min(sys.getrecursionlimit(), EVM_RECURSION_LIMIT))
 
 KEY_FILE = "ledger-key.hex"
 CHAIN_DB_FILE = "chain.sqlite3"
@@ -321,6 +330,7 @@ class LedgerClient:
         kv: _SQLiteKV | None = None,
         lock: threading.RLock | None = None,
         timeout_s: float = 30.0,
+        priority_fee_wei: int = 10**9,
     ) -> None:
         self.w3 = w3
         self.key = key
@@ -329,6 +339,7 @@ class LedgerClient:
         self._kv = kv
         self.lock = lock or threading.RLock()
         self.timeout_s = timeout_s
+        self.priority_fee_wei = priority_fee_wei
         self.contract_address: str | None = None
         self._chain_id: int | None = None
 
@@ -347,7 +358,11 @@ class LedgerClient:
             Web3.HTTPProvider(settings.ledger_url, request_kwargs={"timeout": 10})
         )
         return cls(
-            w3, load_node_key(settings), embedded=False, timeout_s=settings.chain_poll_timeout_s
+            w3,
+            load_node_key(settings),
+            embedded=False,
+            timeout_s=settings.chain_poll_timeout_s,
+            priority_fee_wei=settings.ledger_priority_fee_wei,
         )
 
     def close(self) -> None:
@@ -358,7 +373,7 @@ class LedgerClient:
     @property
     def chain_id(self) -> int:
         if self._chain_id is None:
-            self._chain_id = int(self._guard(lambda: self.w3.eth.chain_id))
+            self._chain_id = int(self.guard(lambda: self.w3.eth.chain_id))
         return self._chain_id
 
     def is_up(self) -> bool:
@@ -369,10 +384,14 @@ class LedgerClient:
             return False
 
     def block_number(self) -> int:
-        return int(self._guard(lambda: self.w3.eth.block_number))
+        return int(self.guard(lambda: self.w3.eth.block_number))
 
-    def _guard(self, fn: Any) -> Any:
-        """Run a ledger read; turn connection failures into LedgerUnavailable."""
+    def guard(self, fn: Any) -> Any:
+        """Run ``fn`` (a ledger call); turn connection failures into LedgerUnavailable.
+
+        Public: other modules (draws, anchoring) wrap their own web3 reads in it so a
+        node that is down is one error everywhere, never a raw requests exception.
+        """
         try:
             return fn()
         except (ContractLogicError, LedgerError):
@@ -395,19 +414,23 @@ class LedgerClient:
         return self.w3.eth.contract(address=Web3.to_checksum_address(addr), abi=ABI)
 
     def deploy(self, *, reveal_delay_blocks: int) -> str:
+        return self.deploy_with_receipt(reveal_delay_blocks=reveal_delay_blocks)[0]
+
+    def deploy_with_receipt(self, *, reveal_delay_blocks: int) -> tuple[str, TxResult]:
+        """Deploy a MeteringLedger (this key becomes admin and anchorer); its address and tx."""
         from backend.ledger.contract import ABI, BYTECODE
 
         factory = self.w3.eth.contract(abi=ABI, bytecode=BYTECODE)
         result = self.send(factory.constructor(reveal_delay_blocks))
-        receipt = self.w3.eth.get_transaction_receipt(HexStr(result.tx_hash))
+        receipt = self.guard(lambda: self.w3.eth.get_transaction_receipt(HexStr(result.tx_hash)))
         address = receipt["contractAddress"]
         if not address:
             raise LedgerError(f"deployment transaction {result.tx_hash} created no contract")
         self.contract_address = Web3.to_checksum_address(address)
-        return self.contract_address
+        return self.contract_address, result
 
     def has_code(self, address: str) -> bool:
-        code = self._guard(lambda: self.w3.eth.get_code(Web3.to_checksum_address(address)))
+        code = self.guard(lambda: self.w3.eth.get_code(Web3.to_checksum_address(address)))
         return len(code) > 0
 
     # transactions -----------------------------------------------------------
@@ -422,11 +445,11 @@ class LedgerClient:
         with self.lock:
             if gas is None:
                 try:
-                    estimate = self._guard(lambda: fn.estimate_gas({"from": sender}))
+                    estimate = self.guard(lambda: fn.estimate_gas({"from": sender}))
                 except ContractLogicError as exc:
                     raise _as_revert(exc) from None
                 gas = int(estimate * 1.2) + 10_000
-            nonce = self._guard(
+            nonce = self.guard(
                 lambda: self.w3.eth.get_transaction_count(
                     Web3.to_checksum_address(sender), "pending"
                 )
@@ -437,11 +460,11 @@ class LedgerClient:
                     "nonce": nonce,
                     "gas": gas,
                     "chainId": self.chain_id,
-                    **self._fees(),
+                    **self.fees(),
                 }
             )
             raw = self.key.sign_transaction(tx)
-            tx_hash = self._guard(lambda: self.w3.eth.send_raw_transaction(raw))
+            tx_hash = self.guard(lambda: self.w3.eth.send_raw_transaction(raw))
         receipt = self.wait_for_receipt(tx_hash)
         if receipt["status"] != 1:
             raise LedgerError(f"transaction {Web3.to_hex(tx_hash)} failed on chain")
@@ -452,14 +475,18 @@ class LedgerClient:
             logs=list(receipt["logs"]),
         )
 
-    def _fees(self) -> dict[str, int]:
-        block = self._guard(lambda: self.w3.eth.get_block("latest"))
-        base = int(block.get("baseFeePerGas", 0) or 0)
-        tip = 10**9
+    def fees(self) -> dict[str, int]:
+        """Fee fields for the next transaction (EIP-1559, or legacy gasPrice on old chains)."""
+        block = self.guard(lambda: self.w3.eth.get_block("latest"))
+        tip = self.priority_fee_wei
+        if "baseFeePerGas" not in block:
+            # A chain without EIP-1559 (e.g. an old clique genesis): legacy pricing.
+            return {"gasPrice": max(tip, int(self.guard(lambda: self.w3.eth.gas_price)))}
+        base = int(block["baseFeePerGas"] or 0)
         return {"maxFeePerGas": base * 2 + tip, "maxPriorityFeePerGas": tip}
 
     def wait_for_receipt(self, tx_hash: Any) -> Any:
-        return self._guard(
+        return self.guard(
             lambda: self.w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=self.timeout_s, poll_latency=0.05
             )
@@ -467,7 +494,7 @@ class LedgerClient:
 
     def call(self, fn: Any, block: Any = "latest") -> Any:
         try:
-            return self._guard(lambda: fn.call({"from": self.key.address}, block_identifier=block))
+            return self.guard(lambda: fn.call({"from": self.key.address}, block_identifier=block))
         except ContractLogicError as exc:
             raise _as_revert(exc) from None
 

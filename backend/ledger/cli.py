@@ -44,6 +44,7 @@ def _anchor(args: argparse.Namespace) -> int:
         AnchorWorker,
         anchor_lock_for,
     )
+    from backend.ledger.contract import LedgerRevert
 
     ctx = AppContext.create(get_settings())
     lock = anchor_lock_for(ctx)
@@ -73,6 +74,15 @@ def _anchor(args: argparse.Namespace) -> int:
         except AnchoringHalted as exc:
             _err(f"ANCHORING REFUSED: {exc}")
             return EXIT_HALTED
+        except LedgerRevert as exc:
+            hint = (
+                f" (the signing account {ctx.require_ledger().key.address} is not an anchorer: "
+                "have the contract admin run `honest-metering contract add-anchorer`)"
+                if exc.name == "MeteringLedgerUnauthorizedAnchorer"
+                else ""
+            )
+            _err(f"the contract refused the checkpoint: {exc}{hint}; records stay pending")
+            return EXIT_INCOMPLETE
         print(outcome.describe())
         return EXIT_OK
     finally:

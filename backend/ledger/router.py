@@ -12,12 +12,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from backend.deps import CtxDep, ReadSessionDep
+from backend.deps import CtxDep, Offset, ReadSessionDep
+from backend.errors import ErrorResponse, error_responses
 from backend.ledger import service
 from backend.ledger.bundle import ProofBundle
 
 router = APIRouter(tags=["health"])
-log_router = APIRouter(prefix="/api", tags=["log"])
+log_router = APIRouter(prefix="/api", tags=["log"], responses=error_responses(404, 409, 422))
 
 
 @router.get("/healthz")
@@ -61,7 +62,7 @@ def latest_checkpoint(session: ReadSessionDep) -> service.CheckpointPublic:
 @log_router.get("/log/checkpoints", response_model=service.CheckpointPage)
 def list_checkpoints(
     session: ReadSessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
 ) -> service.CheckpointPage:
     """Checkpoints in anchoring order (index 0 first)."""
@@ -87,7 +88,12 @@ def get_record(record_id: str, session: ReadSessionDep) -> service.RecordPublic:
 @log_router.get(
     "/records/{record_id}/proof",
     response_model=ProofBundle,
-    responses={409: {"description": "RecordNotAnchored: the record is pending anchor"}},
+    responses={
+        409: {
+            "model": ErrorResponse,
+            "description": "RecordNotAnchored: the record is pending anchor",
+        }
+    },
 )
 def record_proof(
     record_id: str,

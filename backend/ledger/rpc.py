@@ -12,7 +12,9 @@ This module must never forward a method that changes the chain or signs.
 from __future__ import annotations
 
 import ast
+import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -234,6 +236,23 @@ METHODS: dict[str, Callable[[Web3, list[Any]], Any]] = {
 }
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """The request as RFC 8259 JSON: Python's parser also takes NaN and Infinity (and turns
+    1e999 into inf), which no response could then echo back as the request's ``id``."""
+    return json.loads(body, parse_float=_finite, parse_constant=_not_json)
+
+
 def _error(req_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
@@ -286,7 +305,7 @@ async def rpc(request: Request, ctx: CtxDep) -> JSONResponse:
             "Ethereum node: read the checkpoints from that node"
         )
     try:
-        payload = await request.json()
+        payload = parse_json(await request.body())
     except Exception:
         return JSONResponse(_error(None, PARSE_ERROR, "request body is not valid JSON"))
     from starlette.concurrency import run_in_threadpool

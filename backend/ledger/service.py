@@ -118,7 +118,7 @@ def ledger_url_for(settings: Settings) -> str | None:
     if settings.ledger_public_url:
         return settings.ledger_public_url
     if settings.embedded_chain:
-        return settings.public_base_url.rstrip("/") + "/rpc"
+        return settings.base_url + "/rpc"
     return None
 
 

@@ -24,11 +24,13 @@ def _demo(args: argparse.Namespace) -> int:
         summary = demo.seed_demo(
             ctx.db, settings=settings, merchants_n=args.merchants, seed=args.seed
         )
+        draw_note = ""
         if summary is not None:
             from backend.credit.service import sweep
 
             # Rate the seeded merchants now rather than at the next start of the service.
             sweep(ctx.db)
+            draw_note = _demo_draw(ctx)
     finally:
         ctx.close()
     if summary is None:
@@ -40,8 +42,27 @@ def _demo(args: argparse.Namespace) -> int:
         f"{summary.awards} demonstration awards: {summary.records} records "
         f"in {time.monotonic() - started:.1f} s"
     )
+    print(summary.describe_supervision())
+    print(draw_note)
     print(demo.credentials_text())
     return 0
+
+
+def _demo_draw(ctx: Any) -> str:
+    """The demo's random inspection draw, which needs the ledger (not part of seeding)."""
+    from backend.errors import DomainError
+    from backend.inspections.demo import run_demo_draw
+
+    try:
+        row = run_demo_draw(ctx)
+    except Exception as exc:  # the seeded data stands; the draw can be made later
+        why = exc.detail if isinstance(exc, DomainError) else str(exc)
+        return f"no random inspection draw ({type(exc).__name__}: {why})"
+    if row is None:
+        return "no random inspection draw (one exists already)"
+    if row.status != "revealed":
+        return f"random inspection draw no. {row.number} is {row.status}"
+    return f"random inspection draw no. {row.number} revealed; the first results are recorded"
 
 
 def register(sub: Any) -> None:

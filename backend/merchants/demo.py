@@ -10,7 +10,19 @@ so the log stays in time order; this is demo data only and must never be
 seeded into a production database: both the command and the startup hook
 refuse when ``HM_ENV=production``.
 
-Appends are batched per simulated day, so seeding takes seconds.
+The regulator's side — supervision outcomes, complaints, credit repairs
+(:mod:`backend.supervision.demo`) and the inspection directories
+(:mod:`backend.inspections.demo`) — is recorded by calling the services
+themselves on the simulated days, each with that day as its clock, so their
+validation, records and ratings are the real ones. Their commits join the
+seeding transaction (``join_transaction_mode``): seeding stays all or
+nothing. Every merchant is rated at the end. A random inspection draw needs
+the ledger, so it is no part of seeding: ``honest-metering demo`` runs one
+afterwards, and a first start of the service in the background
+(:mod:`backend.inspections.demo`).
+
+Appends are batched per simulated day, outcomes per recording day, so seeding
+takes seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -30,10 +42,16 @@ from sqlmodel import Session, col
 
 from backend.accounts import security
 from backend.accounts.models import Account
+from backend.accounts.service import Principal
 from backend.config import Settings
 from backend.context import AppContext
+from backend.credit import service as credit
+from backend.credit.policy import DEFAULT_POLICY
 from backend.db import Database
+from backend.inspections import demo as inspections_demo
+from backend.inspections.models import InspectionItem, Inspector
 from backend.ledger import log as ledger_log
+from backend.ledger.models import LogLeaf
 from backend.ledger.records import Actor, RecordDraft, Ref
 from backend.merchants import service as merchants
 from backend.merchants.demo_data import DEFAULT_SEED, generate_merchants
@@ -47,11 +65,17 @@ from backend.pledges.models import (
 )
 from backend.pledges.queries import add_months
 from backend.pledges.templates import current_template, template_digest
+from backend.supervision import demo as supervision_demo
+from backend.supervision.demo import DemoMerchant, HistorySummary
 from backend.timeutil import SHANGHAI, shanghai_date, utcnow
 
 log = logging.getLogger(__name__)
 
 DEMO_MERCHANTS = 2000
+# Serialises seeders (two workers starting together on PostgreSQL). Not 7340002:
+# that key is the anchoring lock (backend/ledger/anchoring.py), which a running
+# service's worker holds for good, so seeding would wait for it forever.
+PG_DEMO_LOCK = 7340003
 DEMO_MERCHANT_PASSWORD = "demo-merchant-2025"
 DEMO_STAFF = (
     ("admin", "admin", "demo-admin-2025"),
@@ -109,6 +133,28 @@ class DemoSummary:
     awards: int = 0
     records: int = 0
     staff: list[str] = field(default_factory=list)
+    go_live: date | None = None
+    """The day the credit policy (and the recording of outcomes) started."""
+    supervision: HistorySummary = field(default_factory=HistorySummary)
+    directory: dict[str, int] = field(default_factory=dict)
+    tiers: dict[str, int] = field(default_factory=dict)
+
+    def describe_supervision(self) -> str:
+        o = self.supervision.outcomes - self.supervision.corrections
+        if not o:
+            return "no supervision outcomes (no credit policy in force yet)"
+        return (
+            f"{o['spot_check']} spot checks, {o['penalty']} penalties, "
+            f"{o['complaint_verified']} verified complaints "
+            f"({self.supervision.complaints_pending} pending), "
+            f"{o['abnormal_list'] + o['serious_list']} list entries/removals, "
+            f"{o['instrument']} instrument verifications, "
+            f"{self.supervision.corrections.total()} corrections (final results, fines paid), "
+            f"{self.supervision.repairs_approved} credit repairs; "
+            f"{self.directory.get('inspectors', 0)} inspectors, "
+            f"{self.directory.get('items', 0)} inspection items; tiers "
+            + " ".join(f"{t} {n}" for t, n in sorted(self.tiers.items()))
+        )
 
 
 @dataclass
@@ -117,6 +163,16 @@ class _Event:
     order: int  # registration < verification < pledge < withdrawal < award on the same day
     seq: int
     build: Callable[[datetime], tuple[RecordDraft, Callable[[str, int], None]]]
+
+
+@dataclass
+class _Action:
+    """A service call on a simulated day, after that day's records, with that clock."""
+
+    day: date
+    order: int
+    seq: int
+    run: Callable[[Session, datetime], None]
 
 
 def _at(day: date, seq: int, now: datetime) -> datetime:
@@ -142,6 +198,9 @@ class _Seeder:
         self.regulator_id: int | None = None
         self.record_ids: dict[tuple[str, str], str] = {}
         self.merchant_hash = security.hash_password(DEMO_MERCHANT_PASSWORD, env=settings.env)
+        self.actions: list[_Action] = []
+        self.facts: list[DemoMerchant] = []
+        self.last_at = datetime.min.replace(tzinfo=UTC)
 
     def _account_id(self) -> int:
         self.next_account += 1
@@ -154,6 +213,10 @@ class _Seeder:
         build: Callable[[datetime], tuple[RecordDraft, Callable[[str, int], None]]],
     ) -> None:
         self.events.append(_Event(day, order, len(self.events), build))
+
+    def action(self, day: date, order: int, run: Callable[[Session, datetime], None]) -> None:
+        assert day <= self.today, day
+        self.actions.append(_Action(day, order, len(self.actions), run))
 
     # --- staff ------------------------------------------------------------------
 
@@ -239,14 +302,26 @@ class _Seeder:
             verified_on = min(today, registered + timedelta(days=rng.randint(1, 30)))
             self._verify(row, verified_on)
 
-        if story is None and rng.random() >= 0.85:
-            return
-        pledged = registered + timedelta(days=0 if story else rng.randint(0, 14))
-        active = self._pledges(row, account_id, pledged, keep_active=story is not None)
-        if story == "demonstration" or (
-            story is None and verified_on is not None and active and rng.random() < 0.06
-        ):
-            self._award(row, active, verified_on, force=story == "demonstration")
+        active: list[tuple[date, date]] = []
+        if story is not None or rng.random() < 0.85:
+            pledged = registered + timedelta(days=0 if story else rng.randint(0, 14))
+            active = self._pledges(row, account_id, pledged, keep_active=story is not None)
+            if story == "demonstration" or (
+                story is None and verified_on is not None and active and rng.random() < 0.06
+            ):
+                self._award(row, active, verified_on, force=story == "demonstration")
+        self.facts.append(
+            DemoMerchant(
+                uscc=row.uscc,
+                sector=row.sector,
+                region_code=row.region_code,
+                registered=registered,
+                verified_on=verified_on,
+                account_id=account_id,
+                pledged=tuple(active),
+                story=story,
+            )
+        )
 
     def _verify(self, row: Merchant, on: date) -> None:
         def build(at: datetime) -> tuple[RecordDraft, Callable[[str, int], None]]:
@@ -483,6 +558,81 @@ class _Seeder:
 
         self._event(withdraw_on, 5, build_withdrawal)
 
+    # --- the regulator's side ------------------------------------------------------------
+
+    def regulator_side(self, seed: int) -> None:
+        """Plan the inspection directories and two years of supervision as service calls."""
+        assert self.regulator_id is not None
+        regulator = Principal(
+            account_id=self.regulator_id,
+            username="regulator",
+            role="regulator",
+            merchant_uscc=None,
+        )
+        versions = credit.policy_versions(self.s)
+        first = min(
+            (v.policy.effective_from for v in versions), default=DEFAULT_POLICY.effective_from
+        )
+        go_live = supervision_demo.go_live_day(first, self.today)
+        empty = all(
+            self.s.execute(select(func.count()).select_from(t)).scalar_one() == 0
+            for t in (Inspector, InspectionItem)
+        )
+        if empty:
+            actions, counts = inspections_demo.directory_actions(
+                seed=seed + 2,
+                regulator=regulator,
+                set_up_on=go_live or self.today,
+                today=self.today,
+                merchants=[(f.uscc, f.region_code, f.registered) for f in self.facts],
+            )
+            for day, order, run in actions:
+                self.action(day, order, run)
+            self.summary.directory = counts
+        if go_live is None:
+            log.warning("no credit policy is in force yet: the demo has no supervision outcomes")
+            return
+        self.summary.go_live = go_live
+
+        # The rating starts with the first policy version, published on its first day.
+        def publish_policy(s: Session, at: datetime) -> None:
+            credit.ensure_policy(s, now=at)
+
+        self.action(go_live, -20, publish_policy)
+        history = supervision_demo.SupervisionHistory(
+            self.facts, seed=seed + 1, today=self.today, go_live=go_live, regulator=regulator
+        ).plan()
+        for day, order, run in history.actions():
+            self.action(day, order, run)
+        self.summary.supervision = history.summary
+
+    def rate_all(self) -> None:
+        """Rate every merchant as of today (pledges seeded here did not re-rate as the
+        pledges service would), naming each one's newest record as the cause."""
+        if self.summary.go_live is None:
+            return
+        leaf = LogLeaf.__table__.c  # type: ignore[attr-defined]
+        newest = dict(
+            self.s.execute(
+                select(leaf.subject, leaf.record_id).where(
+                    leaf.leaf_index.in_(
+                        select(func.max(leaf.leaf_index))
+                        .where(leaf.subject.is_not(None))
+                        .group_by(leaf.subject)
+                    )
+                )
+            ).all()
+        )
+        usccs = [f.uscc for f in self.facts]
+        ratings = credit.rerate_merchants(
+            self.s,
+            usccs,
+            as_of=self.today,
+            cause_record_ids={u: newest[u] for u in usccs if u in newest},
+            now=self.now,
+        )
+        self.summary.tiers = dict(sorted(Counter(r.tier for r in ratings.values()).items()))
+
     # --- writing -----------------------------------------------------------------------
 
     TABLE_ORDER = (
@@ -496,21 +646,31 @@ class _Seeder:
     )
 
     def write(self) -> None:
-        """Append the records day by day and insert the rows after each day."""
-        self.events.sort(key=lambda e: (e.day, e.order, e.seq))
+        """Day by day: append the records and insert their rows, then run the day's
+        service calls (from 16:00 in Bazhong, never before the last record's time)."""
         by_day: dict[date, list[_Event]] = defaultdict(list)
-        for e in self.events:
+        for e in sorted(self.events, key=lambda e: (e.day, e.order, e.seq)):
             by_day[e.day].append(e)
-        for day, events in by_day.items():
+        calls: dict[date, list[_Action]] = defaultdict(list)
+        for a in sorted(self.actions, key=lambda a: (a.day, a.order, a.seq)):
+            calls[a.day].append(a)
+        for day in sorted(by_day.keys() | calls.keys()):
+            events = by_day.get(day, [])
             for start in range(0, len(events), 500):
                 chunk = events[start : start + 500]
-                at = _at(day, start, self.now)
+                at = max(_at(day, start, self.now), self.last_at)
                 built = [e.build(at) for e in chunk]
                 appended = ledger_log.append(self.s, [d for d, _ in built], now=at)
                 for (_, done), rec in zip(built, appended, strict=True):
                     done(rec.record_id, rec.leaf_index)
                 self._flush_rows()
                 self.summary.records += len(appended)
+                self.last_at = max(self.last_at, at)
+            afternoon = datetime.combine(day, time(16, 0), SHANGHAI).astimezone(UTC)
+            for i, a in enumerate(calls.get(day, [])):
+                at = min(max(afternoon + timedelta(seconds=7 * i), self.last_at), self.now)
+                a.run(self.s, at)
+                self.last_at = at
 
     def _flush_rows(self) -> None:
         for name, model in self.TABLE_ORDER:
@@ -535,9 +695,16 @@ def seed_demo(
     if settings.env == "production":
         raise RuntimeError("demo data is made up and is never seeded with HM_ENV=production")
     now = now or utcnow()
-    with db.session() as s:
+    # One transaction for all of it. The services called on the simulated days commit
+    # their own work; joined to this transaction ("rollback_only"), their commits do not
+    # end it and only a rollback reaches it, so a failure anywhere leaves nothing behind.
+    with (
+        db.engine.connect() as conn,
+        conn.begin(),
+        Session(conn, join_transaction_mode="rollback_only", expire_on_commit=False) as s,
+    ):
         if not db.is_sqlite:
-            s.execute(text("SELECT pg_advisory_xact_lock(7340002)"))
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_DEMO_LOCK})
         if merchant_count(s) > 0:
             return None
         seeder = _Seeder(s, settings=settings, now=now, seed=seed)
@@ -549,7 +716,11 @@ def seed_demo(
         for m in generate_merchants(max(0, merchants_n - len(SHOWCASE)), seed=seed):
             if m["uscc"] not in showcase:
                 seeder.merchant(m)
+        size = ledger_log.tree_size(s)
+        seeder.regulator_side(seed)
         seeder.write()
+        seeder.rate_all()
+        seeder.summary.records = ledger_log.tree_size(s) - size
         if not db.is_sqlite:
             s.execute(
                 text(
@@ -557,7 +728,6 @@ def seed_demo(
                     "(SELECT max(id) FROM account))"
                 )
             )
-        s.commit()
         return seeder.summary
 
 
@@ -569,26 +739,45 @@ def credentials_text() -> str:
     )
 
 
-def seed_on_first_start(ctx: AppContext) -> None:
-    """Startup hook: seed the demo data when the registry is empty."""
+def seed_on_first_start(ctx: AppContext) -> DemoSummary | None:
+    """Seed the demo data when the registry is empty (the first start of the service)."""
     if ctx.settings.env == "production" or not ctx.settings.demo_on_first_start:
-        return
+        return None
     with ctx.db.read() as s:
         if merchant_count(s) > 0:
-            return
+            return None
     summary = seed_demo(ctx.db, settings=ctx.settings)
     if summary is not None:
         log.info(
-            "seeded demo data: %d merchants, %d pledges, %d demonstration units, %d records; %s",
+            "seeded demo data: %d merchants, %d pledges, %d demonstration units, %d records; "
+            "%s; %s",
             summary.merchants,
             summary.pledges,
             summary.awards,
             summary.records,
+            summary.describe_supervision(),
             credentials_text(),
         )
+    return summary
 
 
 def install(app: FastAPI) -> None:
+    """Seed on first start; then, in the background, run the demo draw (it needs the
+    ledger, which must never hold up the start)."""
     settings: Settings = app.state.settings
-    if settings.demo_on_first_start and settings.env != "production":
-        app.state.startup_hooks.append(seed_on_first_start)
+    if not settings.demo_on_first_start or settings.env == "production":
+        return
+    app.state.demo_draw = None
+
+    def first_start(ctx: AppContext) -> None:
+        if seed_on_first_start(ctx) is not None:
+            app.state.demo_draw = inspections_demo.DemoDrawWorker(ctx).start()
+
+    def stop(ctx: AppContext) -> None:
+        worker = app.state.demo_draw
+        if worker is not None:
+            worker.stop()
+            app.state.demo_draw = None
+
+    app.state.startup_hooks.append(first_start)
+    app.state.shutdown_hooks.append(stop)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from backend.accounts.deps import CurrentUser, OptionalUser, RegulatorUser, client_address
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.errors import error_responses
 from backend.merchants import service
 from backend.merchants.models import (
     QUERY_MAX,
@@ -21,7 +22,11 @@ from backend.merchants.models import (
 )
 from backend.pledges.queries import shanghai_date, utcnow
 
-router = APIRouter(prefix="/api/merchants", tags=["merchants"])
+router = APIRouter(
+    prefix="/api/merchants",
+    tags=["merchants"],
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
+)
 
 
 @router.post("", response_model=MerchantRegistered, status_code=201)

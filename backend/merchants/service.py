@@ -263,7 +263,7 @@ def public_view(
 
 
 def public_url(settings: Settings, uscc: str) -> str:
-    return f"{settings.public_base_url.rstrip('/')}/merchants/{uscc}"
+    return f"{settings.base_url}/merchants/{uscc}"
 
 
 def get_public(session: Session, *, settings: Settings, uscc: str, today: date) -> MerchantPublic:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Header, Query, Response
 
 from backend.accounts.deps import MerchantUser, OptionalUser, RegulatorUser
 from backend.accounts.idempotency import HEADER as IDEMPOTENCY_HEADER
-from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.deps import CtxDep, Offset, ReadSessionDep, SessionDep
+from backend.errors import error_responses
 from backend.pledges import service, signs
 from backend.pledges.models import (
     DemonstrationAction,
@@ -27,8 +28,8 @@ from backend.pledges.models import (
 )
 from backend.pledges.queries import shanghai_date, utcnow
 
-router = APIRouter(tags=["pledges"])
-pages = APIRouter(tags=["pledge signs"])
+router = APIRouter(tags=["pledges"], responses=error_responses(400, 401, 403, 404, 409, 422))
+pages = APIRouter(tags=["pledge signs"], responses=error_responses(404, 422))
 
 IdempotencyKey = Annotated[
     str | None,
@@ -127,7 +128,7 @@ def demonstration(
 def demonstration_units(
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DemonstrationUnitList:
     """Current demonstration units, newest award first."""
     return service.list_demonstration_units(session, limit=limit, offset=offset, today=_today())

@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.accounts.deps import OptionalUser, client_address, require_role
 from backend.accounts.service import Principal
-from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.errors import PayloadTooLarge
+from backend.deps import CtxDep, Offset, ReadSessionDep, SessionDep
+from backend.errors import PayloadTooLarge, error_responses
 from backend.supervision import service
 from backend.supervision.models import (
     CSV_COLUMNS,
@@ -27,7 +27,9 @@ from backend.supervision.models import (
     SupervisionRecordWritten,
 )
 
-router = APIRouter(tags=["supervision"])
+router = APIRouter(
+    tags=["supervision"], responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429)
+)
 
 StaffUser = Annotated[Principal, require_role("regulator", "admin")]
 
@@ -85,7 +87,7 @@ async def create_records_bulk(
     ctx: CtxDep, request: Request, session: SessionDep, user: StaffUser
 ) -> BulkWritten:
     """Import many outcomes at once (10,000 rows take a few seconds)."""
-    data = await _read_limited(request, ctx.settings.max_body_bytes)
+    data = await _read_limited(request, ctx.settings.max_bulk_body_bytes)
     return await run_in_threadpool(
         lambda: service.record_bulk(
             session,
@@ -104,7 +106,7 @@ def list_records(
     kind: Annotated[str | None, Query(max_length=32)] = None,
     draw_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SupervisionRecordPage:
     """Every outcome with its status (current, superseded, revoked, ended), newest first.
     Staff only: the public sees a merchant's outcomes at GET /api/merchants/{uscc}/records."""
@@ -138,7 +140,7 @@ def list_complaints(
     status: Annotated[str | None, Query(description="pending, verified or rejected")] = None,
     uscc: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ComplaintPage:
     return service.list_complaints(
         session, status=status, uscc=uscc, limit=limit, offset=offset

@@ -801,6 +801,9 @@ def parse_bulk(
             except json.JSONDecodeError as exc:
                 errors.append(RowError(row=n, field=None, problem=f"not JSON: {exc.msg}"))
                 continue
+            except RecursionError:
+                errors.append(RowError(row=n, field=None, problem="not JSON: nested too deeply"))
+                continue
             if not isinstance(value, dict):
                 errors.append(
                     RowError(row=n, field=None, problem="each line must be a JSON object")

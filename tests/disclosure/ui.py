@@ -17,13 +17,24 @@ def wait_for(browser: Any, css: str, timeout: float = 30) -> Any:
 
 def click_and_load(browser: Any, element: Any, timeout: float = 90) -> None:
     """Click, then wait until the browser has left the page (a form post and its redirect)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, timeout).until(ec.staleness_of(page))
+
+    def left_page(_: Any) -> bool:
+        # Chromium sometimes answers mid-navigation with a generic inspector error
+        # ("Node with given id does not belong to the document") instead of a
+        # stale-element error; either means the old page is gone.
+        try:
+            page.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    WebDriverWait(browser, timeout).until(left_page)
 
 
 def submit(browser: Any, action: str) -> None:

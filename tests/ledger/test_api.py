@@ -4,6 +4,7 @@ readiness, and the read-only JSON-RPC endpoint of the embedded chain."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +19,7 @@ from backend.ledger.anchoring import Anchorer
 from backend.ledger.bundle import parse_bundle, unhex
 from backend.ledger.contract import ABI, decode_error
 from backend.ledger.verify import Verdict, check_offline
+from tests.conftest import make_settings
 from tests.ledger.conftest import append_records, serve
 
 
@@ -135,7 +137,7 @@ class TestProof:
             ledger.contract_address,
         )
         assert cp.anchored_at.endswith("Z")
-        assert b.ledger_url == ctx.settings.public_base_url + "/rpc"
+        assert b.ledger_url == ctx.settings.base_url + "/rpc"
         merkle.verify_inclusion(
             b.leaf_index,
             cp.tree_size,
@@ -329,3 +331,11 @@ class TestRpc:
             r = c.post("/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
             assert r.status_code == 404
             assert r.json()["error"] == "RpcDisabled"
+
+
+def test_bundle_ledger_url_follows_the_service_port(tmp_path: Path) -> None:
+    """Bug: bundles named http://127.0.0.1:8000/rpc whatever port the service ran on."""
+    settings = make_settings(tmp_path / "data", port=8765)
+    assert settings.base_url == "http://127.0.0.1:8765"
+    explicit = make_settings(tmp_path / "data", port=8765, public_base_url="https://hm.example.cn/")
+    assert explicit.base_url == "https://hm.example.cn"

@@ -1,0 +1,54 @@
+"""GET /metrics, and the middleware every request passes through (limits, metrics, logs)."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+
+from backend.deps import CtxDep
+from backend.errors import Unauthorized
+from backend.ops import metrics
+from backend.ops.limits import BodyLimits
+
+router = APIRouter(tags=["health"])
+
+
+class MetricsTokenRequired(Unauthorized):
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+def prometheus_metrics(ctx: CtxDep, request: Request) -> Response:
+    """Prometheus metrics: requests by route template, method and status; latency histograms;
+    log size, pending records and checkpoint age (read from the database at scrape time);
+    anchor failures; ledger reachability. With ``HM_METRICS_TOKEN`` set it needs
+    ``Authorization: Bearer <token>``."""
+    token = ctx.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        expected = "Bearer " + token.get_secret_value()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise MetricsTokenRequired(
+                "GET /metrics needs the header Authorization: Bearer <HM_METRICS_TOKEN>"
+            )
+    return Response(metrics.render(ctx), media_type=metrics.CONTENT_TYPE)
+
+
+def install(app: FastAPI) -> None:
+    """Add /metrics and the request middleware; call last, so the middleware is outermost."""
+    settings = app.state.settings
+    app.include_router(router)
+    app.add_middleware(
+        BodyLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_bulk_body_bytes=settings.max_bulk_body_bytes,
+        read_timeout_s=settings.body_read_timeout_s,
+    )
+    # Added last: outermost, so it times and counts everything, errors included.
+    app.add_middleware(metrics.RequestMetrics)
