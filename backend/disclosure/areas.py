@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from backend.accounts.models import Role
@@ -494,21 +495,22 @@ async def outcomes_bulk(
 # --- complaints and credit repairs -----------------------------------------------------------
 
 
-@pages.get("/regulator/complaints", response_class=HTMLResponse)
-def complaints_page(
+def _status_of(exc: Exception) -> int:
+    """A failed form answers with the service's own status (404, 409, 422, ...)."""
+    return exc.status_code if isinstance(exc, DomainError) else 422
+
+
+def _complaints_view(
     request: Request,
-    session: ReadSessionDep,
-    user: PageUser,
-    status: Annotated[str, Query(max_length=16)] = "pending",
-    done: Annotated[str | None, Query(max_length=20)] = None,
+    session: Session,
+    *,
+    status: str,
+    notice: dict[str, str] | None = None,
+    error: FormError | None = None,
+    status_code: int = 200,
 ) -> Response:
     from backend.supervision import service as supervision
 
-    p = _staff_or_redirect(request, user)
-    if isinstance(p, Response):
-        return p
-    if status not in ("pending", "verified", "rejected"):
-        status = "pending"
     page = supervision.list_complaints(session, status=status, uscc=None, limit=100, offset=0)
     return web.render(
         request,
@@ -518,11 +520,28 @@ def complaints_page(
             "nav": "regulator",
             "page": page,
             "status": status,
-            "notice": _notice(done),
-            "error": None,
+            "notice": notice,
+            "error": error,
             "today": today_shanghai(),
         },
+        status_code=status_code,
     )
+
+
+@pages.get("/regulator/complaints", response_class=HTMLResponse)
+def complaints_page(
+    request: Request,
+    session: ReadSessionDep,
+    user: PageUser,
+    status: Annotated[str, Query(max_length=16)] = "pending",
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    p = _staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    if status not in ("pending", "verified", "rejected"):
+        status = "pending"
+    return _complaints_view(request, session, status=status, notice=_notice(done))
 
 
 @pages.post("/regulator/complaints/{complaint_id}/review", response_class=HTMLResponse)
@@ -549,24 +568,42 @@ def complaint_review(
         )
     except (DomainError, ValidationError) as exc:
         session.rollback()
-        page = supervision.list_complaints(
-            session, status="pending", uscc=None, limit=100, offset=0
-        )
-        return web.render(
+        return _complaints_view(
             request,
-            "area/complaints.html",
-            {
-                "title": "投诉举报处理",
-                "nav": "regulator",
-                "page": page,
-                "status": "pending",
-                "notice": None,
-                "error": FormError.of(exc),
-                "today": today_shanghai(),
-            },
-            status_code=422,
+            session,
+            status="pending",
+            error=FormError.of(exc),
+            status_code=_status_of(exc),
         )
     return RedirectResponse("/regulator/complaints?done=reviewed", status_code=303)
+
+
+def _repairs_view(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    notice: dict[str, str] | None = None,
+    error: FormError | None = None,
+    status_code: int = 200,
+) -> Response:
+    from backend.credit import repair
+
+    page = repair.list_repairs(
+        session, principal=principal, status="pending", limit=100, offset=0
+    )
+    return web.render(
+        request,
+        "area/repairs.html",
+        {
+            "title": "信用修复审核",
+            "nav": "regulator",
+            "page": page,
+            "notice": notice,
+            "error": error,
+        },
+        status_code=status_code,
+    )
 
 
 @pages.get("/regulator/repairs", response_class=HTMLResponse)
@@ -576,23 +613,10 @@ def repairs_page(
     user: PageUser,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    from backend.credit import repair
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    page = repair.list_repairs(session, principal=p, status="pending", limit=100, offset=0)
-    return web.render(
-        request,
-        "area/repairs.html",
-        {
-            "title": "信用修复审核",
-            "nav": "regulator",
-            "page": page,
-            "notice": _notice(done),
-            "error": None,
-        },
-    )
+    return _repairs_view(request, session, p, notice=_notice(done))
 
 
 @pages.post("/regulator/repairs/{repair_id}/decision", response_class=HTMLResponse)
@@ -619,23 +643,11 @@ def repair_decide(
         )
     except (DomainError, ValidationError) as exc:
         session.rollback()
-        page = repair.list_repairs(session, principal=p, status="pending", limit=100, offset=0)
         error = FormError.of(exc)
         unmet = exc.extra.get("unmet") if isinstance(exc, DomainError) else None
         if unmet:
             error.detail = "；".join(str(u) for u in unmet)
-        return web.render(
-            request,
-            "area/repairs.html",
-            {
-                "title": "信用修复审核",
-                "nav": "regulator",
-                "page": page,
-                "notice": None,
-                "error": error,
-            },
-            status_code=422,
-        )
+        return _repairs_view(request, session, p, error=error, status_code=_status_of(exc))
     return RedirectResponse("/regulator/repairs?done=decided", status_code=303)
 
 

@@ -300,6 +300,23 @@ class TestRegulatorArea:
         assert r.status_code == 303
         assert "已核验" in client.get(f"/merchants/{m['uscc']}", headers=HTML).text
 
+    @pytest.mark.parametrize(
+        ("path", "data"),
+        [
+            ("/regulator/complaints/nope/review", {"outcome": "verified", "summary": "经核实属实"}),
+            ("/regulator/repairs/nope/decision", {"decision": "approved", "reason": "符合条件"}),
+        ],
+    )
+    def test_unknown_id_in_a_review_form_is_404_not_422(
+        self, client: TestClient, path: str, data: dict[str, str]
+    ) -> None:
+        """Bug: every service error on these forms was shown as 422."""
+        factories.create_staff(client, username="reg.review", role="regulator")
+        csrf = _login(client, "reg.review", factories.STAFF_PASSWORD)
+        r = client.post(path, data={"csrf_token": csrf, **data}, headers=HTML)
+        assert r.status_code == 404, r.text[:300]
+        assert "<form" in r.text  # the page is shown again, with the error
+
 
 def test_home_shows_targets_and_tier_chart(client: TestClient, merchant: dict[str, Any]) -> None:
     text = client.get("/", headers=HTML).text
