@@ -7,7 +7,9 @@ unavailable (a node that is down): writes never wait for it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 
@@ -17,6 +19,8 @@ from backend.errors import LedgerUnavailable
 from backend.ledger.chain import LedgerClient, LedgerError
 from backend.ledger.models import LedgerState
 
+T = TypeVar("T")
+
 
 @dataclass
 class AppContext:
@@ -24,6 +28,7 @@ class AppContext:
     db: Database
     _ledger: LedgerClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _locals: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, *, migrate: bool = True) -> AppContext:
@@ -85,7 +90,19 @@ class AppContext:
         except (OSError, LedgerError) as exc:
             raise LedgerUnavailable(f"ledger unavailable: {exc}") from None
 
+    def local(self, name: str, make: Callable[[], T]) -> T:
+        """This process's object called ``name``, made by ``make`` on first use: a
+        cache, a group commit. Closed (if it has ``close``) with the context."""
+        with self._lock:
+            if name not in self._locals:
+                self._locals[name] = make()
+            return self._locals[name]  # type: ignore[no-any-return]
+
     def close(self) -> None:
+        for obj in self._locals.values():
+            close = getattr(obj, "close", None)
+            if callable(close):
+                close()
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None

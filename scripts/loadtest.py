@@ -544,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             time.sleep(1.0)  # let the server settle (and the anchorer catch up)
         print_table(results, results[0])
+        for group, (n, mean) in group_commits(port).items():
+            print(f"group commit {group}: {n} transaction(s), {mean:.1f} write(s) each on average")
 
         say("waiting for every record to be anchored ...")
         t_wait = time.monotonic()
@@ -579,6 +581,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.check and any(got < target for _, got, target in verdicts):
             ok = False
         return 0 if ok else 1
+
+
+def group_commits(port: int) -> dict[str, tuple[int, float]]:
+    """Transactions and mean writes per transaction of each group commit, from /metrics."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        for suffix, into in (("_sum", sums), ("_count", counts)):
+            prefix = f"hm_group_commit_size{suffix}{{group=\""
+            if line.startswith(prefix):
+                group = line[len(prefix):].split('"', 1)[0]
+                into[group] = float(line.rsplit(" ", 1)[1])
+    return {g: (int(counts[g]), sums[g] / counts[g]) for g in sums if counts.get(g)}
 
 
 def writes_not_anchored(database_url: str, record_ids: list[str]) -> list[str]:

@@ -71,6 +71,13 @@ ANCHOR_FAILURES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+GROUP_COMMIT_SIZE = Histogram(
+    "hm_group_commit_size",
+    "Writes committed together in one transaction (backend.groupcommit), by kind of write.",
+    ["group"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=REGISTRY,
+)
 CHECKPOINTS_ANCHORED = Counter(
     "hm_checkpoints_anchored",
     "Checkpoints this service anchored on the ledger.",

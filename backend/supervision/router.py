@@ -48,13 +48,13 @@ _BULK_DOC = (
     "/api/supervision/records", response_model=SupervisionRecordWritten, status_code=201
 )
 def create_record(
-    session: SessionDep,
+    ctx: CtxDep,
     user: StaffUser,
     body: Annotated[SupervisionInput, Body()],
 ) -> SupervisionRecordWritten:
     """Record one outcome, a correction (`supersedes` + `correction_reason`) or a revocation
     (kind `revocation`). Regulators and admins."""
-    return service.record_outcome(session, principal=user, data=body)
+    return service.submit_outcome(ctx, principal=user, data=body)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

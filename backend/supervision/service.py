@@ -36,11 +36,13 @@ from sqlmodel import Session, col
 from backend.accounts import ratelimit
 from backend.accounts.models import Role
 from backend.accounts.service import Principal, require_role
+from backend.context import AppContext
 from backend.credit import service as credit
 from backend.errors import Conflict, DomainError, NotFound, PayloadTooLarge, ValidationFailed
+from backend.groupcommit import GroupCommit
 from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
-from backend.ledger.status import anchor_status
+from backend.ledger.status import AnchorStatus, anchor_status
 from backend.merchants.models import Merchant
 from backend.merchants.reference import ABNORMAL_LIST_REASONS
 from backend.merchants.service import parse_uscc
@@ -344,6 +346,25 @@ class Checker:
             )
         return row
 
+    def accept(self, inp: Any, provisional: str) -> Prepared:
+        """:meth:`prepare` an outcome, then count it as written under its provisional
+        id (``row:N``), so that later outcomes of the same batch are checked against
+        it (a second correction of one record, an ``out`` ending this ``in``)."""
+        prep = self.prepare(inp)
+        prep.provisional = provisional
+        # A stateless outcome matters to no later one: its merchant's need not load.
+        if prep.uscc in self.states or needs_state(inp):
+            self.state(prep.uscc).add(
+                _Row(
+                    provisional,
+                    prep.kind,
+                    prep.body,
+                    [r.to_json() for r in prep.refs],
+                    prep.effective_on or self.today,
+                )
+            )
+        return prep
+
     def prepare(self, inp: Any) -> Prepared:
         uscc = self.uscc(inp.uscc)
         # A stateless kind never looks at the merchant's other outcomes: skip loading them.
@@ -620,9 +641,10 @@ def _checker(
 
 
 def _write(
-    session: Session, principal: Principal, prepared: Sequence[Prepared], *, now: datetime
+    session: Session, items: Sequence[tuple[Principal, Prepared]], *, now: datetime
 ) -> list[log.AppendedRecord]:
-    """Append the records and insert their rows, in the caller's transaction.
+    """Append the records, each by its principal, and insert their rows, in the
+    caller's transaction.
 
     A row of a bulk file may refer to an earlier row of the same file (an ``out``
     ending a listing made above it) by its provisional id ``row:N``; the records
@@ -631,29 +653,29 @@ def _write(
     today = today_shanghai(now)
     real: dict[str, str] = {}
     appended: list[log.AppendedRecord] = []
-    pending: list[Prepared] = []
+    pending: list[tuple[Principal, Prepared]] = []
 
     def flush() -> None:
         if not pending:
             return
-        recs = log.append(session, [p.draft(principal) for p in pending], now=now)
-        for p, rec in zip(pending, recs, strict=True):
+        recs = log.append(session, [p.draft(who) for who, p in pending], now=now)
+        for (_, p), rec in zip(pending, recs, strict=True):
             if p.provisional is not None:
                 real[p.provisional] = rec.record_id
         appended.extend(recs)
         pending.clear()
 
-    for p in prepared:
+    for who, p in items:
         if any(r.record.startswith("row:") for r in p.refs):
-            waiting = {x.provisional for x in pending}
+            waiting = {x.provisional for _, x in pending}
             if any(r.record in waiting for r in p.refs):
                 flush()
             p.refs = [Ref(r.rel, real.get(r.record, r.record)) for r in p.refs]
-        pending.append(p)
+        pending.append((who, p))
     flush()
 
     rows = []
-    for p, rec in zip(prepared, appended, strict=True):
+    for (who, p), rec in zip(items, appended, strict=True):
         env = rec.envelope
         rows.append(
             {
@@ -667,7 +689,7 @@ def _write(
                 "target_record_id": env["refs"][0]["record"] if env["refs"] else None,
                 "draw_id": p.draw_id,
                 "at": now,
-                "account_id": principal.account_id,
+                "account_id": who.account_id,
             }
         )
     for i in range(0, len(rows), 5000):
@@ -706,23 +728,108 @@ def record_outcome(
     """Record one outcome (or correction, or revocation) and re-rate the merchant."""
     p = require_role(principal, *WRITER_ROLES)
     now = now or utcnow()
-    today = today_shanghai(now)
     if isinstance(data, DemonstrationInput):
         return _demonstration(session, principal=p, data=data, now=now)
-    checker = _checker(session, [data.uscc], today, now=now)
-    prepared = checker.prepare(data)
-    (rec,) = _write(session, p, [prepared], now=now)
-    result = credit.rerate_merchant(
-        session, prepared.uscc, as_of=today, cause_record_id=rec.record_id, now=now
+    (result,) = record_outcomes(session, [(p, data)], now=now)
+    if isinstance(result, DomainError):
+        raise result
+    return result
+
+
+def submit_outcome(
+    ctx: AppContext, *, principal: Principal | None, data: Any
+) -> SupervisionRecordWritten:
+    """``POST /api/supervision/records``: one outcome, committed together with those of
+    concurrent requests (:func:`record_outcomes`), answered once it is durable."""
+    if isinstance(data, DemonstrationInput):
+        with ctx.db.session() as session:
+            return record_outcome(session, principal=principal, data=data)
+    require_role(principal, *WRITER_ROLES)
+
+    def run_batch(
+        requests: Sequence[tuple[Principal | None, Any]],
+    ) -> list[SupervisionRecordWritten | DomainError]:
+        with ctx.db.session() as session:
+            return record_outcomes(session, requests)
+
+    group = ctx.local("supervision.group_commit", lambda: GroupCommit("supervision", run_batch))
+    result: SupervisionRecordWritten = group.submit((principal, data))
+    return result
+
+
+def record_outcomes(
+    session: Session,
+    requests: Sequence[tuple[Principal | None, Any]],
+    *,
+    now: datetime | None = None,
+) -> list[SupervisionRecordWritten | DomainError]:
+    """Record the outcomes of several independent requests in one transaction.
+
+    The group commit behind ``POST /api/supervision/records``
+    (:class:`backend.groupcommit.GroupCommit`): concurrent requests share one log
+    append, one re-rating and one commit. Each request stands on its own: one that
+    fails its checks gets its error back and writes nothing, and the others are
+    written; each is checked against those before it, as if they had come one by
+    one. Demonstration awards take :func:`record_outcome`. Commits, unless every
+    request failed.
+    """
+    now = now or utcnow()
+    today = today_shanghai(now)
+    results: list[SupervisionRecordWritten | DomainError | None] = [None] * len(requests)
+    accepted: list[tuple[int, Principal, Any]] = []
+    for i, (principal, data) in enumerate(requests):
+        try:
+            p = require_role(principal, *WRITER_ROLES)
+            if isinstance(data, DemonstrationInput):
+                raise RowInvalid("a demonstration award is recorded on its own", field="kind")
+        except DomainError as exc:
+            results[i] = exc
+            continue
+        accepted.append((i, p, data))
+    if not accepted:
+        return results  # type: ignore[return-value]
+    checker = _checker(
+        session,
+        [data.uscc for _, _, data in accepted],
+        today,
+        now=now,
+        with_state=[data.uscc for _, _, data in accepted if needs_state(data)],
     )
-    session.commit()
-    row = session.get(SupervisionRecord, rec.record_id)
-    assert row is not None
-    return SupervisionRecordWritten(
-        **_public(row, None).model_dump(),
-        anchor_status=anchor_status(session, rec.leaf_index),
-        credit=_brief(result),
-    )
+    written: list[tuple[int, Principal, Prepared]] = []
+    for i, p, data in accepted:
+        try:
+            written.append((i, p, checker.accept(data, f"row:{i}")))
+        except DomainError as exc:
+            results[i] = exc
+    if written:
+        appended = _write(session, [(p, prep) for _, p, prep in written], now=now)
+        causes = {
+            prep.uscc: rec.record_id for (_, _, prep), rec in zip(written, appended, strict=True)
+        }
+        ratings = credit.rerate_merchants(
+            session, causes, as_of=today, cause_record_ids=causes, now=now
+        )
+        session.commit()
+        for (i, _, prep), rec in zip(written, appended, strict=True):
+            env = rec.envelope
+            results[i] = SupervisionRecordWritten(
+                record_id=rec.record_id,
+                leaf_index=rec.leaf_index,
+                uscc=prep.uscc,
+                kind=prep.kind,
+                type=env["type"],
+                effective_on=prep.effective_on or today,
+                body=env["body"],
+                refs=env["refs"],
+                at=aware(now),
+                status="current",
+                replaced_by=None,
+                # Just committed: no checkpoint can cover it yet.
+                anchor_status=AnchorStatus(status="pending"),
+                credit=_brief(ratings[prep.uscc]),
+            )
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
 
 
 def _demonstration(
@@ -903,26 +1010,9 @@ def record_bulk(
     prepared: list[tuple[int, Prepared]] = []
     for n, inp in parsed:
         try:
-            prep = checker.prepare(inp)
+            prepared.append((n, checker.accept(inp, f"row:{n}")))
         except DomainError as exc:
             errors.append(RowError(row=n, field=getattr(exc, "field", None), problem=exc.detail))
-            continue
-        prepared.append((n, prep))
-        # Later rows are checked against this one: give it a provisional id. A stateless
-        # row matters to no later row, so it need not load its merchant's outcomes.
-        prep.provisional = f"row:{n}"
-        if prep.uscc not in checker.states and not needs_state(inp):
-            continue
-        st = checker.state(prep.uscc)
-        st.add(
-            _Row(
-                prep.provisional,
-                prep.kind,
-                prep.body,
-                [r.to_json() for r in prep.refs],
-                prep.effective_on or today,
-            )
-        )
     if not errors and not prepared:
         errors.append(RowError(row=0, field=None, problem="the file has no rows"))
     if errors:
@@ -935,7 +1025,7 @@ def record_bulk(
             error_count=len(errors),
             errors_truncated=len(errors) > BULK_MAX_ERRORS,
         )
-    appended = _write(session, p, [x for _, x in prepared], now=now)
+    appended = _write(session, [(p, x) for _, x in prepared], now=now)
     causes = {prep.uscc: rec.record_id for (_, prep), rec in zip(prepared, appended, strict=True)}
     credit.rerate_merchants(session, causes, as_of=today, cause_record_ids=causes, now=now)
     session.commit()
@@ -1140,7 +1230,7 @@ def review_complaint(
                 summary=summary,
             )
         )
-        (rec,) = _write(session, p, [prepared], now=now)
+        (rec,) = _write(session, [(p, prepared)], now=now)
         credit.rerate_merchant(session, c.uscc, as_of=today, cause_record_id=rec.record_id, now=now)
     review = ComplaintReview(
         complaint_id=c.id,

@@ -1,0 +1,131 @@
+"""Group commit: concurrent requests' writes share one transaction.
+
+Every write appends to the log under the ``log_head`` row lock, held until
+commit, so writes of one kind take turns however many threads or workers run
+them. Paying a transaction per write (the lock, the queries that load what
+the write is checked against, the re-rating, the commit) caps throughput well
+below what the machine can do. Like a database's own group commit, this module
+lets the writes that arrive while one transaction runs go together in the next:
+
+- Request threads :meth:`GroupCommit.submit` an item and wait for its result.
+- One writer thread per process takes everything queued (up to ``max_batch``)
+  and hands it to ``run_batch``, which returns one result or ``DomainError`` per
+  item, in order. Nothing waits on purpose: a lone request is written at once.
+- Each item stands alone: ``run_batch`` checks every item and writes those that
+  pass. If the batch as a whole fails (a lost database connection, a rating
+  that cannot read a record), each item is tried again on its own, so one bad
+  item never fails the others and every caller gets its own answer.
+
+A result reaches its caller only after ``run_batch`` has committed: an
+accepted write is durable before anyone is told about it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+from backend.errors import DomainError
+from backend.ops.metrics import GROUP_COMMIT_SIZE
+
+log = logging.getLogger("honest_metering.groupcommit")
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+_STOP = object()
+
+
+class GroupCommit(Generic[Item, Result]):
+    def __init__(
+        self,
+        name: str,
+        run_batch: Callable[[Sequence[Item]], Sequence[Result | DomainError]],
+        *,
+        max_batch: int = 64,
+    ) -> None:
+        self.name = name
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, item: Item) -> Result:
+        """Write ``item`` with whatever else is queued; its result, or raise its error."""
+        fut: Future[Result] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"group commit {self.name} is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"groupcommit-{self.name}", daemon=True
+                )
+                self._thread.start()
+            self._queue.put((item, fut))
+        return fut.result()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish what is queued, then stop the writer thread."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(_STOP)
+        if thread is not None:
+            thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._write(batch)  # type: ignore[arg-type]
+            if stop:
+                return
+
+    def _write(self, batch: list[tuple[Item, Future[Result]]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            results = self._run_batch(items)
+            if len(results) != len(items):
+                raise RuntimeError(
+                    f"{self.name}: {len(results)} results for {len(items)} items"
+                )
+        except BaseException as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            log.warning(
+                "group commit %s: a batch of %d failed (%s); writing each on its own",
+                self.name, len(batch), type(exc).__name__,
+            )
+            for one in batch:
+                self._write([one])
+            return
+        GROUP_COMMIT_SIZE.labels(self.name).observe(len(batch))
+        for (_, fut), result in zip(batch, results, strict=True):
+            _settle(fut, result)
+
+
+def _settle(fut: Future[Result], outcome: object) -> None:
+    if isinstance(outcome, BaseException):
+        fut.set_exception(outcome)
+    else:
+        fut.set_result(outcome)  # type: ignore[arg-type]

@@ -1,0 +1,108 @@
+"""GroupCommit: batching of concurrent submissions, per-item results and errors,
+isolation of a failing batch, orderly close."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from backend.errors import DomainError, ValidationFailed
+from backend.groupcommit import GroupCommit
+
+
+class Recorder:
+    """run_batch that doubles ints, fails negative ones, and blocks its first batch
+    until ``release`` is set (so the other submissions queue up behind it)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.explode_on: int | None = None
+
+    def __call__(self, items: Sequence[int]) -> list[int | DomainError]:
+        self.batches.append(list(items))
+        self.started.set()
+        self.release.wait(10)
+        if self.explode_on is not None and self.explode_on in items and len(items) > 1:
+            raise RuntimeError("the whole batch failed")
+        return [ValidationFailed(f"{i} is negative") if i < 0 else 2 * i for i in items]
+
+
+def submit_all(group: GroupCommit[int, int], items: list[int], rec: Recorder) -> list[object]:
+    with ThreadPoolExecutor(len(items)) as pool:
+        first = pool.submit(group.submit, items[0])
+        assert rec.started.wait(10)
+        rest = [pool.submit(group.submit, i) for i in items[1:]]
+        # Let the rest queue behind the blocked first batch.
+        while group._queue.qsize() < len(rest):  # noqa: SLF001
+            threading.Event().wait(0.001)
+        rec.release.set()
+        out: list[object] = []
+        for fut in [first, *rest]:
+            try:
+                out.append(fut.result(10))
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+    return out
+
+
+def test_queued_submissions_share_a_batch_and_get_their_own_results() -> None:
+    rec = Recorder()
+    group: GroupCommit[int, int] = GroupCommit("test", rec)
+    try:
+        out = submit_all(group, [1, 2, -3, 4, 5], rec)
+    finally:
+        group.close()
+    assert out[0] == 2 and out[1] == 4 and out[3] == 8 and out[4] == 10
+    assert isinstance(out[2], ValidationFailed) and "-3 is negative" in out[2].detail
+    assert rec.batches[0] == [1]
+    assert sorted(rec.batches[1]) == [-3, 2, 4, 5]  # one batch for everything queued
+
+
+def test_a_failing_batch_is_retried_item_by_item() -> None:
+    rec = Recorder()
+    rec.explode_on = 4
+    group: GroupCommit[int, int] = GroupCommit("test", rec)
+    try:
+        out = submit_all(group, [1, 2, 3, 4], rec)
+    finally:
+        group.close()
+    assert out == [2, 4, 6, 8]
+    assert sorted(len(b) for b in rec.batches) == [1, 1, 1, 1, 3]
+
+
+def test_an_exception_of_a_lone_item_reaches_its_caller() -> None:
+    def boom(items: Sequence[int]) -> list[int | DomainError]:
+        raise RuntimeError("database gone")
+
+    group: GroupCommit[int, int] = GroupCommit("test", boom)
+    try:
+        with pytest.raises(RuntimeError, match="database gone"):
+            group.submit(1)
+        with pytest.raises(RuntimeError, match="database gone"):
+            group.submit(2)  # the writer thread survived
+    finally:
+        group.close()
+
+
+def test_max_batch_bounds_a_batch() -> None:
+    rec = Recorder()
+    group: GroupCommit[int, int] = GroupCommit("test", rec, max_batch=3)
+    try:
+        out = submit_all(group, list(range(1, 9)), rec)
+    finally:
+        group.close()
+    assert out == [2 * i for i in range(1, 9)]
+    assert max(len(b) for b in rec.batches) == 3
+
+
+def test_close_refuses_new_work() -> None:
+    group: GroupCommit[int, int] = GroupCommit("test", lambda items: [i for i in items])
+    assert group.submit(7) == 7
+    group.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        group.submit(8)
