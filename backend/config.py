@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     timeout_keep_alive_s: int = Field(default=5, ge=1)
     # When set, GET /metrics needs ``Authorization: Bearer <token>``.
     metrics_token: SecretStr | None = None
+    # Merchant lookups are served from views kept in the database (backend/merchants/
+    # views.py); every this many seconds one worker rebuilds those gone stale. 0: never
+    # in the background (each is then rebuilt by the first lookup that finds it stale).
+    view_warm_interval_s: float = Field(default=300.0, ge=0)
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

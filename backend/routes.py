@@ -18,6 +18,7 @@ def install(app: FastAPI) -> None:
     from backend.accounts import router as accounts_router
     from backend.merchants import demo
     from backend.merchants import router as merchants_router
+    from backend.merchants import views as merchant_views
     from backend.pledges import router as pledges_router
 
     app.include_router(accounts_router.router)
@@ -25,6 +26,7 @@ def install(app: FastAPI) -> None:
     app.include_router(pledges_router.router)
     app.include_router(pledges_router.pages)
     demo.install(app)
+    merchant_views.install(app)
 
     from backend.credit import router as credit_router
     from backend.credit import service as credit_service

@@ -35,7 +35,6 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import Table, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from backend.context import AppContext
@@ -56,7 +55,7 @@ from backend.credit.models import (
     TierStats,
 )
 from backend.credit.policy import DEFAULT_POLICY, TIERS, CreditPolicy, select_policy
-from backend.db import Database
+from backend.db import Database, upsert
 from backend.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from backend.ledger import log
 from backend.ledger.models import Checkpoint, LogLeaf
@@ -435,16 +434,7 @@ _UPDATABLE = (
 
 
 def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    table = RATING
-    dialect = session.get_bind().dialect.name
-    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    stmt = ins.on_conflict_do_update(
-        index_elements=["uscc"], set_={c: getattr(ins.excluded, c) for c in _UPDATABLE}
-    )
-    for i in range(0, len(rows), 5000):
-        session.execute(stmt, rows[i : i + 5000])
+    upsert(session, RATING, rows, key=["uscc"], update=_UPDATABLE)
 
 
 def _current_rows(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, LargeBinary, String
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
 
@@ -24,11 +24,14 @@ class LogLeaf(SQLModel, table=True):
     """One record of the log: its canonical bytes at a dense leaf index."""
 
     __tablename__ = "log_leaf"
+    # A subject's records in log order; its newest record is one index probe (the
+    # version stamp of its cached public view, backend.merchants.views).
+    __table_args__ = (Index("ix_log_leaf_subject_leaf_index", "subject", "leaf_index"),)
 
     leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     record_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     record_type: str = Field(max_length=64, index=True)
-    subject: str | None = Field(default=None, max_length=18, index=True)
+    subject: str | None = Field(default=None, max_length=18)
     canonical: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     appended_at: datetime
 

@@ -6,6 +6,7 @@ greater than its index.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -35,25 +36,40 @@ class WrittenRecord(BaseModel):
 
 
 def anchor_status(session: Session, leaf_index: int) -> AnchorStatus:
-    cp = (
-        session.execute(
-            select(Checkpoint)
-            .where(col(Checkpoint.tree_size) > leaf_index)
-            .order_by(col(Checkpoint.tree_size))  # type: ignore[arg-type]
-            .limit(1)
+    return anchor_statuses(session, [leaf_index])[leaf_index]
+
+
+def anchor_statuses(session: Session, leaf_indexes: Iterable[int]) -> dict[int, AnchorStatus]:
+    """The anchor status of each leaf: one query per checkpoint that covers some of
+    them (the first checkpoint past a leaf covers every leaf below its tree size)."""
+    statuses: dict[int, AnchorStatus] = {}
+    todo = sorted(set(leaf_indexes))
+    i = 0
+    while i < len(todo):
+        cp = (
+            session.execute(
+                select(Checkpoint)
+                .where(col(Checkpoint.tree_size) > todo[i])
+                .order_by(col(Checkpoint.tree_size))  # type: ignore[arg-type]
+                .limit(1)
+            )
+            .scalars()
+            .first()
         )
-        .scalars()
-        .first()
-    )
-    if cp is None:
-        return AnchorStatus(status="pending")
-    return AnchorStatus(
-        status="anchored",
-        checkpoint=cp.seq,
-        tree_size=cp.tree_size,
-        tx_hash=cp.tx_hash,
-        block_number=cp.block_number,
-    )
+        if cp is None:  # nothing anchored past this leaf, nor past any later one
+            statuses.update((leaf, AnchorStatus(status="pending")) for leaf in todo[i:])
+            break
+        status = AnchorStatus(
+            status="anchored",
+            checkpoint=cp.seq,
+            tree_size=cp.tree_size,
+            tx_hash=cp.tx_hash,
+            block_number=cp.block_number,
+        )
+        while i < len(todo) and todo[i] < cp.tree_size:
+            statuses[todo[i]] = status
+            i += 1
+    return statuses
 
 
 def written(session: Session, record: AppendedRecord) -> WrittenRecord:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
-from sqlalchemy import BigInteger, Column, Index, String
+from sqlalchemy import BigInteger, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from backend.accounts.models import PASSWORD_MAX, PASSWORD_MIN, AccountPublic
@@ -73,6 +73,23 @@ class MerchantWallet(SQLModel, table=True):
     address: str = Field(max_length=42)
     bound_at: datetime
     account_id: int | None = Field(default=None, foreign_key="account.id")
+
+
+class MerchantView(SQLModel, table=True):
+    """A merchant's public view as ``GET /api/merchants/{uscc}`` serves it, with the
+    version stamp it was built at: a cache, never the truth, rebuilt whenever the
+    stamp no longer matches (backend/merchants/views.py). Dropping every row is safe."""
+
+    __tablename__ = "merchant_view"
+
+    uscc: str = Field(primary_key=True, max_length=18)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    last_leaf: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_wallet: int | None = None
+    built_on: date
+    valid_until: date | None = None
+    pending_from: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    built_at: datetime
 
 
 # --- API models ---------------------------------------------------------------

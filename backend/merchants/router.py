@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from backend.accounts.deps import CurrentUser, OptionalUser, RegulatorUser, client_address
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.errors import error_responses
-from backend.merchants import service
+from backend.merchants import service, views
 from backend.merchants.models import (
     QUERY_MAX,
     MerchantCreate,
@@ -76,12 +76,23 @@ def search(
     )
 
 
-@router.get("/{uscc}", response_model=MerchantPublic)
-def get_merchant(ctx: CtxDep, session: ReadSessionDep, uscc: str) -> MerchantPublic:
-    """A merchant's public view (never its contact data)."""
-    return service.get_public(
-        session, settings=ctx.settings, uscc=uscc, today=shanghai_date(utcnow())
-    )
+@router.get(
+    "/{uscc}",
+    response_model=MerchantPublic,
+    responses={304: {"description": "unchanged since the ETag sent in If-None-Match"}},
+)
+def get_merchant(
+    ctx: CtxDep,
+    uscc: str,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Response:
+    """A merchant's public view (never its contact data). Carries an `ETag`; send it back
+    in `If-None-Match` to get `304 Not Modified` while nothing changed."""
+    view = views.lookup(ctx.db, ctx.settings, uscc, today=shanghai_date(utcnow()))
+    headers = {"ETag": view.etag, "Cache-Control": "no-cache"}
+    if views.etag_matches(if_none_match, view.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(view.body, media_type="application/json", headers=headers)
 
 
 @router.post("/{uscc}/verification", response_model=VerificationWritten, status_code=201)

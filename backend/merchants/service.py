@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from typing import Any
 
 import rfc8785
 from eth_utils import is_address, is_checksum_address, to_checksum_address
@@ -39,7 +41,13 @@ from backend.credit.models import MerchantRating
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.ledger import log
 from backend.ledger.records import Actor, RecordDraft, Ref
-from backend.ledger.status import written
+from backend.ledger.status import (
+    AnchorStatus,
+    WrittenRecord,
+    anchor_status,
+    anchor_statuses,
+    written,
+)
 from backend.merchants import reference
 from backend.merchants.models import (
     ADDRESS_MAX,
@@ -60,6 +68,7 @@ from backend.merchants.models import (
 from backend.merchants.text import clean_text
 from backend.merchants.uscc import ALPHABET, InvalidUSCC, normalize_uscc, validate_uscc
 from backend.pledges import queries
+from backend.pledges.models import DemonstrationAward, Pledge
 
 REGISTERED = "merchant.registered"
 VERIFIED = "merchant.verified"
@@ -213,53 +222,143 @@ def is_verified(session: Session, uscc: str) -> bool:
 
 
 def current_wallet(session: Session, uscc: str) -> str | None:
-    return session.execute(
-        select(col(MerchantWallet.address))
-        .where(col(MerchantWallet.uscc) == uscc)
-        .order_by(col(MerchantWallet.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    return current_wallets(session, [uscc]).get(uscc)
+
+
+def current_wallets(session: Session, usccs: Sequence[str]) -> dict[str, str]:
+    """The bound wallet of each merchant that has one (its newest binding)."""
+    newest = (
+        select(func.max(col(MerchantWallet.id)))
+        .where(col(MerchantWallet.uscc).in_(usccs))
+        .group_by(col(MerchantWallet.uscc))
+    )
+    rows = session.execute(
+        select(col(MerchantWallet.uscc), col(MerchantWallet.address)).where(
+            col(MerchantWallet.id).in_(newest)
+        )
+    )
+    return {u: a for u, a in rows}
 
 
 def _verification_public(session: Session, row: MerchantVerification | None) -> VerificationPublic:
     if row is None:
         return VerificationPublic(status="unverified", label="未核验")
+    return _verification_of(row, anchor_status(session, row.leaf_index))
+
+
+def _verification_of(row: MerchantVerification, status: AnchorStatus) -> VerificationPublic:
     return VerificationPublic(
         status="verified",
         label="已核验",
         verified_on=row.verified_on,
-        record=queries.written_record(session, row.record_id, row.leaf_index),
+        record=WrittenRecord(
+            record_id=row.record_id, leaf_index=row.leaf_index, anchor_status=status
+        ),
     )
 
 
 def public_view(
     session: Session, merchant: Merchant, *, settings: Settings, today: date
 ) -> MerchantPublic:
-    pledge = queries.current_pledge(session, merchant.uscc, today)
-    award = queries.current_award(session, merchant.uscc, today)
-    sub = reference.SUB_AREAS.get(merchant.sub_area) if merchant.sub_area else None
-    return MerchantPublic(
-        uscc=merchant.uscc,
-        name=merchant.name,
-        sector=merchant.sector,
-        sector_name=reference.SECTORS[merchant.sector],
-        region_code=merchant.region_code,
-        region_name=reference.DIVISIONS[merchant.region_code],
-        sub_area=merchant.sub_area,
-        sub_area_name=sub.name if sub else None,
-        address=merchant.address,
-        registered_at=merchant.registered_at,
-        registration_record=queries.written_record(
-            session, merchant.record_id, merchant.leaf_index
-        ),
-        verification=_verification_public(
-            session, session.get(MerchantVerification, merchant.uscc)
-        ),
-        wallet_address=current_wallet(session, merchant.uscc),
-        current_pledge=queries.summary(session, pledge, today) if pledge else None,
-        demonstration=queries.award_public(session, award, today) if award else None,
-        public_url=public_url(settings, merchant.uscc),
+    return public_views(session, [merchant.uscc], settings=settings, today=today)[merchant.uscc]
+
+
+def public_views(
+    session: Session, usccs: Iterable[str], *, settings: Settings, today: date
+) -> dict[str, MerchantPublic]:
+    """The public views of the merchants ``usccs`` that exist, on ``today``: a handful
+    of queries for any number of merchants (``backend.merchants.views`` warms its
+    cache with whole batches)."""
+    out: dict[str, MerchantPublic] = {}
+    wanted = sorted(set(usccs))
+    for i in range(0, len(wanted), 500):
+        out.update(_public_views(session, wanted[i : i + 500], settings=settings, today=today))
+    return out
+
+
+def _newest(rows: Iterable[Any]) -> dict[str, Any]:
+    """The last row of each merchant from rows in ascending order."""
+    return {row.uscc: row for row in rows}
+
+
+def _public_views(
+    session: Session, usccs: list[str], *, settings: Settings, today: date
+) -> dict[str, MerchantPublic]:
+    merchants = session.execute(
+        select(Merchant).where(col(Merchant.uscc).in_(usccs))
+    ).scalars().all()
+    verified = _newest(
+        session.execute(
+            select(MerchantVerification).where(col(MerchantVerification.uscc).in_(usccs))
+        ).scalars()
     )
+    wallets = current_wallets(session, usccs)
+    # The current pledge and award: active today, the newest if ever more than one.
+    pledges = _newest(
+        session.execute(
+            select(Pledge)
+            .where(col(Pledge.uscc).in_(usccs), queries.active_pledge_clause(today))
+            .order_by(col(Pledge.made_at))
+        ).scalars()
+    )
+    awards = _newest(
+        session.execute(
+            select(DemonstrationAward)
+            .where(col(DemonstrationAward.uscc).in_(usccs), queries.active_award_clause(today))
+            .order_by(col(DemonstrationAward.awarded_on))
+        ).scalars()
+    )
+    status = anchor_statuses(
+        session,
+        [m.leaf_index for m in merchants]
+        + [v.leaf_index for v in verified.values()]
+        + [a.leaf_index for a in awards.values()],
+    )
+
+    def written_at(record_id: str, leaf_index: int) -> WrittenRecord:
+        return WrittenRecord(
+            record_id=record_id, leaf_index=leaf_index, anchor_status=status[leaf_index]
+        )
+
+    out = {}
+    for m in merchants:
+        sub = reference.SUB_AREAS.get(m.sub_area) if m.sub_area else None
+        verification = verified.get(m.uscc)
+        pledge = pledges.get(m.uscc)
+        award = awards.get(m.uscc)
+        out[m.uscc] = MerchantPublic(
+            uscc=m.uscc,
+            name=m.name,
+            sector=m.sector,
+            sector_name=reference.SECTORS[m.sector],
+            region_code=m.region_code,
+            region_name=reference.DIVISIONS[m.region_code],
+            sub_area=m.sub_area,
+            sub_area_name=sub.name if sub else None,
+            address=m.address,
+            registered_at=m.registered_at,
+            registration_record=written_at(m.record_id, m.leaf_index),
+            verification=(
+                _verification_of(verification, status[verification.leaf_index])
+                if verification is not None
+                else VerificationPublic(status="unverified", label="未核验")
+            ),
+            wallet_address=wallets.get(m.uscc),
+            # Active today, so neither withdrawn nor renewed (nor, for the award, withdrawn).
+            current_pledge=(
+                queries.summary_of(pledge, status="active") if pledge is not None else None
+            ),
+            demonstration=(
+                queries.award_of(
+                    award, None, status="active", written=written_at(award.record_id,
+                                                                     award.leaf_index)
+                )
+                if award is not None
+                else None
+            ),
+            public_url=public_url(settings, m.uscc),
+        )
+    return out
 
 
 def public_url(settings: Settings, uscc: str) -> str:

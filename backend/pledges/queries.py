@@ -132,9 +132,13 @@ def renewable_pledge(session: Session, uscc: str) -> Pledge | None:
 
 
 def summary(session: Session, pledge: Pledge, today: date) -> PledgeSummary:
+    return summary_of(pledge, status=pledge_status(session, pledge, today))
+
+
+def summary_of(pledge: Pledge, *, status: PledgeStatus) -> PledgeSummary:
     return PledgeSummary(
         pledge_id=pledge.id,
-        status=pledge_status(session, pledge, today),
+        status=status,
         valid_from=pledge.valid_from,
         valid_until=pledge.valid_until,
         record_id=pledge.record_id,
@@ -266,18 +270,35 @@ def count_active_awards(session: Session, today: date) -> int:
 
 def award_public(session: Session, award: DemonstrationAward, today: date) -> DemonstrationPublic:
     withdrawal = session.get(DemonstrationWithdrawal, award.id)
-    return DemonstrationPublic(
-        award_id=award.id,
-        uscc=award.uscc,
+    return award_of(
+        award,
+        withdrawal,
         status=award_status(award, withdrawal, today),
-        awarded_on=award.awarded_on,
-        valid_until=award.valid_until,
-        award_record=written_record(session, award.record_id, award.leaf_index),
-        withdrawn_on=withdrawal.withdrawn_on if withdrawal else None,
-        withdrawal_reason=withdrawal.reason if withdrawal else None,
-        withdrawal_record=(
+        written=written_record(session, award.record_id, award.leaf_index),
+        withdrawal_written=(
             written_record(session, withdrawal.record_id, withdrawal.leaf_index)
             if withdrawal
             else None
         ),
+    )
+
+
+def award_of(
+    award: DemonstrationAward,
+    withdrawal: DemonstrationWithdrawal | None,
+    *,
+    status: DemonstrationStatus,
+    written: WrittenRecord,
+    withdrawal_written: WrittenRecord | None = None,
+) -> DemonstrationPublic:
+    return DemonstrationPublic(
+        award_id=award.id,
+        uscc=award.uscc,
+        status=status,
+        awarded_on=award.awarded_on,
+        valid_until=award.valid_until,
+        award_record=written,
+        withdrawn_on=withdrawal.withdrawn_on if withdrawal else None,
+        withdrawal_reason=withdrawal.reason if withdrawal else None,
+        withdrawal_record=withdrawal_written,
     )
