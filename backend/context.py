@@ -99,7 +99,12 @@ class AppContext:
             return self._locals[name]  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        for obj in self._locals.values():
+        # Like the ledger client and the engines, locals are made anew if the context
+        # is used again after closing (an app whose lifespan runs more than once).
+        with self._lock:
+            closing = list(self._locals.values())
+            self._locals.clear()
+        for obj in closing:
             close = getattr(obj, "close", None)
             if callable(close):
                 close()

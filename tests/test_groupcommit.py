@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from backend.config import Settings
+from backend.context import AppContext
 from backend.errors import DomainError, ValidationFailed
 from backend.groupcommit import GroupCommit
 
@@ -106,3 +108,14 @@ def test_close_refuses_new_work() -> None:
     group.close()
     with pytest.raises(RuntimeError, match="closed"):
         group.submit(8)
+
+
+def test_a_context_used_again_after_closing_makes_a_new_one(settings: Settings) -> None:
+    # An app whose lifespan runs twice reuses its context (schemathesis does this).
+    ctx = AppContext.create(settings)
+    first = ctx.local("g", lambda: GroupCommit("g", lambda items: list(items)))
+    assert first.submit(1) == 1
+    ctx.close()
+    again = ctx.local("g", lambda: GroupCommit("g", lambda items: list(items)))
+    assert again is not first and again.submit(2) == 2
+    ctx.close()

@@ -19,7 +19,7 @@ from backend.app import create_app
 from backend.config import Settings
 from backend.db import Database
 from backend.errors import NotFound
-from backend.merchants import service as merchants
+from backend.merchants import views
 from tests.conftest import make_settings
 
 USCC = "91511902MA62Q3T556"
@@ -45,7 +45,7 @@ def test_a_dropped_connection_is_503_database_unavailable(
     dropped = OperationalError(
         "SELECT 1", {}, psycopg.errors.AdminShutdown("terminating connection")
     )
-    monkeypatch.setattr(merchants, "get_public", _raise(dropped))
+    monkeypatch.setattr(views, "lookup", _raise(dropped))
     resp = client.get(f"/api/merchants/{USCC}")
     assert resp.status_code == 503
     body = resp.json()
@@ -59,7 +59,7 @@ def test_other_database_errors_stay_internal_errors(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broken = IntegrityError("INSERT", {}, Exception("duplicate key"))
-    monkeypatch.setattr(merchants, "get_public", _raise(broken))
+    monkeypatch.setattr(views, "lookup", _raise(broken))
     resp = client.get(f"/api/merchants/{USCC}")
     assert resp.status_code == 500
     assert resp.json()["error"] == "InternalError"
