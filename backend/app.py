@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = app.state.ctx is None
+        sys.setswitchinterval(settings.gil_switch_interval_s)
         if own:
             app.state.ctx = AppContext.create(settings)
         for hook in app.state.startup_hooks:

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # views.py); every this many seconds one worker rebuilds those gone stale. 0: never
     # in the background (each is then rebuilt by the first lookup that finds it stale).
     view_warm_interval_s: float = Field(default=300.0, ge=0)
+    # Python's GIL switch interval in a serving process (sys.setswitchinterval; Python's
+    # own default is 0.005). A thread that gets a database reply waits up to this long
+    # for the event loop to let it run; the group commit writer does that a dozen times
+    # a batch while holding the log lock, so a shorter interval means more writes/s.
+    gil_switch_interval_s: float = Field(default=0.0005, gt=0, le=0.1)
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

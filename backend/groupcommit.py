@@ -22,6 +22,7 @@ accepted write is durable before anyone is told about it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -58,6 +59,14 @@ class GroupCommit(Generic[Item, Result]):
 
     def submit(self, item: Item) -> Result:
         """Write ``item`` with whatever else is queued; its result, or raise its error."""
+        return self._enqueue(item).result()
+
+    async def submit_async(self, item: Item) -> Result:
+        """:meth:`submit` for the event loop: waits without holding a thread. If the
+        caller is cancelled before the batch takes the item, it is not written."""
+        return await asyncio.wrap_future(self._enqueue(item))
+
+    def _enqueue(self, item: Item) -> Future[Result]:
         fut: Future[Result] = Future()
         with self._lock:
             if self._closed:
@@ -68,7 +77,7 @@ class GroupCommit(Generic[Item, Result]):
                 )
                 self._thread.start()
             self._queue.put((item, fut))
-        return fut.result()
+        return fut
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish what is queued, then stop the writer thread."""
@@ -101,6 +110,12 @@ class GroupCommit(Generic[Item, Result]):
                 return
 
     def _write(self, batch: list[tuple[Item, Future[Result]]]) -> None:
+        # From here on the callers wait for the outcome; one already cancelled is dropped.
+        batch = [(item, fut) for item, fut in batch if fut.set_running_or_notify_cancel()]
+        if batch:
+            self._run(batch)
+
+    def _run(self, batch: list[tuple[Item, Future[Result]]]) -> None:
         items = [item for item, _ in batch]
         try:
             results = self._run_batch(items)
@@ -117,7 +132,7 @@ class GroupCommit(Generic[Item, Result]):
                 self.name, len(batch), type(exc).__name__,
             )
             for one in batch:
-                self._write([one])
+                self._run([one])
             return
         GROUP_COMMIT_SIZE.labels(self.name).observe(len(batch))
         for (_, fut), result in zip(batch, results, strict=True):

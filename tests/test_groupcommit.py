@@ -119,3 +119,29 @@ def test_a_context_used_again_after_closing_makes_a_new_one(settings: Settings) 
     again = ctx.local("g", lambda: GroupCommit("g", lambda items: list(items)))
     assert again is not first and again.submit(2) == 2
     ctx.close()
+
+
+def test_a_caller_cancelled_while_queued_is_not_written() -> None:
+    import asyncio
+
+    rec = Recorder()
+    group: GroupCommit[int, int] = GroupCommit("test", rec)
+
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        first = loop.run_in_executor(None, group.submit, 1)
+        await loop.run_in_executor(None, rec.started.wait, 10)
+        gone = asyncio.ensure_future(group.submit_async(2))
+        kept = asyncio.ensure_future(group.submit_async(3))
+        while group._queue.qsize() < 2:  # noqa: SLF001
+            await asyncio.sleep(0.001)
+        gone.cancel()
+        rec.release.set()
+        assert await first == 2
+        return await kept
+
+    try:
+        assert asyncio.run(scenario()) == 6
+    finally:
+        group.close()
+    assert rec.batches == [[1], [3]]

@@ -58,15 +58,13 @@ def _resolve(
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("use the header Authorization: Bearer <token>")
-        with ctx.db.read() as s:
-            return principal_from_token(
-                s, settings=ctx.settings, token=token.strip(), kind="access"
-            )
+        return principal_from_token(
+            ctx.db, settings=ctx.settings, token=token.strip(), kind="access"
+        )
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         try:
-            with ctx.db.read() as s:
-                return principal_from_token(s, settings=ctx.settings, token=cookie, kind="session")
+            return principal_from_token(ctx.db, settings=ctx.settings, token=cookie, kind="session")
         except InvalidToken:
             # A stale cookie must not lock a browser out of public pages.
             return None
@@ -112,14 +110,15 @@ async def _checked(
     return principal
 
 
-def _current(principal: Annotated[Principal | None, Depends(_checked)]) -> Principal:
+async def _current(principal: Annotated[Principal | None, Depends(_checked)]) -> Principal:
     return _require_role(principal, "merchant", "regulator", "admin")
 
 
 def require_role(*roles: Role) -> Any:
     """``Depends`` admitting only callers with one of ``roles``."""
 
-    def dependency(principal: Annotated[Principal | None, Depends(_checked)]) -> Principal:
+    # async: no I/O, so no trip through the thread pool.
+    async def dependency(principal: Annotated[Principal | None, Depends(_checked)]) -> Principal:
         return _require_role(principal, *roles)
 
     return Depends(dependency)

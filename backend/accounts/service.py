@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -29,6 +29,7 @@ from backend.accounts.models import (
     Role,
 )
 from backend.config import Settings
+from backend.db import Database
 from backend.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from backend.ledger.records import Actor
 from backend.merchants.uscc import is_valid_uscc, normalize_uscc
@@ -274,21 +275,34 @@ def issue_token(
     )
 
 
+_ACCOUNT_NOW = select(
+    col(Account.username),
+    col(Account.role),
+    col(Account.merchant_uscc),
+    col(Account.password_hash),
+    col(Account.disabled),
+).where(col(Account.id) == bindparam("id"))
+
+
 def principal_from_token(
-    session: Session,
+    db: Database,
     *,
     settings: Settings,
     token: str,
     kind: security.TokenKind,
     now: datetime | None = None,
 ) -> Principal:
+    """The caller a token names: its MAC, kind and expiry checked, and its account still
+    as it was when the token was issued (enabled, same role, same password). Runs on
+    every authenticated request, so the account is read with one quick query."""
     try:
         claims = security.decode_token(
             security.load_secret(settings), token, kind=kind, now=now or utcnow()
         )
     except security.TokenInvalid as exc:
         raise InvalidToken(str(exc)) from None
-    account = session.get(Account, claims.account_id)
+    rows = db.quick_read(_ACCOUNT_NOW, {"id": claims.account_id})
+    account = rows[0] if rows else None
     if (
         account is None
         or account.disabled
@@ -299,7 +313,7 @@ def principal_from_token(
     return Principal(
         account_id=claims.account_id,
         username=account.username,
-        role=account.role,  # type: ignore[arg-type]
+        role=account.role,
         merchant_uscc=account.merchant_uscc,
         via_cookie=kind == "session",
         session_jti=claims.jti if kind == "session" else None,

@@ -505,6 +505,7 @@ def rerate_merchants(
     as_of: date | None = None,
     cause_record_ids: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    versions: Sequence[PolicyVersion] | None = None,
 ) -> dict[str, rating.Rating]:
     """Recompute and store the ratings of ``usccs`` in the caller's transaction.
 
@@ -516,7 +517,8 @@ def rerate_merchants(
     """
     now = now or utcnow()
     day = as_of or today_shanghai(now)
-    versions = ensure_policy(session, now=now)
+    # ``versions``: the policy versions the caller read in this transaction already.
+    versions = versions if versions is not None else ensure_policy(session, now=now)
     wanted = sorted(set(usccs))
     records = load_records(session, wanted)
     results = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from backend.accounts.deps import OptionalUser, client_address, require_role
@@ -47,14 +47,16 @@ _BULK_DOC = (
 @router.post(
     "/api/supervision/records", response_model=SupervisionRecordWritten, status_code=201
 )
-def create_record(
+async def create_record(
     ctx: CtxDep,
     user: StaffUser,
     body: Annotated[SupervisionInput, Body()],
-) -> SupervisionRecordWritten:
+) -> Response:
     """Record one outcome, a correction (`supersedes` + `correction_reason`) or a revocation
     (kind `revocation`). Regulators and admins."""
-    return service.submit_outcome(ctx, principal=user, data=body)
+    written = await service.submit_outcome(ctx, principal=user, data=body)
+    # Already a validated SupervisionRecordWritten: serialise it once, not validate it again.
+    return Response(written.model_dump_json(), status_code=201, media_type="application/json")
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table, func, insert, select
 from sqlmodel import Session, col
+from starlette.concurrency import run_in_threadpool
 
 from backend.accounts import ratelimit
 from backend.accounts.models import Role
@@ -736,15 +737,20 @@ def record_outcome(
     return result
 
 
-def submit_outcome(
+async def submit_outcome(
     ctx: AppContext, *, principal: Principal | None, data: Any
 ) -> SupervisionRecordWritten:
     """``POST /api/supervision/records``: one outcome, committed together with those of
-    concurrent requests (:func:`record_outcomes`), answered once it is durable."""
-    if isinstance(data, DemonstrationInput):
-        with ctx.db.session() as session:
-            return record_outcome(session, principal=principal, data=data)
+    concurrent requests (:func:`record_outcomes`), answered once it is durable. Waits on
+    the event loop, holding no thread."""
     require_role(principal, *WRITER_ROLES)
+    if isinstance(data, DemonstrationInput):
+
+        def one() -> SupervisionRecordWritten:
+            with ctx.db.session() as session:
+                return record_outcome(session, principal=principal, data=data)
+
+        return await run_in_threadpool(one)
 
     def run_batch(
         requests: Sequence[tuple[Principal | None, Any]],
@@ -753,7 +759,7 @@ def submit_outcome(
             return record_outcomes(session, requests)
 
     group = ctx.local("supervision.group_commit", lambda: GroupCommit("supervision", run_batch))
-    result: SupervisionRecordWritten = group.submit((principal, data))
+    result: SupervisionRecordWritten = await group.submit_async((principal, data))
     return result
 
 
@@ -807,7 +813,8 @@ def record_outcomes(
             prep.uscc: rec.record_id for (_, _, prep), rec in zip(written, appended, strict=True)
         }
         ratings = credit.rerate_merchants(
-            session, causes, as_of=today, cause_record_ids=causes, now=now
+            session, causes, as_of=today, cause_record_ids=causes, now=now,
+            versions=checker.versions,
         )
         session.commit()
         for (i, _, prep), rec in zip(written, appended, strict=True):

@@ -263,7 +263,7 @@ class TestLifecycle:
 
         token = headers["Authorization"].split()[1]
         with ctx.db.session() as s:
-            user = principal_from_token(s, settings=ctx.settings, token=token, kind="access")
+            user = principal_from_token(ctx.db, settings=ctx.settings, token=token, kind="access")
             renewed, _ = service.make_pledge(
                 s, principal=user, data=PledgeCreate(**factories.pledge_body()), now=later
             )
