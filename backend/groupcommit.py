@@ -12,9 +12,11 @@ lets the writes that arrive while one transaction runs go together in the next:
   and hands it to ``run_batch``, which returns one result or ``DomainError`` per
   item, in order. Nothing waits on purpose: a lone request is written at once.
 - Each item stands alone: ``run_batch`` checks every item and writes those that
-  pass. If the batch as a whole fails (a lost database connection, a rating
-  that cannot read a record), each item is tried again on its own, so one bad
-  item never fails the others and every caller gets its own answer.
+  pass. If the batch is refused as a whole with a ``DomainError`` (a rating that
+  cannot read a record), each item is tried again on its own, so one bad item
+  never fails the others. Any other failure (the database went away) reaches
+  every caller of the batch, and is not retried: a transaction whose COMMIT
+  was cut off may have committed, and must not be written twice.
 
 A result reaches its caller only after ``run_batch`` has committed: an
 accepted write is durable before anyone is told about it.
@@ -123,16 +125,25 @@ class GroupCommit(Generic[Item, Result]):
                 raise RuntimeError(
                     f"{self.name}: {len(results)} results for {len(items)} items"
                 )
-        except BaseException as exc:
+        except DomainError as exc:
+            # One item broke the batch before anything was committed (a rating that
+            # cannot read a record): find it by writing each on its own.
             if len(batch) == 1:
                 _settle(batch[0][1], exc)
                 return
             log.warning(
-                "group commit %s: a batch of %d failed (%s); writing each on its own",
+                "group commit %s: a batch of %d was refused (%s); writing each on its own",
                 self.name, len(batch), type(exc).__name__,
             )
             for one in batch:
                 self._run([one])
+            return
+        except BaseException as exc:
+            # Anything else (the database went away, even during COMMIT) is never
+            # retried here: whether the batch committed may be unknown, and writing it
+            # again could write it twice. Every caller gets the error.
+            for _, fut in batch:
+                _settle(fut, exc)
             return
         GROUP_COMMIT_SIZE.labels(self.name).observe(len(batch))
         for (_, fut), result in zip(batch, results, strict=True):

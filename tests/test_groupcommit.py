@@ -30,7 +30,7 @@ class Recorder:
         self.started.set()
         self.release.wait(10)
         if self.explode_on is not None and self.explode_on in items and len(items) > 1:
-            raise RuntimeError("the whole batch failed")
+            raise ValidationFailed("the whole batch was refused")
         return [ValidationFailed(f"{i} is negative") if i < 0 else 2 * i for i in items]
 
 
@@ -75,6 +75,27 @@ def test_a_failing_batch_is_retried_item_by_item() -> None:
         group.close()
     assert out == [2, 4, 6, 8]
     assert sorted(len(b) for b in rec.batches) == [1, 1, 1, 1, 3]
+
+
+def test_other_failures_reach_every_caller_and_are_not_retried() -> None:
+    rec = Recorder()
+    rec.explode_on = 3
+    calls: list[list[int]] = []
+
+    def flaky(items: Sequence[int]) -> list[int | DomainError]:
+        calls.append(list(items))
+        if len(items) > 1:
+            raise OSError("connection lost during COMMIT")
+        return rec(items)
+
+    group: GroupCommit[int, int] = GroupCommit("test", flaky)
+    try:
+        out = submit_all(group, [1, 2, 3], rec)
+    finally:
+        group.close()
+    assert out[0] == 2
+    assert all(isinstance(o, OSError) for o in out[1:])
+    assert len(calls) == 2  # no retry that could write 2 and 3 twice
 
 
 def test_an_exception_of_a_lone_item_reaches_its_caller() -> None:
@@ -123,6 +144,7 @@ def test_a_context_used_again_after_closing_makes_a_new_one(settings: Settings) 
 
 def test_a_caller_cancelled_while_queued_is_not_written() -> None:
     import asyncio
+    import contextlib
 
     rec = Recorder()
     group: GroupCommit[int, int] = GroupCommit("test", rec)
@@ -136,6 +158,8 @@ def test_a_caller_cancelled_while_queued_is_not_written() -> None:
         while group._queue.qsize() < 2:  # noqa: SLF001
             await asyncio.sleep(0.001)
         gone.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gone  # the cancellation has reached the queued item
         rec.release.set()
         assert await first == 2
         return await kept

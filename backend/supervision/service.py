@@ -816,7 +816,6 @@ def record_outcomes(
             session, causes, as_of=today, cause_record_ids=causes, now=now,
             versions=checker.versions,
         )
-        session.commit()
         for (i, _, prep), rec in zip(written, appended, strict=True):
             env = rec.envelope
             results[i] = SupervisionRecordWritten(
@@ -831,10 +830,13 @@ def record_outcomes(
                 at=aware(now),
                 status="current",
                 replaced_by=None,
-                # Just committed: no checkpoint can cover it yet.
+                # Not yet committed: no checkpoint can cover it yet.
                 anchor_status=AnchorStatus(status="pending"),
                 credit=_brief(ratings[prep.uscc]),
             )
+        # Last: nothing may fail once the batch is committed (the group commit would
+        # otherwise be left not knowing what was written).
+        session.commit()
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
 
