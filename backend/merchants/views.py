@@ -121,25 +121,20 @@ def lookup(db: Database, settings: Settings, uscc: str, *, today: date) -> View:
 
 
 def stamps(session: Session, usccs: Iterable[str]) -> dict[str, Stamp]:
-    """The current stamps of the merchants ``usccs`` that have records."""
+    """The current stamps of the merchants ``usccs`` that have records (the same
+    subqueries as a lookup's, for a batch)."""
     wanted = sorted(set(usccs))
     out: dict[str, Stamp] = {}
+    m = MERCHANT.c
     for i in range(0, len(wanted), BATCH):
-        chunk = wanted[i : i + BATCH]
-        leaves = session.execute(
-            select(LEAF.c.subject, func.max(LEAF.c.leaf_index))
-            .where(LEAF.c.subject.in_(chunk))
-            .group_by(LEAF.c.subject)
+        rows = session.execute(
+            select(m.uscc, _last_leaf(m.uscc), _last_wallet(m.uscc)).where(
+                m.uscc.in_(wanted[i : i + BATCH])
+            )
         )
-        wallets = dict(
-            session.execute(
-                select(WALLET.c.uscc, func.max(WALLET.c.id))
-                .where(WALLET.c.uscc.in_(chunk))
-                .group_by(WALLET.c.uscc)
-            ).all()
-        )
-        for uscc, leaf in leaves:
-            out[uscc] = (int(leaf), wallets.get(uscc))
+        for uscc, leaf, wallet in rows:
+            if leaf is not None:
+                out[uscc] = (int(leaf), wallet)
     return out
 
 

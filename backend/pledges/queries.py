@@ -131,10 +131,6 @@ def renewable_pledge(session: Session, uscc: str) -> Pledge | None:
     )
 
 
-def summary(session: Session, pledge: Pledge, today: date) -> PledgeSummary:
-    return summary_of(pledge, status=pledge_status(session, pledge, today))
-
-
 def summary_of(pledge: Pledge, *, status: PledgeStatus) -> PledgeSummary:
     return PledgeSummary(
         pledge_id=pledge.id,
