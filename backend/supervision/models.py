@@ -140,6 +140,15 @@ def _record_id(value: str) -> str:
     return v
 
 
+def _draw_id(value: str) -> str:
+    v = value.strip().lower().removeprefix("0x")
+    if not _RECORD_ID.fullmatch(v):
+        raise ValueError(
+            "must be a draw id: 64 hex digits (the id shown on the draw's page, not its number)"
+        )
+    return v
+
+
 def _boolean(value: Any) -> Any:
     if isinstance(value, str):
         v = value.strip().lower()
@@ -160,6 +169,7 @@ def _spot_check_result(value: str) -> str:
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Sha256 = Annotated[str, AfterValidator(_sha256)]
 RecordId = Annotated[str, AfterValidator(_record_id)]
+DrawId = Annotated[str, AfterValidator(_draw_id)]
 Bool = Annotated[bool, BeforeValidator(_boolean)]
 Text200 = Annotated[str, PField(min_length=1, max_length=TEXT_MAX)]
 Reason = Annotated[str, PField(min_length=1, max_length=REASON_MAX)]
@@ -191,8 +201,10 @@ class SpotCheckInput(_Correctable):
     )
     checked_on: IsoDate
     authority: Text200
-    draw_id: Annotated[str, PField(min_length=1, max_length=64)] | None = PField(
-        default=None, description="the random-inspection draw (双随机) this check came from"
+    draw_id: DrawId | None = PField(
+        default=None,
+        description="the random-inspection draw (双随机) this check came from: a revealed draw "
+        "that selected this merchant",
     )
     evidence_sha256: Sha256 | None = None
 

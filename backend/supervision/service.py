@@ -10,8 +10,11 @@ merchant's re-rating (:func:`backend.credit.service.rerate_merchants`).
   version only) and a ``correction_reason``; a revocation is a
   ``supervision.revocation`` with ``revokes`` and a ``reason``. Nothing is
   updated: both versions stay in the log and in this table.
-- Dates of legal effect may not lie in the future; an instrument's
-  ``valid_until`` may.
+- Every date of an outcome lies on or after :data:`EARLIEST_DATE` (an earlier one
+  is a typo, e.g. 0001-01-01); dates of legal effect may not lie in the future, an
+  instrument's ``valid_until`` may. :func:`validate_date` is the one check.
+- A spot check's ``draw_id`` names a revealed draw that selected its merchant
+  (``backend/inspections``), looked up once per batch.
 - A bulk file is validated as a whole (each row against the database *and* the
   rows before it) and written all or nothing: one bad row, no row written.
 - Demonstration units belong to ``backend/pledges``: a single ``demonstration``
@@ -30,7 +33,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, tuple_
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
@@ -41,6 +44,7 @@ from backend.context import AppContext
 from backend.credit import service as credit
 from backend.errors import Conflict, DomainError, NotFound, PayloadTooLarge, ValidationFailed
 from backend.groupcommit import GroupCommit
+from backend.inspections.models import Draw, DrawAssignment
 from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import AnchorStatus, anchor_status
@@ -95,6 +99,12 @@ CORRECTABLE = frozenset(
     {"spot_check", "penalty", "complaint_verified", "abnormal_list", "serious_list", "instrument"}
 )
 
+EARLIEST_DATE = date(2000, 1, 1)
+"""No outcome date lies before this day. Not a rule of law but a guard against typos
+(0001-01-01, 20025 for 2025): it admits any history a regulator could import —
+the national credit publicity system and its lists date from 2014, the unified
+credit code from 2015, and no rating input reaches back more than a few years."""
+
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(SupervisionInput)
 
 
@@ -108,6 +118,34 @@ class RowInvalid(ValidationFailed):
 
 class DateInFuture(RowInvalid):
     pass
+
+
+class DateTooEarly(RowInvalid):
+    """A date before :data:`EARLIEST_DATE`."""
+
+
+class UnknownDraw(NotFound):
+    """A spot check names a draw that does not exist."""
+
+    def __init__(self, detail: str, *, field: str | None = "draw_id") -> None:
+        super().__init__(detail, field=field)
+        self.field = field
+
+
+class DrawNotRevealed(Conflict):
+    """A spot check names a draw that has no plan (not revealed yet, failed or expired)."""
+
+    def __init__(self, detail: str, *, field: str | None = "draw_id") -> None:
+        super().__init__(detail, field=field)
+        self.field = field
+
+
+class MerchantNotSelected(ValidationFailed):
+    """A spot check names a revealed draw that did not select its merchant."""
+
+    def __init__(self, detail: str, *, field: str | None = "draw_id") -> None:
+        super().__init__(detail, field=field)
+        self.field = field
 
 
 class SupervisionRecordNotFound(NotFound):
@@ -286,8 +324,17 @@ def _text(value: str, name: str, max_len: int, *, multiline: bool = False) -> st
         raise RowInvalid(exc.detail, field=name) from None
 
 
-def _not_future(d: date, name: str, today: date) -> str:
-    if d > today:
+def validate_date(d: date, name: str, today: date, *, may_be_future: bool = False) -> str:
+    """The one check of an outcome's date ``name``: not before :data:`EARLIEST_DATE`
+    and, unless ``may_be_future`` (an instrument's ``valid_until``), not after
+    ``today``. Returns the date as the record writes it."""
+    if d < EARLIEST_DATE:
+        raise DateTooEarly(
+            f"{name} {d} is before {EARLIEST_DATE}, the earliest date an outcome may have; "
+            "check the year",
+            field=name,
+        )
+    if d > today and not may_be_future:
         raise DateInFuture(
             f"{name} {d} is in the future (today is {today} in Asia/Shanghai); record an "
             "outcome once it has happened",
@@ -310,6 +357,11 @@ class Checker:
     states: dict[str, MerchantState]
     merchants: set[str]
     versions: list[credit.PolicyVersion]
+    draws: dict[str, tuple[int, str] | None] = field(default_factory=dict)
+    """draw id -> (number, status), ``None`` for no such draw (:meth:`load_draws`)."""
+    selected: set[tuple[str, str]] = field(default_factory=set)
+    """(draw id, uscc) of the looked-up pairs whose revealed draw selected the merchant."""
+    looked_up: set[tuple[str, str]] = field(default_factory=set)
 
     def uscc(self, raw: str) -> str:
         try:
@@ -322,6 +374,68 @@ class Checker:
                 field="uscc",
             )
         return code
+
+    def load_draws(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Look up the draws of (draw id, uscc) pairs, and whether each selected its
+        merchant: two queries for a whole batch (per 500), none for pairs seen before."""
+        todo = set(pairs) - self.looked_up
+        if not todo:
+            return
+        conn = self.session.connection()
+        ids = sorted({d for d, _ in todo} - self.draws.keys())
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            found = {
+                d: (int(n), str(st))
+                for d, n, st in conn.execute(
+                    select(col(Draw.id), col(Draw.number), col(Draw.status)).where(
+                        col(Draw.id).in_(chunk)
+                    )
+                )
+            }
+            for d in chunk:
+                self.draws[d] = found.get(d)
+        # Only a revealed draw has a plan (its assignments) to look the merchant up in.
+        wanted = sorted(
+            (d, u) for d, u in todo if (info := self.draws[d]) is not None and info[1] == "revealed"
+        )
+        for i in range(0, len(wanted), 500):
+            self.selected.update(
+                (d, u)
+                for d, u in conn.execute(
+                    select(col(DrawAssignment.draw_id), col(DrawAssignment.uscc)).where(
+                        tuple_(col(DrawAssignment.draw_id), col(DrawAssignment.uscc)).in_(
+                            wanted[i : i + 500]
+                        )
+                    )
+                )
+            )
+        self.looked_up |= todo
+
+    def draw(self, draw_id: str, uscc: str) -> str:
+        """``draw_id`` if it names a revealed draw (its plan is final) that selected
+        ``uscc``; otherwise the error says which of the three it is not."""
+        self.load_draws([(draw_id, uscc)])
+        info = self.draws[draw_id]
+        if info is None:
+            raise UnknownDraw(
+                f"draw_id: there is no draw {draw_id} (spot check of merchant {uscc}); "
+                "name the draw by the id on its page, or leave draw_id out"
+            )
+        number, status = info
+        if status != "revealed":
+            when = "yet" if status in ("committing", "committed") else "ever"
+            raise DrawNotRevealed(
+                f"draw_id: draw no. {number} ({draw_id}) is {status}, not revealed: it has "
+                f"selected no merchant {when}, so merchant {uscc}'s spot check cannot come "
+                "from it"
+            )
+        if (draw_id, uscc) not in self.selected:
+            raise MerchantNotSelected(
+                f"draw_id: draw no. {number} ({draw_id}) did not select merchant {uscc}; a "
+                "check the draw did not plan is recorded without draw_id"
+            )
+        return draw_id
 
     def state(self, uscc: str) -> MerchantState:
         st = self.states.get(uscc)
@@ -410,18 +524,21 @@ class Checker:
     ) -> tuple[dict[str, Any], date, str | None]:
         today = self.today
         if isinstance(inp, SpotCheckInput):
+            checked_on = validate_date(inp.checked_on, "checked_on", today)
+            draw_id = None if inp.draw_id is None else self.draw(inp.draw_id, uscc)
             return (
                 {
                     "result": inp.result,
-                    "checked_on": _not_future(inp.checked_on, "checked_on", today),
+                    "checked_on": checked_on,
                     "authority": _text(inp.authority, "authority", 200),
-                    "draw_id": inp.draw_id,
+                    "draw_id": draw_id,
                     "evidence_sha256": inp.evidence_sha256,
                 },
                 inp.checked_on,
-                inp.draw_id,
+                draw_id,
             )
         if isinstance(inp, PenaltyInput):
+            decided_on = validate_date(inp.decided_on, "decided_on", today)
             decision_no = _text(inp.decision_no, "decision_no", 200)
             for r in st.current("penalty"):
                 if r.body.get("decision_no") == decision_no and r is not replaced:
@@ -440,7 +557,7 @@ class Checker:
             return (
                 {
                     "decision_no": decision_no,
-                    "decided_on": _not_future(inp.decided_on, "decided_on", today),
+                    "decided_on": decided_on,
                     "authority": _text(inp.authority, "authority", 200),
                     "amount_fen": inp.amount_fen,
                     "lower_amount": lower,
@@ -464,7 +581,7 @@ class Checker:
             return (
                 {
                     "complaint_id": cid,
-                    "verified_on": _not_future(inp.verified_on, "verified_on", today),
+                    "verified_on": validate_date(inp.verified_on, "verified_on", today),
                     "summary": _text(inp.summary, "summary", 500, multiline=True),
                 },
                 inp.verified_on,
@@ -473,6 +590,8 @@ class Checker:
         if isinstance(inp, AbnormalListInput | SeriousListInput):
             return self._listing(inp, uscc, st, replaced, refs), inp.on, None
         if isinstance(inp, InstrumentInput):
+            verified_on = validate_date(inp.verified_on, "verified_on", today)
+            valid_until = validate_date(inp.valid_until, "valid_until", today, may_be_future=True)
             if inp.valid_until < inp.verified_on:
                 raise RowInvalid(
                     f"valid_until {inp.valid_until} is before verified_on {inp.verified_on}",
@@ -483,8 +602,8 @@ class Checker:
                     "instrument_type": _text(inp.instrument_type, "instrument_type", 200),
                     "serial": _text(inp.serial, "serial", 100),
                     "certificate_no": _text(inp.certificate_no, "certificate_no", 100),
-                    "verified_on": _not_future(inp.verified_on, "verified_on", today),
-                    "valid_until": inp.valid_until.isoformat(),
+                    "verified_on": verified_on,
+                    "valid_until": valid_until,
                 },
                 inp.verified_on,
                 None,
@@ -496,7 +615,7 @@ class Checker:
     ) -> dict[str, Any]:
         kind = inp.kind  # type: ignore[attr-defined]
         name = "abnormal-operations list" if kind == "abnormal_list" else "serious-violation list"
-        on = _not_future(inp.on, "on", self.today)
+        on = validate_date(inp.on, "on", self.today)
         if replaced is not None and replaced.body.get("action") != inp.action:
             raise RowInvalid(
                 f"a correction keeps the action: record {replaced.record_id} is an "
@@ -607,6 +726,15 @@ def _normalised(raw: str) -> str | None:
         return None
 
 
+def draw_refs(inputs: Iterable[Any]) -> list[tuple[str, str]]:
+    """(draw id, uscc as given) of every spot check that names a draw."""
+    return [
+        (inp.draw_id, inp.uscc)
+        for inp in inputs
+        if isinstance(inp, SpotCheckInput) and inp.draw_id is not None
+    ]
+
+
 def _checker(
     session: Session,
     usccs: Iterable[str],
@@ -614,9 +742,11 @@ def _checker(
     *,
     now: datetime,
     with_state: Iterable[str] | None = None,
+    draws: Iterable[tuple[str, str]] = (),
 ) -> Checker:
     """A checker knowing which merchants exist, with the outcomes of ``with_state``
-    (default: of all ``usccs``) loaded; others load when first needed."""
+    (default: of all ``usccs``) loaded, and the ``draws`` (:func:`draw_refs`) looked
+    up; others load when first needed."""
     codes = {c for c in map(_normalised, usccs) if c is not None}
     known: set[str] = set()
     wanted = sorted(codes)
@@ -629,13 +759,16 @@ def _checker(
     stateful = known if with_state is None else known.intersection(
         c for c in map(_normalised, with_state) if c is not None
     )
-    return Checker(
+    checker = Checker(
         session=session,
         today=today,
         states=load_states(session, stateful),
         merchants=known,
         versions=credit.ensure_policy(session, now=now),
     )
+    # An unknown merchant fails before its draw is looked at: skip its pairs.
+    checker.load_draws((d, c) for d, raw in draws if (c := _normalised(raw)) in known)
+    return checker
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -800,6 +933,7 @@ def record_outcomes(
         today,
         now=now,
         with_state=[data.uscc for _, _, data in accepted if needs_state(data)],
+        draws=draw_refs(data for _, _, data in accepted),
     )
     written: list[tuple[int, Principal, Prepared]] = []
     for i, p, data in accepted:
@@ -847,6 +981,12 @@ def _demonstration(
     from backend.pledges import service as pledges
     from backend.pledges.models import DemonstrationAction
 
+    # The demonstration service bounds `on` by the registration and today and
+    # `valid_until` by today; the floor of every outcome date still applies first.
+    today = today_shanghai(now)
+    for name, d in (("on", data.on), ("valid_until", data.valid_until)):
+        if d is not None:
+            validate_date(d, name, today, may_be_future=True)
     written = pledges.demonstration(
         session,
         principal=principal,
@@ -1015,6 +1155,7 @@ def record_bulk(
         today,
         now=now,
         with_state=[inp.uscc for _, inp in parsed if needs_state(inp)],
+        draws=draw_refs(inp for _, inp in parsed),
     )
     prepared: list[tuple[int, Prepared]] = []
     for n, inp in parsed:

@@ -38,8 +38,7 @@ class TestCreate:
         self, client: TestClient, regulator: dict[str, str], uscc: str
     ) -> None:
         checked = o.days_ago(5)
-        out = o.post(client, o.spot_check(uscc=uscc, checked_on=checked, draw_id="D-1"),
-                     headers=regulator)
+        out = o.post(client, o.spot_check(uscc=uscc, checked_on=checked), headers=regulator)
         assert out["kind"] == "spot_check" and out["status"] == "current"
         assert out["anchor_status"]["status"] == "pending"
         assert out["credit"]["score"] == 82 and out["credit"]["tier"] == "B"
@@ -50,13 +49,13 @@ class TestCreate:
             "result": "未发现问题",
             "checked_on": checked.isoformat(),
             "authority": o.AUTHORITY,
-            "draw_id": "D-1",
+            "draw_id": None,
             "evidence_sha256": None,
         }
         with client.app.state.ctx.db.read() as s:  # type: ignore[attr-defined]
             row = s.get(SupervisionRecord, out["record_id"])
             assert row is not None and row.leaf_index == out["leaf_index"]
-            assert row.draw_id == "D-1" and row.effective_on == checked
+            assert row.draw_id is None and row.effective_on == checked
             rating = s.get(MerchantRating, uscc)
             assert rating is not None and rating.score == 82
         assert o.credit(client, uscc)["score"] == 82
