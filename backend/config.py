@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     timeout_keep_alive_s: int = Field(default=5, ge=1)
     # When set, GET /metrics needs ``Authorization: Bearer <token>``.
     metrics_token: SecretStr | None = None
+    # POST /rpc (the embedded chain's read-only JSON-RPC): calls a minute per client
+    # address, a batch counting as its calls; a client may spend a minute's calls at once.
+    # Counted in the serving process's memory (backend/ledger/rpc.py). 0: no limit.
+    rpc_calls_per_minute: int = Field(default=600, ge=0)
     # Merchant lookups are served from views kept in the database (backend/merchants/
     # views.py); every this many seconds one worker rebuilds those gone stale. 0: never
     # in the background (each is then rebuilt by the first lookup that finds it stale).
