@@ -18,8 +18,10 @@ This module must never log a request body, a header value or a client address.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
+import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -168,11 +170,35 @@ _request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
+class _RequestIds:
+    """Request ids unique across processes: a random prefix per process and a counter.
+
+    Not ``secrets.token_hex`` per request: ``os.urandom`` releases the GIL, and the
+    event loop then waits for it behind another thread (the group commit's writer)
+    for up to a switch interval on every request. A request id needs to be unique,
+    not unpredictable.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(4)
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):08x}"
+
+
+_ids = _RequestIds()
+
+
 def new_request_id(given: str | None) -> str:
-    """The client's ``X-Request-ID`` if it is a plain token, else a fresh random one."""
+    """The client's ``X-Request-ID`` if it is a plain token, else a fresh unique one."""
     if given and _REQUEST_ID.match(given):
         return given
-    return secrets.token_hex(8)
+    return _ids.next()
 
 
 def set_request_context(info: RequestInfo | None) -> contextvars.Token[RequestInfo | None]:

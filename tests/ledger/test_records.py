@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -21,6 +23,7 @@ from backend.ledger.records import (
     parse_canonical,
     record_id_of,
 )
+from backend.ledger.records import _SaltPool as SaltPool
 
 AT = datetime(2026, 11, 26, 9, 30, 0, 123456, tzinfo=UTC)
 
@@ -83,6 +86,44 @@ def test_salt_makes_equal_content_distinct() -> None:
     a, b = build_envelope(d, at=AT), build_envelope(d, at=AT)
     assert len(a["salt"]) == 32 and a["salt"] != b["salt"]
     assert record_id_of(canonical_bytes(a)) != record_id_of(canonical_bytes(b))
+
+
+def test_salts_are_fresh_across_pool_refills(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+    real = os.urandom
+
+    def counted(n: int) -> bytes:
+        reads.append(n)
+        return real(n)
+
+    monkeypatch.setattr(os, "urandom", counted)
+    pool = SaltPool(salts_per_read=4)
+    salts = [pool.take() for _ in range(10)]
+    assert all(len(s) == 16 for s in salts) and len(set(salts)) == 10
+    assert reads == [64, 64, 64]  # one read per four salts, not one per salt
+
+
+def test_salts_are_unique_across_threads() -> None:
+    pool = SaltPool(salts_per_read=3)
+    with ThreadPoolExecutor(8) as ex:
+        salts = list(ex.map(lambda _: pool.take(), range(2000)))
+    assert len(set(salts)) == 2000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_reuses_its_parents_salts() -> None:
+    pool = SaltPool(salts_per_read=64)
+    pool.take()  # the parent now holds 63 unused salts
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next salt, leave without running pytest's exit
+        os.write(w, pool.take())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 16)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert len(child) == 16 and child != pool.take()
 
 
 def test_record_id_is_leaf_hash() -> None:

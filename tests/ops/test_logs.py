@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -214,3 +215,27 @@ def test_served_with_json_logs_never_logs_secrets(tmp_path: Path) -> None:
     assert {r["route"] for r in access} >= {"/api/merchants", "/api/auth/token", "<unmatched>"}
     for r in access:
         assert {"time", "level", "request_id", "method", "route", "status", "duration_ms"} <= set(r)
+
+
+def test_request_ids_are_unique_and_plain_tokens() -> None:
+    ids = [logs.new_request_id(None) for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+    assert logs.new_request_id("req-from-client.1") == "req-from-client.1"
+    # Not a plain token: replaced, not echoed into logs and headers.
+    assert logs.new_request_id("bad id\r\n") != "bad id\r\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_request_ids_differ_between_processes() -> None:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, logs.new_request_id(None).encode())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 64).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    parent = logs.new_request_id(None)
+    assert child[:8] != parent[:8]  # each process has a prefix of its own
