@@ -23,6 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
+from backend.asyncreads import AsyncReads
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATE_LOCK_KEY = 7340000  # 7340001: contract deployment, 7340002: the anchoring lock
 # Integer keys are PostgreSQL INTEGER (32-bit). A larger number names no row, and sending
@@ -123,6 +125,7 @@ class Database:
             if self.is_sqlite
             else _make_engine(url, immediate=False, pre_ping=False, autocommit=True)
         )
+        self.async_reads = None if self.is_sqlite else AsyncReads(self.quick_engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -153,6 +156,18 @@ class Database:
                     raise
         raise AssertionError("unreachable")
 
+    async def quick_read_async(
+        self, statement: Executable, params: dict[str, Any]
+    ) -> Sequence[Any]:
+        """:meth:`quick_read` for async code: on PostgreSQL awaited on the event loop
+        (``backend/asyncreads.py``), on SQLite in the thread pool. Rows are tuples with
+        the columns also as attributes."""
+        if self.async_reads is None:
+            from starlette.concurrency import run_in_threadpool
+
+            return await run_in_threadpool(self.quick_read, statement, params)
+        return await self.async_reads.read(statement, params)
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         s = Session(self.read_engine, expire_on_commit=False)
@@ -181,6 +196,8 @@ class Database:
             self.read_engine.dispose()
         if self.quick_engine is not self.read_engine:
             self.quick_engine.dispose()
+        if self.async_reads is not None:
+            self.async_reads.close()
 
 
 def alembic_config(connection: Any = None) -> Any:

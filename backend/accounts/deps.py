@@ -30,7 +30,7 @@ from backend.accounts.service import (
     CsrfFailed,
     InvalidToken,
     Principal,
-    principal_from_token,
+    principal_from_token_async,
 )
 from backend.accounts.service import require_role as _require_role
 from backend.config import Settings
@@ -50,21 +50,24 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _resolve(
+async def _resolve(
     request: Request, ctx: CtxDep, _doc: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal | None:
+    # async: the account read is awaited on the event loop, not run in the thread pool.
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("use the header Authorization: Bearer <token>")
-        return principal_from_token(
+        return await principal_from_token_async(
             ctx.db, settings=ctx.settings, token=token.strip(), kind="access"
         )
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         try:
-            return principal_from_token(ctx.db, settings=ctx.settings, token=cookie, kind="session")
+            return await principal_from_token_async(
+                ctx.db, settings=ctx.settings, token=cookie, kind="session"
+            )
         except InvalidToken:
             # A stale cookie must not lock a browser out of public pages.
             return None

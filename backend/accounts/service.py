@@ -10,8 +10,10 @@ decide with it; nothing outside this package reads a token.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -295,13 +297,38 @@ def principal_from_token(
     """The caller a token names: its MAC, kind and expiry checked, and its account still
     as it was when the token was issued (enabled, same role, same password). Runs on
     every authenticated request, so the account is read with one quick query."""
+    claims = _claims(settings, token, kind, now)
+    return _principal(claims, kind, db.quick_read(_ACCOUNT_NOW, {"id": claims.account_id}))
+
+
+async def principal_from_token_async(
+    db: Database,
+    *,
+    settings: Settings,
+    token: str,
+    kind: security.TokenKind,
+    now: datetime | None = None,
+) -> Principal:
+    """:func:`principal_from_token` with the account read awaited on the event loop."""
+    claims = _claims(settings, token, kind, now)
+    rows = await db.quick_read_async(_ACCOUNT_NOW, {"id": claims.account_id})
+    return _principal(claims, kind, rows)
+
+
+def _claims(
+    settings: Settings, token: str, kind: security.TokenKind, now: datetime | None
+) -> security.TokenClaims:
     try:
-        claims = security.decode_token(
+        return security.decode_token(
             security.load_secret(settings), token, kind=kind, now=now or utcnow()
         )
     except security.TokenInvalid as exc:
         raise InvalidToken(str(exc)) from None
-    rows = db.quick_read(_ACCOUNT_NOW, {"id": claims.account_id})
+
+
+def _principal(
+    claims: security.TokenClaims, kind: security.TokenKind, rows: Sequence[Any]
+) -> Principal:
     account = rows[0] if rows else None
     if (
         account is None

@@ -81,14 +81,14 @@ def search(
     response_model=MerchantPublic,
     responses={304: {"description": "unchanged since the ETag sent in If-None-Match"}},
 )
-def get_merchant(
+async def get_merchant(
     ctx: CtxDep,
     uscc: str,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     """A merchant's public view (never its contact data). Carries an `ETag`; send it back
     in `If-None-Match` to get `304 Not Modified` while nothing changed."""
-    view = views.lookup(ctx.db, ctx.settings, uscc, today=shanghai_date(utcnow()))
+    view = await views.lookup_async(ctx.db, ctx.settings, uscc, today=shanghai_date(utcnow()))
     headers = {"ETag": view.etag, "Cache-Control": "no-cache"}
     if views.etag_matches(if_none_match, view.etag):
         return Response(status_code=304, headers=headers)

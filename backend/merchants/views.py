@@ -101,6 +101,24 @@ def lookup(db: Database, settings: Settings, uscc: str, *, today: date) -> View:
     """The public view of merchant ``uscc`` as JSON: the kept one while its stamp holds."""
     code = parse_uscc(uscc)
     (row,) = db.quick_read(LOOKUP, {"uscc": code})
+    return _kept(row, code, today) or _rebuild(db, settings, code, row, today)
+
+
+async def lookup_async(db: Database, settings: Settings, uscc: str, *, today: date) -> View:
+    """:func:`lookup` awaited on the event loop: the kept view costs one read there;
+    only a rebuild goes to the thread pool."""
+    code = parse_uscc(uscc)
+    (row,) = await db.quick_read_async(LOOKUP, {"uscc": code})
+    kept = _kept(row, code, today)
+    if kept is not None:
+        return kept
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_rebuild, db, settings, code, row, today)
+
+
+def _kept(row: Any, code: str, today: date) -> View | None:
+    """The kept view in a :data:`LOOKUP` row if its stamp still holds, else ``None``."""
     body, leaf, wallet, built_on, valid_until, pending_from, last_leaf, last_wallet, anchored = (
         tuple(row)
     )
@@ -114,7 +132,13 @@ def lookup(db: Database, settings: Settings, uscc: str, *, today: date) -> View:
         and (pending_from is None or anchored <= pending_from)
     ):
         return View(body.encode())
-    built = build(db, settings, {code: (last_leaf, last_wallet)}, today=today)
+    return None
+
+
+def _rebuild(db: Database, settings: Settings, code: str, row: Any, today: date) -> View:
+    """Build and keep the view under the stamp read in ``row`` (before building)."""
+    stamp = (row[6], row[7])
+    built = build(db, settings, {code: stamp}, today=today)
     if code not in built:  # deleted in between: merchants are never deleted, but be exact
         raise MerchantNotFound(f"no merchant with credit code {code}")
     return built[code]

@@ -33,7 +33,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def _raise(exc: Exception):  # type: ignore[no-untyped-def]
-    def fail(*_: object, **__: object) -> None:
+    async def fail(*_: object, **__: object) -> None:
         raise exc
 
     return fail
@@ -45,7 +45,7 @@ def test_a_dropped_connection_is_503_database_unavailable(
     dropped = OperationalError(
         "SELECT 1", {}, psycopg.errors.AdminShutdown("terminating connection")
     )
-    monkeypatch.setattr(views, "lookup", _raise(dropped))
+    monkeypatch.setattr(views, "lookup_async", _raise(dropped))
     resp = client.get(f"/api/merchants/{USCC}")
     assert resp.status_code == 503
     body = resp.json()
@@ -59,7 +59,7 @@ def test_other_database_errors_stay_internal_errors(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broken = IntegrityError("INSERT", {}, Exception("duplicate key"))
-    monkeypatch.setattr(views, "lookup", _raise(broken))
+    monkeypatch.setattr(views, "lookup_async", _raise(broken))
     resp = client.get(f"/api/merchants/{USCC}")
     assert resp.status_code == 500
     assert resp.json()["error"] == "InternalError"
