@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # A request body must arrive completely within this many seconds of the app first
     # reading it (408 otherwise), so a client trickling a body cannot hold a request open.
     body_read_timeout_s: float = Field(default=60.0, gt=0)
+    # A request's headers must arrive within this many seconds of its first byte (of the
+    # connection, for its first request), 408 otherwise: a client trickling headers
+    # (slowloris) cannot hold a connection open (backend/ops/header_timeout.py).
+    header_read_timeout_s: float = Field(default=10.0, gt=0)
     # Idle keep-alive connections are closed after this many seconds.
     timeout_keep_alive_s: int = Field(default=5, ge=1)
     # When set, GET /metrics needs ``Authorization: Bearer <token>``.

@@ -29,7 +29,11 @@ class ServeRefused(RuntimeError):
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Server options shared by ``serve`` and tests that run the app under uvicorn."""
+    from backend.ops.header_timeout import http_protocol
+
     return {
+        # httptools with a header-read timeout (uvicorn has none: slowloris).
+        "http": http_protocol(settings.header_read_timeout_s),
         "timeout_keep_alive": settings.timeout_keep_alive_s,
         "log_config": logs.logging_config(settings),
         # backend/ops/metrics.py logs one line per request (route template, status,
