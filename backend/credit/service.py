@@ -530,6 +530,102 @@ def rerate_merchants(
     return {r.uscc: r.rating for r in results}
 
 
+# --- re-rating around an append: computed before the log lock, stored under it -----------
+
+
+@dataclass(frozen=True)
+class PendingRatings:
+    """Ratings computed by :func:`prepare_rerate`, to be stored by :func:`store_rerate`."""
+
+    as_of: date
+    seen_size: int
+    """The log size read before the merchants' records were."""
+    versions: Sequence[PolicyVersion]
+    results: Sequence[Rated]
+
+
+def prepare_rerate(
+    session: Session,
+    new_records: Mapping[str, Sequence[log.SealedRecord]],
+    *,
+    as_of: date,
+    now: datetime,
+    versions: Sequence[PolicyVersion] | None = None,
+) -> PendingRatings:
+    """Re-rate the merchants about whom ``new_records`` are about to be appended, before
+    the append takes the log lock: from their records committed so far plus the new ones.
+
+    The write path of every outcome holds the log lock from its append to its commit,
+    and every transaction that appends waits for it; reading and rating the merchants'
+    records outside it shortens that wait. :func:`store_rerate` (after the append)
+    checks that nothing the ratings read has changed since, and rates again if it has.
+    """
+    versions = versions if versions is not None else ensure_policy(session, now=now)
+    # Read before the records: whatever commits after this is in [seen_size, our start).
+    seen = int(session.execute(text("SELECT size FROM log_head WHERE id = 1")).scalar_one())
+    records = load_records(session, new_records)
+    for uscc, sealed in new_records.items():
+        records[uscc].extend(
+            _envelope(r.record_id, r.canonical)
+            for r in sealed
+            if r.envelope["type"] in rating.RATED_TYPES
+        )
+    results = [Rated(u, *compute(records[u], versions, as_of)) for u in sorted(new_records)]
+    return PendingRatings(as_of, seen, versions, results)
+
+
+def store_rerate(
+    session: Session,
+    pending: PendingRatings,
+    *,
+    appended_from: int,
+    cause_record_ids: Mapping[str, str],
+    now: datetime,
+) -> dict[str, rating.Rating]:
+    """Store ratings from :func:`prepare_rerate`, after this transaction appended its
+    records from leaf ``appended_from`` on (so the log lock is held until commit).
+
+    Another transaction may have committed records between the read and the lock: any
+    about these merchants make their ratings be computed again, and a new policy
+    version makes all of them be, now from the log as this transaction sees it (its
+    own records included). The result is what :func:`rerate_merchants` after the
+    append would have stored.
+    """
+    results = list(pending.results)
+    versions = pending.versions
+    stale: set[str] = set()
+    if appended_from > pending.seen_size:
+        usccs = [r.uscc for r in results]
+        policy_changed = False
+        c = LEAF.c
+        for chunk in _chunks(usccs):
+            for subject, record_type in session.execute(
+                select(c.subject, c.record_type).distinct().where(
+                    c.leaf_index >= pending.seen_size,
+                    c.leaf_index < appended_from,
+                    c.subject.in_(chunk) | (c.record_type == POLICY),
+                )
+            ):
+                if record_type == POLICY:
+                    policy_changed = True
+                else:
+                    stale.add(subject)
+        if policy_changed:
+            versions = policy_versions(session)
+            stale = set(usccs)
+    if stale:
+        records = load_records(session, stale)
+        results = [
+            Rated(r.uscc, *compute(records[r.uscc], versions, pending.as_of))
+            if r.uscc in stale
+            else r
+            for r in results
+        ]
+    _store(session, results, now=now, cause="record", cause_record_ids=cause_record_ids,
+           versions=versions)
+    return {r.uscc: r.rating for r in results}
+
+
 def rerate_merchant(
     session: Session,
     uscc: str,

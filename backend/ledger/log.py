@@ -49,50 +49,74 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class SealedRecord:
+    """A record ready to append: envelope, canonical bytes and id. The id does not
+    depend on where the record lands, so it is known before the log is locked."""
+
+    record_id: str
+    envelope: dict[str, Any]
+    canonical: bytes
+    at: datetime
+
+
+def seal(draft: RecordDraft, *, at: datetime) -> SealedRecord:
+    """Build a draft's envelope (with a fresh salt), canonical form and id."""
+    envelope = build_envelope(draft, at=at)
+    canonical = canonical_bytes(envelope)
+    return SealedRecord(record_id_of(canonical), envelope, canonical, at)
+
+
 def append(
     session: Session, drafts: RecordDraft | Sequence[RecordDraft], *, now: datetime | None = None
 ) -> list[AppendedRecord]:
     """Append records in the caller's transaction; returns them with their leaf indexes."""
     batch = [drafts] if isinstance(drafts, RecordDraft) else list(drafts)
-    if not batch:
-        return []
     at = now or utcnow()
-    prepared = []
-    for draft in batch:
-        envelope = build_envelope(draft, at=at)
-        canonical = canonical_bytes(envelope)
-        prepared.append((envelope, canonical, record_id_of(canonical)))
+    return append_sealed(session, [seal(d, at=at) for d in batch])
 
+
+def append_sealed(session: Session, sealed: Sequence[SealedRecord]) -> list[AppendedRecord]:
+    """Append sealed records in the caller's transaction, in order.
+
+    This takes the log lock, held until the transaction ends: do every read and
+    computation that can be done before this call before it.
+    """
+    if not sealed:
+        return []
     # The row lock on log_head serialises appenders until commit; a rolled-back
     # transaction gives its indexes back, so they stay dense.
     new_size = session.execute(
         text("UPDATE log_head SET size = size + :k WHERE id = 1 RETURNING size"),
-        {"k": len(prepared)},
+        {"k": len(sealed)},
     ).scalar_one()
-    start = new_size - len(prepared)
+    start = new_size - len(sealed)
 
     session.execute(
         insert(LogLeaf),
         [
             {
                 "leaf_index": start + i,
-                "record_id": rid,
-                "record_type": env["type"],
-                "subject": env["subject"],
-                "canonical": canonical,
-                "appended_at": at,
+                "record_id": rec.record_id,
+                "record_type": rec.envelope["type"],
+                "subject": rec.envelope["subject"],
+                "canonical": rec.canonical,
+                "appended_at": rec.at,
             }
-            for i, (env, canonical, rid) in enumerate(prepared)
+            for i, rec in enumerate(sealed)
         ],
     )
-    new_nodes = _grow(session, start, [bytes.fromhex(rid) for _, _, rid in prepared])
+    new_nodes = _grow(session, start, [bytes.fromhex(rec.record_id) for rec in sealed])
     session.execute(
         insert(MerkleNode),
         [{"level": lv, "idx": ix, "hash": h} for (lv, ix), h in new_nodes.items()],
     )
     return [
-        AppendedRecord(record_id=rid, leaf_index=start + i, envelope=env, canonical=canonical)
-        for i, (env, canonical, rid) in enumerate(prepared)
+        AppendedRecord(
+            record_id=rec.record_id, leaf_index=start + i, envelope=rec.envelope,
+            canonical=rec.canonical,
+        )
+        for i, rec in enumerate(sealed)
     ]
 
 

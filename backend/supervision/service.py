@@ -2,7 +2,7 @@
 
 Every outcome is a ``supervision.*`` record (docs/records.md) and a
 ``supervision_record`` row, appended in one transaction together with the
-merchant's re-rating (:func:`backend.credit.service.rerate_merchants`).
+merchant's re-rating (:func:`backend.credit.service.prepare_rerate`).
 
 - Regulators and admins write outcomes; the router checks the role, and
   :func:`record_outcome` checks it again (a service never trusts its caller).
@@ -775,39 +775,37 @@ def _checker(
 
 
 def _write(
-    session: Session, items: Sequence[tuple[Principal, Prepared]], *, now: datetime
-) -> list[log.AppendedRecord]:
-    """Append the records, each by its principal, and insert their rows, in the
-    caller's transaction.
+    session: Session,
+    items: Sequence[tuple[Principal, Prepared]],
+    *,
+    now: datetime,
+    versions: Sequence[credit.PolicyVersion] | None = None,
+) -> tuple[list[log.AppendedRecord], dict[str, Any]]:
+    """Append the records, each by its principal, insert their rows and re-rate their
+    merchants, in the caller's transaction; returns the records and the new ratings.
 
     A row of a bulk file may refer to an earlier row of the same file (an ``out``
-    ending a listing made above it) by its provisional id ``row:N``; the records
-    before it are appended first so that the reference can name the real record id.
+    ending a listing made above it) by its provisional id ``row:N``. A record's id
+    does not depend on where it lands, so the reference names the real id before
+    anything is appended. The ratings are computed before the append takes the log
+    lock and stored after it (:func:`backend.credit.service.prepare_rerate`), so the
+    lock, which every writer waits for, is held for the writes alone.
     """
     today = today_shanghai(now)
     real: dict[str, str] = {}
-    appended: list[log.AppendedRecord] = []
-    pending: list[tuple[Principal, Prepared]] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        recs = log.append(session, [p.draft(who) for who, p in pending], now=now)
-        for (_, p), rec in zip(pending, recs, strict=True):
-            if p.provisional is not None:
-                real[p.provisional] = rec.record_id
-        appended.extend(recs)
-        pending.clear()
-
+    sealed: list[log.SealedRecord] = []
+    by_merchant: dict[str, list[log.SealedRecord]] = {}
     for who, p in items:
         if any(r.record.startswith("row:") for r in p.refs):
-            waiting = {x.provisional for _, x in pending}
-            if any(r.record in waiting for r in p.refs):
-                flush()
             p.refs = [Ref(r.rel, real.get(r.record, r.record)) for r in p.refs]
-        pending.append((who, p))
-    flush()
+        one = log.seal(p.draft(who), at=now)
+        if p.provisional is not None:
+            real[p.provisional] = one.record_id
+        sealed.append(one)
+        by_merchant.setdefault(p.uscc, []).append(one)
+    pending = credit.prepare_rerate(session, by_merchant, as_of=today, now=now, versions=versions)
 
+    appended = log.append_sealed(session, sealed)  # the log lock is held from here to commit
     rows = []
     for (who, p), rec in zip(items, appended, strict=True):
         env = rec.envelope
@@ -828,7 +826,12 @@ def _write(
         )
     for i in range(0, len(rows), 5000):
         session.execute(insert(SupervisionRecord), rows[i : i + 5000])
-    return appended
+    # The record that caused each merchant's re-rating: its last one here.
+    causes = {p.uscc: rec.record_id for (_, p), rec in zip(items, appended, strict=True)}
+    ratings = credit.store_rerate(
+        session, pending, appended_from=appended[0].leaf_index, cause_record_ids=causes, now=now
+    )
+    return appended, ratings
 
 
 def _public(row: SupervisionRecord, st: MerchantState | None) -> SupervisionRecordPublic:
@@ -942,13 +945,8 @@ def record_outcomes(
         except DomainError as exc:
             results[i] = exc
     if written:
-        appended = _write(session, [(p, prep) for _, p, prep in written], now=now)
-        causes = {
-            prep.uscc: rec.record_id for (_, _, prep), rec in zip(written, appended, strict=True)
-        }
-        ratings = credit.rerate_merchants(
-            session, causes, as_of=today, cause_record_ids=causes, now=now,
-            versions=checker.versions,
+        appended, ratings = _write(
+            session, [(p, prep) for _, p, prep in written], now=now, versions=checker.versions
         )
         for (i, _, prep), rec in zip(written, appended, strict=True):
             env = rec.envelope
@@ -1175,13 +1173,13 @@ def record_bulk(
             error_count=len(errors),
             errors_truncated=len(errors) > BULK_MAX_ERRORS,
         )
-    appended = _write(session, [(p, x) for _, x in prepared], now=now)
-    causes = {prep.uscc: rec.record_id for (_, prep), rec in zip(prepared, appended, strict=True)}
-    credit.rerate_merchants(session, causes, as_of=today, cause_record_ids=causes, now=now)
+    appended, ratings = _write(
+        session, [(p, x) for _, x in prepared], now=now, versions=checker.versions
+    )
     session.commit()
     return BulkWritten(
         count=len(appended),
-        merchants=len(causes),
+        merchants=len(ratings),
         anchor_status=anchor_status(session, appended[-1].leaf_index),
         records=[
             BulkRowWritten(row=n, record_id=rec.record_id, leaf_index=rec.leaf_index)
@@ -1380,8 +1378,7 @@ def review_complaint(
                 summary=summary,
             )
         )
-        (rec,) = _write(session, [(p, prepared)], now=now)
-        credit.rerate_merchant(session, c.uscc, as_of=today, cause_record_id=rec.record_id, now=now)
+        (rec,), _ = _write(session, [(p, prepared)], now=now, versions=checker.versions)
     review = ComplaintReview(
         complaint_id=c.id,
         outcome=data.outcome,
