@@ -19,6 +19,7 @@ from typing import Any
 
 from backend.config import Settings
 from backend.ops import logs, metrics
+from backend.ops import workers as balanced
 
 MULTIPROC_SUBDIR = "metrics-multiproc"
 
@@ -90,12 +91,12 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     # proof bundles name this host and port unless HM_PUBLIC_BASE_URL says otherwise.
     os.environ["HM_HOST"] = host
     os.environ["HM_PORT"] = str(port)
-    uvicorn.run(
-        "backend.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
+    options: dict[str, Any] = {
+        "factory": True, "host": host, "port": port, "workers": workers,
         **uvicorn_options(settings),
-    )
+    }
+    if workers > 1 and balanced.reuse_port_supported():
+        balanced.run(uvicorn.Config("backend.app:create_app", **options))
+    else:
+        uvicorn.run("backend.app:create_app", **options)
     return 0
