@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from sqlalchemy import Table, func, select, text
 from sqlmodel import Session
 
+from backend.background import BackgroundThread
 from backend.context import AppContext
 from backend.credit import rating
 from backend.credit.models import (
@@ -803,31 +804,17 @@ def sweep(
     return res
 
 
-class RerateWorker:
+class RerateWorker(BackgroundThread):
     """Runs :func:`sweep` at start, after every Asia/Shanghai midnight, and on :meth:`wake`."""
 
+    thread_name = "rerate-worker"
+
     def __init__(self, ctx: AppContext, *, clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__()
         self.ctx = ctx
         self.clock = clock
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last: SweepResult | None = None
         self.last_error: str | None = None
-
-    def start(self) -> RerateWorker:
-        self._thread = threading.Thread(target=self.run, name="rerate-worker", daemon=True)
-        self._thread.start()
-        return self
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _seconds_to_midnight(self) -> float:
         now = self.clock().astimezone(SHANGHAI)
@@ -835,8 +822,7 @@ class RerateWorker:
         return max(1.0, (midnight - now).total_seconds() + 2.0)
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
+        while not self.stopping:
             try:
                 self.last = sweep(self.ctx.db, now=self.clock())
                 self.last_error = None
@@ -845,7 +831,7 @@ class RerateWorker:
             except Exception as exc:  # keep the worker alive; the next run retries
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.exception("rating sweep failed")
-            self._wake.wait(min(self._seconds_to_midnight(), 3600.0))
+            self.pause(min(self._seconds_to_midnight(), 3600.0))
 
 
 def install(app: FastAPI) -> None:

@@ -29,6 +29,7 @@ from sqlmodel import Session, col
 
 from backend.accounts.models import Account
 from backend.accounts.service import Principal
+from backend.background import BackgroundThread
 from backend.context import AppContext
 from backend.errors import DomainError, LedgerUnavailable
 from backend.inspections import directory, draws
@@ -351,33 +352,24 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
     return row
 
 
-class DemoDrawWorker:
+class DemoDrawWorker(BackgroundThread):
     """Runs :func:`run_demo_draw` in the background after the first start, retrying
     while the ledger is unavailable or the reveal not yet due (up to ``patience_s``)."""
 
+    thread_name = "demo-draw"
+
     def __init__(self, ctx: AppContext, *, patience_s: float = 600.0, retry_s: float = 5.0):
+        super().__init__()
         self.ctx = ctx
         self.patience_s = patience_s
         self.retry_s = retry_s
         self.done = threading.Event()
         self.error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> DemoDrawWorker:
-        self._thread = threading.Thread(target=self.run, name="demo-draw", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def run(self) -> None:
         deadline = time.monotonic() + self.patience_s
         try:
-            while not self._stop.is_set():
+            while not self.stopping:
                 try:
                     row = run_demo_draw(self.ctx)
                     if row is not None:
@@ -392,10 +384,10 @@ class DemoDrawWorker:
                     self.error = str(exc)
                     log.warning("demo draw not completed: %s", exc)
                     return
-                self._stop.wait(self.retry_s)
+                self.pause(self.retry_s)
         except Exception as exc:  # a background nicety: never take the service down
             self.error = f"{type(exc).__name__}: {exc}"
-            if not self._stop.is_set():
+            if not self.stopping:
                 log.exception("demo draw failed")
         finally:
             self.done.set()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from backend.background import BackgroundThread
 from backend.context import AppContext
 from backend.errors import LedgerUnavailable
 from backend.ledger import log as ledger_log
@@ -555,18 +555,19 @@ def backoff_delay(failures: int, *, base: float | None = None, cap: float | None
     return float(min(c, b * (2 ** max(0, failures - 1))))
 
 
-@dataclass
-class AnchorWorker:
+@dataclass(eq=False)
+class AnchorWorker(BackgroundThread):
     """Runs :class:`Anchorer` passes in a thread while holding the anchor lock."""
+
+    thread_name = "anchoring-worker"
 
     ctx: AppContext
     lock: AnchorLock | None = None
     status: WorkerStatus = field(default_factory=WorkerStatus)
     poll_interval_s: float | None = None  # default: min(HM_ANCHOR_INTERVAL_S, 1 s)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
+        BackgroundThread.__init__(self)
         if self.lock is None:
             self.lock = anchor_lock_for(self.ctx)
         self.anchorer = Anchorer(self.ctx)
@@ -578,26 +579,12 @@ class AnchorWorker:
             return self.poll_interval_s
         return min(self.ctx.settings.anchor_interval_s, 1.0)
 
-    def start(self) -> AnchorWorker:
-        self._thread = threading.Thread(target=self.run, name="anchoring-worker", daemon=True)
-        self._thread.start()
-        return self
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
     def run(self) -> None:
         """Loop until stopped (also used in the foreground by ``honest-metering anchor``)."""
         assert self.lock is not None
         try:
-            while not self._stop.is_set():
-                self._stop.wait(self.step())
+            while not self.stopping:
+                self.pause(self.step())
         finally:
             self.lock.release()
             self.status.state = "stopped"

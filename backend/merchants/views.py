@@ -41,6 +41,7 @@ from fastapi import FastAPI
 from sqlalchemy import Table, bindparam, func, literal, or_, select
 from sqlmodel import Session
 
+from backend.background import BackgroundThread
 from backend.config import Settings
 from backend.context import AppContext
 from backend.db import Database, upsert
@@ -256,25 +257,16 @@ def warm(db: Database, settings: Settings, *, today: date,
     return done
 
 
-class ViewWarmer:
+class ViewWarmer(BackgroundThread):
     """Rebuilds stale views at start and every ``view_warm_interval_s``; on PostgreSQL
     only the worker holding an advisory lock does, the others skip the round."""
 
+    thread_name = "view-warmer"
+
     def __init__(self, ctx: AppContext) -> None:
+        super().__init__()
         self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last_built: int | None = None
-
-    def start(self) -> ViewWarmer:
-        self._thread = threading.Thread(target=self.run, name="view-warmer", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def round(self) -> int | None:
         """One round; ``None`` when another worker holds the lock."""
@@ -294,14 +286,14 @@ class ViewWarmer:
 
     def run(self) -> None:
         interval = self.ctx.settings.view_warm_interval_s
-        while not self._stop.is_set():
+        while not self.stopping:
             try:
                 self.last_built = self.round()
                 if self.last_built:
                     log.info("rebuilt %d merchant view(s)", self.last_built)
             except Exception:  # keep the worker alive; the next round retries
                 log.exception("rebuilding merchant views failed")
-            self._stop.wait(interval)
+            self.pause(interval)
 
 
 def install(app: FastAPI) -> None:
