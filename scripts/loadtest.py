@@ -462,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-lookups", type=float, default=1000.0)
     p.add_argument("--target-writes", type=float, default=300.0)
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--server-env", action="append", default=[], metavar="HM_NAME=VALUE",
+                   help="a setting for the server under test (repeatable), e.g. "
+                        "HM_GIL_SWITCH_INTERVAL_S=0.005")
     args = p.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
@@ -495,6 +498,12 @@ def main(argv: list[str] | None = None) -> int:
         })
         setup_env = {**base_env, "HM_ENV": "development"}
         serve_env = {**base_env, "HM_ENV": "production"}
+        for item in args.server_env:
+            name, sep, value = item.partition("=")
+            if not sep or not name.startswith("HM_"):
+                say(f"--server-env takes HM_NAME=VALUE, not {item!r}")
+                return 2
+            serve_env[name] = value
 
         t0 = time.monotonic()
         say(f"seeding {args.merchants} merchants (honest-metering demo) ...")

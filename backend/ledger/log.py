@@ -11,12 +11,13 @@ This module must never update or delete a leaf or a node.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, text
+from sqlalchemy import Select, and_, bindparam, insert, or_, select, text
 from sqlmodel import Session, col
 
 from backend.errors import InvalidTreeSize, RecordNotFound
@@ -138,26 +139,39 @@ def _grow(session: Session, start: int, leaves: Sequence[bytes]) -> dict[NodeKey
     return new
 
 
+_NODE_TERMS_PER_QUERY = 64
+
+
+@functools.cache
+def _nodes_query(levels: int) -> Select[int, int, bytes]:
+    """``(level = :l0 AND idx IN :x0) OR ...`` for ``levels`` levels: SQLite and
+    PostgreSQL both answer each term from the primary key (SQLite would scan the table
+    for a row-value IN). Built once per number of levels, so a proof or an append
+    only binds values instead of building and compiling a new expression."""
+    level, idx = col(MerkleNode.level), col(MerkleNode.idx)
+    return select(level, idx, col(MerkleNode.hash)).where(
+        or_(
+            *(
+                and_(level == bindparam(f"l{i}"), idx.in_(bindparam(f"x{i}", expanding=True)))
+                for i in range(levels)
+            )
+        )
+    )
+
+
 def _fetch_nodes(session: Session, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-    # (level = ? AND idx IN (...)) OR ...: SQLite and PostgreSQL both answer each
-    # term from the primary key (SQLite would scan the table for a row-value IN).
     by_level: dict[int, list[int]] = {}
     for level, idx in set(keys):
         by_level.setdefault(level, []).append(idx)
     found: dict[NodeKey, bytes] = {}
-    if not by_level:
-        return found
-    terms = [
-        and_(col(MerkleNode.level) == level, col(MerkleNode.idx).in_(idxs))
-        for level, idxs in sorted(by_level.items())
-    ]
-    for i in range(0, len(terms), 64):
-        rows = session.execute(
-            select(col(MerkleNode.level), col(MerkleNode.idx), col(MerkleNode.hash)).where(
-                or_(*terms[i : i + 64])
-            )
-        )
-        for level, idx, h in rows:
+    levels = sorted(by_level.items())
+    for i in range(0, len(levels), _NODE_TERMS_PER_QUERY):
+        part = levels[i : i + _NODE_TERMS_PER_QUERY]
+        params: dict[str, Any] = {}
+        for n, (level, idxs) in enumerate(part):
+            params[f"l{n}"] = level
+            params[f"x{n}"] = sorted(idxs)
+        for level, idx, h in session.execute(_nodes_query(len(part)), params):
             found[(int(level), int(idx))] = bytes(h)
     return found
 
