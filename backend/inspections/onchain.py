@@ -54,19 +54,37 @@ def read_draw(contract: Any, draw_id: bytes, *, block: Any = "latest") -> OnChai
     return OnChainDraw.from_view(contract.functions.draw(draw_id).call(block_identifier=block))
 
 
+LOG_BLOCK_RANGE = 1_000
+"""Blocks per ``eth_getLogs`` call: nodes refuse wider ranges (Besu's default limit is
+1,000 blocks, this service's own ``/rpc`` 5,000)."""
+
+
 def find_event_tx(
-    contract: Any, event: str, draw_id: bytes, *, from_block: int, to_block: int | str = "latest"
+    contract: Any,
+    event: str,
+    draw_id: bytes,
+    *,
+    from_block: int,
+    to_block: int | None = None,
+    step: int = LOG_BLOCK_RANGE,
 ) -> tuple[str, int] | None:
-    """(transaction hash, block) of the ``DrawCommitted``/``DrawRevealed`` log of a draw."""
-    logs = getattr(contract.events, event)().get_logs(
-        from_block=from_block, to_block=to_block, argument_filters={"drawId": draw_id}
-    )
-    for entry in logs:
-        tx = entry["transactionHash"]
-        tx_hex = tx.hex() if isinstance(tx, bytes | bytearray) else str(tx)
-        if not tx_hex.startswith("0x"):
-            tx_hex = "0x" + tx_hex
-        return tx_hex, int(entry["blockNumber"])
+    """(transaction hash, block) of the first ``DrawCommitted``/``DrawRevealed`` log of a
+    draw from ``from_block`` on (to ``to_block``, default the head), asked for ``step``
+    blocks at a time, nearest first."""
+    end = int(contract.w3.eth.block_number) if to_block is None else to_block
+    start = max(0, from_block)
+    while start <= end:
+        stop = min(end, start + step - 1)
+        logs = getattr(contract.events, event)().get_logs(
+            from_block=start, to_block=stop, argument_filters={"drawId": draw_id}
+        )
+        for entry in logs:
+            tx = entry["transactionHash"]
+            tx_hex = tx.hex() if isinstance(tx, bytes | bytearray) else str(tx)
+            if not tx_hex.startswith("0x"):
+                tx_hex = "0x" + tx_hex
+            return tx_hex, int(entry["blockNumber"])
+        start = stop + 1
     return None
 
 

@@ -417,3 +417,49 @@ def test_draw_for_result(
             draws.draw_for_result(s, draw_id=committed["id"], uscc=planned)
         with pytest.raises(draws.DrawNotFound):
             draws.draw_for_result(s, draw_id="ab" * 32, uscc=planned)
+
+
+def test_find_event_tx_pages_through_the_chain(
+    client: TestClient, regulator: dict[str, str], ready: dict[str, Any]
+) -> None:
+    """The commit of a draw is found from block 0 without one wide eth_getLogs call
+    (nodes refuse ranges wider than their limit)."""
+    from backend.inspections import onchain
+
+    ledger = ctx_of(client).ledger()
+    ledger.advance_to_block(10)
+    draw = create_draw(client, regulator, item_id=ready["item"])
+    contract = ledger.contract()
+    did = bytes.fromhex(draw["id"].removeprefix("0x"))
+    commit_block = draw["chain"]["commit_block"]
+    assert commit_block > 10
+    ledger.advance_to_block(commit_block + 5)
+    asked: list[tuple[int, int]] = []
+
+    class Events:
+        """The contract's events, noting the block range of every eth_getLogs."""
+
+        def __getattr__(self, name: str) -> Any:
+            def event() -> Any:
+                real = getattr(contract.events, name)()
+
+                class Logs:
+                    def get_logs(self, **kw: Any) -> Any:
+                        asked.append((kw["from_block"], kw["to_block"]))
+                        return real.get_logs(**kw)
+
+                return Logs()
+
+            return event
+
+    class Spied:
+        w3 = contract.w3
+        events = Events()
+
+    found = onchain.find_event_tx(Spied(), "DrawCommitted", did, from_block=0, step=2)
+    assert found is not None and found[1] == commit_block
+    assert found[0] == draw["chain"]["commit_tx"]
+    assert all(b - a + 1 <= 2 for a, b in asked) and asked[0] == (0, 1)
+    assert asked[-1][0] <= commit_block <= asked[-1][1]  # stopped at the first hit
+    none = onchain.find_event_tx(contract, "DrawCommitted", did, from_block=commit_block + 1)
+    assert none is None
