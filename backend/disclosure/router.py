@@ -24,6 +24,7 @@ from backend.disclosure import service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
+from backend.merchants import views
 from backend.merchants.models import MerchantCreate
 from backend.timeutil import today_shanghai, utcnow
 
@@ -136,7 +137,10 @@ def merchant(
     if code is not None and code != uscc:
         # Lower case or spaces from a hand-typed address: one canonical URL per merchant.
         return RedirectResponse(f"/merchants/{code}", status_code=301)
-    data = service.merchant_page(session, settings=ctx.settings, uscc=uscc, today=today)
+    data = service.merchant_page(
+        session, settings=ctx.settings, uscc=uscc, today=today,
+        merchant=views.public(ctx.db, ctx.settings, uscc, today=today),
+    )
     return web.render(
         request,
         "merchant.html",

@@ -28,6 +28,7 @@ from backend.config import Settings
 from backend.errors import DomainError
 from backend.merchants import reference
 from backend.merchants import service as merchants
+from backend.merchants.models import MerchantPublic
 
 log = logging.getLogger("honest_metering.disclosure")
 
@@ -567,10 +568,20 @@ def _instruments(
     return sorted(latest.values(), key=lambda i: (i.type, i.serial))
 
 
-def merchant_page(session: Session, *, settings: Settings, uscc: str, today: date) -> MerchantPage:
+def merchant_page(
+    session: Session,
+    *,
+    settings: Settings,
+    uscc: str,
+    today: date,
+    merchant: MerchantPublic | None = None,
+) -> MerchantPage:
+    """A shop's page. ``merchant``: its public view when the caller has it already
+    (the public page takes the kept one, ``backend/merchants/views.py``)."""
     from backend.pledges import service as pledges
 
-    merchant = merchants.get_public(session, settings=settings, uscc=uscc, today=today)
+    if merchant is None:
+        merchant = merchants.get_public(session, settings=settings, uscc=uscc, today=today)
     code = merchant.uscc
 
     credit_error = None

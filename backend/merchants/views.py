@@ -105,6 +105,11 @@ def lookup(db: Database, settings: Settings, uscc: str, *, today: date) -> View:
     return _kept(row, code, today) or _rebuild(db, settings, code, row, today)
 
 
+def public(db: Database, settings: Settings, uscc: str, *, today: date) -> MerchantPublic:
+    """:func:`lookup` as the model, for pages that show the view."""
+    return MerchantPublic.model_validate_json(lookup(db, settings, uscc, today=today).body)
+
+
 async def lookup_async(db: Database, settings: Settings, uscc: str, *, today: date) -> View:
     """:func:`lookup` awaited on the event loop: the kept view costs one read there;
     only a rebuild goes to the thread pool."""
