@@ -140,11 +140,18 @@ def _record_id(value: str) -> str:
     return v
 
 
-def _draw_id(value: str) -> str:
+_DRAW_NUMBER = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def parse_draw_ref(value: str) -> str:
+    """A draw's id (64 hex digits), or its number as people read it off the draw's page
+    (no. 12): the checks look the number up, and the record names the id."""
     v = value.strip().lower().removeprefix("0x")
-    if not _RECORD_ID.fullmatch(v):
+    if v.startswith("no."):
+        v = v[3:].strip()
+    if not (_RECORD_ID.fullmatch(v) or _DRAW_NUMBER.fullmatch(v)):
         raise ValueError(
-            "must be a draw id: 64 hex digits (the id shown on the draw's page, not its number)"
+            "must name a draw: its number (e.g. 12) or its id (64 hex digits, on the draw's page)"
         )
     return v
 
@@ -169,7 +176,7 @@ def _spot_check_result(value: str) -> str:
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Sha256 = Annotated[str, AfterValidator(_sha256)]
 RecordId = Annotated[str, AfterValidator(_record_id)]
-DrawId = Annotated[str, AfterValidator(_draw_id)]
+DrawId = Annotated[str, AfterValidator(parse_draw_ref)]
 Bool = Annotated[bool, BeforeValidator(_boolean)]
 Text200 = Annotated[str, PField(min_length=1, max_length=TEXT_MAX)]
 Reason = Annotated[str, PField(min_length=1, max_length=REASON_MAX)]

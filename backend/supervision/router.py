@@ -106,7 +106,9 @@ def list_records(
     _user: StaffUser,
     uscc: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
-    draw_id: Annotated[str | None, Query(max_length=64)] = None,
+    draw_id: Annotated[
+        str | None, Query(max_length=66, description="the draw's id (0x optional) or number")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> SupervisionRecordPage:

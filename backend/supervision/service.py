@@ -83,6 +83,7 @@ from backend.supervision.models import (
     SupervisionRecordPage,
     SupervisionRecordPublic,
     SupervisionRecordWritten,
+    parse_draw_ref,
 )
 from backend.timeutil import aware, today_shanghai, utcnow
 
@@ -362,6 +363,12 @@ class Checker:
     selected: set[tuple[str, str]] = field(default_factory=set)
     """(draw id, uscc) of the looked-up pairs whose revealed draw selected the merchant."""
     looked_up: set[tuple[str, str]] = field(default_factory=set)
+    numbers: dict[int, str | None] = field(default_factory=dict)
+    """draw number -> draw id, ``None`` for no such draw (a form may name a draw by number)."""
+
+    def _draw_id_of(self, ref: str) -> str | None:
+        """The draw id ``ref`` names: an id, or a draw number looked up already."""
+        return self.numbers.get(int(ref)) if ref.isdigit() else ref
 
     def uscc(self, raw: str) -> str:
         try:
@@ -377,11 +384,26 @@ class Checker:
 
     def load_draws(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Look up the draws of (draw id, uscc) pairs, and whether each selected its
-        merchant: two queries for a whole batch (per 500), none for pairs seen before."""
-        todo = set(pairs) - self.looked_up
+        merchant: two queries for a whole batch (per 500), none for pairs seen before;
+        a draw named by its number costs one more."""
+        pairs = list(pairs)
+        conn = self.session.connection()
+        numbers = sorted({int(d) for d, _ in pairs if d.isdigit()} - self.numbers.keys())
+        for i in range(0, len(numbers), 500):
+            nums = numbers[i : i + 500]
+            by_number: dict[int, str] = {
+                int(n): str(did)
+                for n, did in conn.execute(
+                    select(col(Draw.number), col(Draw.id)).where(col(Draw.number).in_(nums))
+                )
+            }
+            for n in nums:
+                self.numbers[n] = by_number.get(n)
+        todo = {
+            (did, u) for ref, u in pairs if (did := self._draw_id_of(ref)) is not None
+        } - self.looked_up
         if not todo:
             return
-        conn = self.session.connection()
         ids = sorted({d for d, _ in todo} - self.draws.keys())
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
@@ -412,15 +434,22 @@ class Checker:
             )
         self.looked_up |= todo
 
-    def draw(self, draw_id: str, uscc: str) -> str:
-        """``draw_id`` if it names a revealed draw (its plan is final) that selected
-        ``uscc``; otherwise the error says which of the three it is not."""
-        self.load_draws([(draw_id, uscc)])
+    def draw(self, ref: str, uscc: str) -> str:
+        """The id of the draw ``ref`` (its id, or its number) if it is a revealed draw
+        (its plan is final) that selected ``uscc``; otherwise the error says which of
+        the three it is not."""
+        self.load_draws([(ref, uscc)])
+        draw_id = self._draw_id_of(ref)
+        if draw_id is None:
+            raise UnknownDraw(
+                f"draw_id: there is no draw no. {ref} (spot check of merchant {uscc}); "
+                "name the draw by its number or the id on its page, or leave draw_id out"
+            )
         info = self.draws[draw_id]
         if info is None:
             raise UnknownDraw(
                 f"draw_id: there is no draw {draw_id} (spot check of merchant {uscc}); "
-                "name the draw by the id on its page, or leave draw_id out"
+                "name the draw by its number or the id on its page, or leave draw_id out"
             )
         number, status = info
         if status != "revealed":
@@ -1217,7 +1246,17 @@ def list_records(
             raise ValidationFailed(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
         conditions.append(col(SupervisionRecord.kind) == kind)
     if draw_id:
-        conditions.append(col(SupervisionRecord.draw_id) == draw_id)
+        # As an outcome names it: the id in any case, with or without 0x, or the number.
+        try:
+            ref = parse_draw_ref(draw_id)
+        except ValueError as exc:
+            raise ValidationFailed(f"draw_id {draw_id!r} {exc}") from None
+        if ref.isdigit():
+            found = session.execute(
+                select(col(Draw.id)).where(col(Draw.number) == int(ref))
+            ).scalar_one_or_none()
+            ref = found or ""  # no such draw: no records
+        conditions.append(col(SupervisionRecord.draw_id) == ref)
     total = int(
         session.execute(
             select(func.count()).select_from(SupervisionRecord).where(*conditions)

@@ -237,6 +237,7 @@ class TestDrawId:
         out = refused(client, o.spot_check(uscc=drawn["planned"][0], draw_id="D-1"), regulator,
                       status=422, error="ValidationFailed")
         assert "draw_id" in out["detail"] and "64 hex digits" in out["detail"]
+        assert "number" in out["detail"]
 
     def test_a_correction_is_checked_too(
         self, client: TestClient, regulator: dict[str, str], drawn: dict[str, Any]
@@ -293,3 +294,58 @@ class TestDrawId:
         assert resp.status_code == 201, resp.text
         assert resp.json()["count"] == len(drawn["planned"])
         assert len(seen) == 2, seen  # one look-up per batch, not one per row
+
+
+class TestDrawNumbers:
+    """The regulator form asks for the draw's number (双随机抽查编号); a number is looked
+    up, and the record names the draw's id."""
+
+    @staticmethod
+    def _number(client: TestClient, did: str) -> int:
+        return int(client.get(f"/api/draws/{did}").json()["number"])
+
+    @pytest.mark.parametrize("written", ["{n}", " {n} ", "no. {n}", "No.{n}"])
+    def test_a_number_names_the_draw(
+        self, client: TestClient, regulator: dict[str, str], drawn: dict[str, Any], written: str
+    ) -> None:
+        did, uscc = drawn["revealed"], drawn["planned"][0]
+        n = self._number(client, did)
+        out = o.post(client, o.spot_check(uscc=uscc, draw_id=written.format(n=n)),
+                     headers=regulator)
+        assert out["body"]["draw_id"] == did
+
+    def test_an_unknown_number_is_an_unknown_draw(
+        self, client: TestClient, regulator: dict[str, str], drawn: dict[str, Any]
+    ) -> None:
+        uscc = drawn["planned"][0]
+        out = refused(client, o.spot_check(uscc=uscc, draw_id="999999"), regulator,
+                      status=404, error="UnknownDraw")
+        assert "no. 999999" in out["detail"] and uscc in out["detail"]
+
+    def test_a_number_is_checked_like_an_id(
+        self, client: TestClient, regulator: dict[str, str], drawn: dict[str, Any]
+    ) -> None:
+        spared = drawn["spared"][0]
+        n = self._number(client, drawn["revealed"])
+        refused(client, o.spot_check(uscc=spared, draw_id=str(n)), regulator,
+                status=422, error="MerchantNotSelected")
+        committed = self._number(client, drawn["committed"])
+        refused(client, o.spot_check(uscc=drawn["planned"][0], draw_id=str(committed)),
+                regulator, status=409, error="DrawNotRevealed")
+
+    def test_the_list_finds_a_draws_records_by_number_or_id_in_any_case(
+        self, client: TestClient, regulator: dict[str, str], drawn: dict[str, Any]
+    ) -> None:
+        did, uscc = drawn["revealed"], drawn["planned"][0]
+        out = o.post(client, o.spot_check(uscc=uscc, draw_id=did), headers=regulator)
+        n = self._number(client, did)
+        for ref in (did, "0x" + did.upper(), str(n)):
+            page = client.get("/api/supervision/records", params={"draw_id": ref},
+                              headers=regulator).json()
+            assert [r["record_id"] for r in page["items"]] == [out["record_id"]], ref
+        none = client.get("/api/supervision/records", params={"draw_id": "999999"},
+                          headers=regulator).json()
+        assert none["items"] == [] and none["total"] == 0
+        bad = client.get("/api/supervision/records", params={"draw_id": "D-1"},
+                         headers=regulator)
+        assert bad.status_code == 422 and bad.json()["error"] == "ValidationFailed"
