@@ -31,6 +31,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from backend.ops.metrics import HEADER_TIMEOUTS
+
 
 def timeout_response(timeout_s: float, default_headers: list[tuple[bytes, bytes]]) -> bytes:
     """The bytes of the 408 sent when a request's headers are late."""
@@ -120,6 +122,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.write(
                 timeout_response(self.header_read_timeout_s, self.server_state.default_headers)
             )
+        HEADER_TIMEOUTS.labels("answered_408" if started and answered else "closed").inc()
         self.transport.close()
 
 

@@ -78,6 +78,14 @@ GROUP_COMMIT_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64),
     registry=REGISTRY,
 )
+HEADER_TIMEOUTS = Counter(
+    "hm_header_timeouts",
+    "Connections closed because request headers were late (HM_HEADER_READ_TIMEOUT_S), by "
+    "whether a started request was answered 408 or an idle connection closed. Never in "
+    "hm_http_requests: no request reached the app.",
+    ["outcome"],
+    registry=REGISTRY,
+)
 CHECKPOINTS_ANCHORED = Counter(
     "hm_checkpoints_anchored",
     "Checkpoints this service anchored on the ledger.",

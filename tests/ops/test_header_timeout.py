@@ -95,6 +95,22 @@ class TestSlowHeaders:
             assert 0.8 <= waited < 3.0, waited
             assert closed_by_server(sock, within=2)
 
+    def test_timeouts_are_counted_in_metrics(self, port: int) -> None:
+        from backend.ops.metrics import HEADER_TIMEOUTS
+
+        def count(outcome: str) -> float:
+            return float(HEADER_TIMEOUTS.labels(outcome)._value.get())  # type: ignore[attr-defined]
+
+        answered, closed = count("answered_408"), count("closed")
+        with connect(port) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            _trickle_until_answered(sock, b"a", limit_s=4.0)
+            _assert_header_timeout(read_response(sock, timeout=2))
+        with connect(port) as sock:
+            sock.settimeout(4.0)
+            assert sock.recv(65536) == b""
+        assert (count("answered_408"), count("closed")) == (answered + 1, closed + 1)
+
     def test_a_silent_connection_is_closed_without_a_response(self, port: int) -> None:
         with connect(port) as sock:
             started = time.monotonic()
