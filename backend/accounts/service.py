@@ -286,7 +286,7 @@ _ACCOUNT_NOW = select(
 ).where(col(Account.id) == bindparam("id"))
 
 
-def principal_from_token(
+async def principal_from_token_async(
     db: Database,
     *,
     settings: Settings,
@@ -296,20 +296,8 @@ def principal_from_token(
 ) -> Principal:
     """The caller a token names: its MAC, kind and expiry checked, and its account still
     as it was when the token was issued (enabled, same role, same password). Runs on
-    every authenticated request, so the account is read with one quick query."""
-    claims = _claims(settings, token, kind, now)
-    return _principal(claims, kind, db.quick_read(_ACCOUNT_NOW, {"id": claims.account_id}))
-
-
-async def principal_from_token_async(
-    db: Database,
-    *,
-    settings: Settings,
-    token: str,
-    kind: security.TokenKind,
-    now: datetime | None = None,
-) -> Principal:
-    """:func:`principal_from_token` with the account read awaited on the event loop."""
+    every authenticated request, so the account is read with one quick query, awaited
+    on the event loop (``Database.quick_read_async``)."""
     claims = _claims(settings, token, kind, now)
     rows = await db.quick_read_async(_ACCOUNT_NOW, {"id": claims.account_id})
     return _principal(claims, kind, rows)

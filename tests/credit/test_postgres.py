@@ -3,6 +3,7 @@ inserts), run on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,11 +92,13 @@ class TestRatingRacesTheLogLock:
 
     @staticmethod
     def _principal(client: TestClient, headers: dict[str, str]) -> Any:
-        from backend.accounts.service import principal_from_token
+        from backend.accounts.service import principal_from_token_async
 
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
         token = headers["Authorization"].split(" ", 1)[1]
-        return principal_from_token(ctx.db, settings=ctx.settings, token=token, kind="access")
+        return asyncio.run(principal_from_token_async(
+            ctx.db, settings=ctx.settings, token=token, kind="access"
+        ))
 
     @staticmethod
     def _other_worker_writes(client: TestClient, principal: Any, body: dict[str, Any]) -> Any:

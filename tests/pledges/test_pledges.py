@@ -3,6 +3,7 @@ expiry, idempotent retries and the records each transition appends."""
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -257,13 +258,15 @@ class TestLifecycle:
         assert client.get("/api/stats/overview").json()["active_pledges"] == 0
         # A later pledge renews the expired one.
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
-        from backend.accounts.service import principal_from_token
+        from backend.accounts.service import principal_from_token_async
         from backend.pledges import service
         from backend.pledges.models import PledgeCreate
 
         token = headers["Authorization"].split()[1]
         with ctx.db.session() as s:
-            user = principal_from_token(ctx.db, settings=ctx.settings, token=token, kind="access")
+            user = asyncio.run(principal_from_token_async(
+                ctx.db, settings=ctx.settings, token=token, kind="access"
+            ))
             renewed, _ = service.make_pledge(
                 s, principal=user, data=PledgeCreate(**factories.pledge_body()), now=later
             )
