@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import backend.domains  # noqa: F401  (record projections and hooks)
 from backend.config import Settings, get_settings
 from backend.context import AppContext
 from backend.errors import DatabaseUnavailable, DomainError

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import backend.domains  # noqa: F401  (record projections and hooks)
 from backend.config import get_settings
 
 COMMAND_MODULES: tuple[str, ...] = (

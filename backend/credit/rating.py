@@ -219,6 +219,18 @@ def _shanghai_date(at: str) -> date:
     return moment.astimezone(_SHANGHAI).date()
 
 
+def effective_on(record: Mapping[str, Any]) -> date | None:
+    """The date from which a record takes effect (its body's effective field, or the
+    Asia/Shanghai date of ``at`` for a revocation); ``None`` for a type the rating
+    does not read."""
+    field = _EFFECTIVE_FIELD.get(record["type"])
+    if field is None:
+        return None
+    if field == _AT:
+        return _shanghai_date(record["at"])
+    return date.fromisoformat(record["body"][field])
+
+
 def _parse(records: Iterable[Mapping[str, Any]], until: date | None) -> list[_Rec]:
     """The records the rating reads, effective on or before ``until`` (all when ``None``)."""
     by_id: dict[str, _Rec] = {}
@@ -1029,6 +1041,7 @@ __all__: list[str] = [
     "UnknownSpotCheckResult",
     "change_dates",
     "disclosure",
+    "effective_on",
     "rate",
     "rate_with_change_dates",
     "repair_eligibility",

@@ -30,17 +30,18 @@ from backend.credit.models import (
     RepairPublic,
     RepairWritten,
 )
+from backend.credit.records import REPAIR_APPLIED, REPAIR_DECIDED
 from backend.errors import Conflict, NotFound, ValidationFailed
-from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import anchor_status
+from backend.ledger.write import write
 from backend.merchants.text import InvalidText, clean_text
 from backend.supervision import service as supervision
 from backend.supervision.models import SupervisionRecord
 from backend.timeutil import today_shanghai, utcnow
 
-APPLIED = "credit.repair_applied"
-DECIDED = "credit.repair_decided"
+APPLIED = REPAIR_APPLIED
+DECIDED = REPAIR_DECIDED
 
 
 class RepairNotFound(NotFound):
@@ -156,7 +157,7 @@ def apply_for_repair(
         raise _refuse(unmet)
     statement = _text(data.statement, "statement", 2000)
     repair_id = uuid.uuid4().hex
-    (rec,) = log.append(
+    done = write(
         session,
         RecordDraft(
             type=APPLIED,
@@ -172,21 +173,9 @@ def apply_for_repair(
         ),
         now=now,
     )
-    rep = CreditRepair(
-        id=repair_id,
-        uscc=row.uscc,
-        penalty_record_id=pid,
-        applied_on=today,
-        statement=statement,
-        at=now,
-        account_id=p.account_id,
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
-    )
-    session.add(rep)
-    result = credit.rerate_merchant(
-        session, row.uscc, as_of=today, cause_record_id=rec.record_id, now=now
-    )
+    rec, result = done.one, done.results["credit"][row.uscc]
+    rep = session.get(CreditRepair, repair_id)
+    assert rep is not None  # projected by backend/credit/records.py
     session.commit()
     return RepairWritten(
         **_public(rep, None).model_dump(),
@@ -218,7 +207,7 @@ def decide_repair(
         if unmet:
             raise _refuse(unmet)
     reason = _text(data.reason, "reason", 1000)
-    (rec,) = log.append(
+    done = write(
         session,
         RecordDraft(
             type=DECIDED,
@@ -234,20 +223,9 @@ def decide_repair(
         ),
         now=now,
     )
-    dec = CreditRepairDecision(
-        repair_id=rep.id,
-        decision=data.decision,
-        decided_on=today,
-        reason=reason,
-        at=now,
-        account_id=p.account_id,
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
-    )
-    session.add(dec)
-    result = credit.rerate_merchant(
-        session, rep.uscc, as_of=today, cause_record_id=rec.record_id, now=now
-    )
+    rec, result = done.one, done.results["credit"][rep.uscc]
+    dec = session.get(CreditRepairDecision, rep.id)
+    assert dec is not None  # projected by backend/credit/records.py
     session.commit()
     return RepairWritten(
         **_public(rep, dec).model_dump(),

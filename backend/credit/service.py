@@ -56,18 +56,20 @@ from backend.credit.models import (
     TierStats,
 )
 from backend.credit.policy import DEFAULT_POLICY, TIERS, CreditPolicy, select_policy
+from backend.credit.records import POLICY
 from backend.db import Database, upsert
 from backend.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
-from backend.ledger import log
+from backend.ledger import log, projection
 from backend.ledger.models import Checkpoint, LogLeaf
 from backend.ledger.records import SYSTEM, Actor, RecordDraft, Ref
 from backend.ledger.status import anchor_status
+from backend.ledger.write import Hook, write
 from backend.merchants.models import Merchant
+from backend.merchants.records import REGISTERED
 from backend.timeutil import SHANGHAI, today_shanghai, utcnow
 
 logger = logging.getLogger("honest_metering.credit")
 
-POLICY = "credit.policy"
 
 # Core tables: typed columns for the bulk queries here (no ORM objects per row).
 LEAF: Table = LogLeaf.__table__  # type: ignore[attr-defined]
@@ -166,29 +168,19 @@ def _append_policy(
     policy: CreditPolicy,
     *,
     actor: Actor,
-    account_id: int | None,
     previous: PolicyVersion | None,
     now: datetime,
 ) -> tuple[CreditPolicyVersion, log.AppendedRecord]:
     refs = (Ref("supersedes", previous.record_id),) if previous is not None else ()
-    (rec,) = log.append(
+    rec = write(
         session,
         RecordDraft(
             type=POLICY, subject=None, actor=actor, body=policy.model_dump(mode="json"), refs=refs
         ),
         now=now,
-    )
-    row = CreditPolicyVersion(
-        version=policy.version,
-        effective_from=policy.effective_from,
-        document=policy.model_dump(mode="json"),
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
-        at=now,
-        account_id=account_id,
-    )
-    session.add(row)
-    session.flush()
+    ).one
+    row = session.get(CreditPolicyVersion, policy.version)
+    assert row is not None  # projected by backend/credit/records.py
     return row, rec
 
 
@@ -203,7 +195,7 @@ def ensure_policy(session: Session, *, now: datetime | None = None) -> list[Poli
     if versions:
         return versions
     _append_policy(
-        session, DEFAULT_POLICY, actor=SYSTEM, account_id=None, previous=None, now=now or utcnow()
+        session, DEFAULT_POLICY, actor=SYSTEM, previous=None, now=now or utcnow()
     )
     return policy_versions(session)
 
@@ -305,7 +297,6 @@ def put_policy(
         session,
         policy,
         actor=principal.actor,
-        account_id=principal.account_id,
         previous=newest,
         now=now,
     )
@@ -625,6 +616,46 @@ def store_rerate(
     _store(session, results, now=now, cause="record", cause_record_ids=cause_record_ids,
            versions=versions)
     return {r.uscc: r.rating for r in results}
+
+
+def _rated_subjects(records: Iterable[Any]) -> dict[str, list[Any]]:
+    """Records by merchant, for the merchants whose rating they can change (a new
+    registration too: a merchant is rated from the start)."""
+    out: dict[str, list[Any]] = {}
+    for r in records:
+        env = r.envelope
+        if env["subject"] is not None and (
+            env["type"] in rating.RATED_TYPES or env["type"] == REGISTERED
+        ):
+            out.setdefault(env["subject"], []).append(r)
+    return out
+
+
+def _hook_prepare(
+    session: Session, sealed: Sequence[log.SealedRecord], now: datetime
+) -> PendingRatings | None:
+    by_merchant = _rated_subjects(sealed)
+    if not by_merchant:
+        return None
+    return prepare_rerate(session, by_merchant, as_of=today_shanghai(now), now=now)
+
+
+def _hook_after(
+    session: Session,
+    appended: Sequence[log.AppendedRecord],
+    pending: PendingRatings,
+    now: datetime,
+) -> dict[str, rating.Rating]:
+    # The record that caused each merchant's re-rating: its last one here.
+    causes = {u: recs[-1].record_id for u, recs in _rated_subjects(appended).items()}
+    return store_rerate(
+        session, pending, appended_from=appended[0].leaf_index, cause_record_ids=causes, now=now
+    )
+
+
+RERATE_HOOK = Hook("credit", prepare=_hook_prepare, after=_hook_after)
+"""Re-rates the merchants a write is about: rated before the log lock, stored after
+(``backend/domains.py`` registers it with the write path)."""
 
 
 def rerate_merchant(
@@ -1008,3 +1039,64 @@ def disclosed_records(session: Session, *, uscc: str, today: date) -> MerchantRe
             )
         )
     return MerchantRecords(uscc=m.uscc, as_of=today, items=items, withheld=len(shown.withheld))
+
+
+# --- audit -----------------------------------------------------------------------------
+
+_COMPARED = tuple(c for c in _UPDATABLE if c != "computed_at")
+
+
+def _audit_ratings(session: Session, ctx: projection.CheckContext) -> list[projection.Difference]:
+    """Every ``merchant_rating`` row against the rating recomputed from the log on the
+    row's own ``as_of`` (every merchant is rated from its registration on)."""
+    versions = policy_versions(session)
+    found: list[projection.Difference] = []
+    live = {
+        r["uscc"]: r for r in session.connection().execute(select(RATING)).mappings()
+    }
+    merchants = [u for (u,) in session.execute(select(MERCHANT.c.uscc))]
+    size = log.tree_size(session)
+    records: dict[str, list[dict[str, Any]]] = {u: [] for u in merchants}
+    for subject, recs in _stream_all(session, size):
+        if subject in records:
+            records[subject] = recs
+    for n, u in enumerate(merchants):
+        row = live.pop(u, None)
+        if row is None:
+            found.append(projection.Difference("merchant_rating", (u,), "deleted", None))
+            continue
+        try:
+            result, nxt = compute(records[u], versions, row["as_of"])
+        except (rating.RatingError, NoPolicyInForce) as exc:
+            found.append(projection.Difference(
+                "merchant_rating", (u,), "unratable", None, detail=str(exc)))
+            continue
+        want = _row(Rated(u, result, nxt), utcnow())
+        diff = tuple(
+            c for c in _COMPARED if projection.normal(row[c]) != projection.normal(want[c])
+        )
+        if diff:
+            found.append(projection.Difference(
+                "merchant_rating", (u,), "altered", None, diff,
+                {c: row[c] for c in diff}, {c: want[c] for c in diff},
+            ))
+        if ctx.progress is not None and n % 5000 == 4999:
+            ctx.progress("checking ratings", n + 1, len(merchants))
+    for u in live:
+        found.append(projection.Difference("merchant_rating", (u,), "inserted", None))
+    return found
+
+
+def _rebuild_ratings(session: Session, ctx: projection.CheckContext) -> int:
+    """Drop rows of merchants that do not exist, then rate every merchant as of today."""
+    known = select(MERCHANT.c.uscc)
+    gone = session.connection().execute(RATING.delete().where(RATING.c.uscc.not_in(known))).rowcount
+    merchants = [u for (u,) in session.execute(select(MERCHANT.c.uscc))]
+    versions = ensure_policy(session, now=utcnow())
+    records = load_records(session, merchants)
+    results = [Rated(u, *compute(records[u], versions, ctx.today)) for u in merchants]
+    _store(session, results, now=utcnow(), cause="time", versions=versions)
+    return int(gone or 0) + len(results)
+
+
+RATINGS_CHECK = projection.Check("merchant_rating", _audit_ratings, _rebuild_ratings)

@@ -33,7 +33,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Table, func, insert, select, tuple_
+from sqlalchemy import Table, func, select, tuple_
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
@@ -48,6 +48,7 @@ from backend.inspections.models import Draw, DrawAssignment
 from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import AnchorStatus, anchor_status
+from backend.ledger.write import write
 from backend.merchants.models import Merchant
 from backend.merchants.reference import ABNORMAL_LIST_REASONS
 from backend.merchants.service import parse_uscc
@@ -833,34 +834,10 @@ def _write(
         sealed.append(one)
         by_merchant.setdefault(p.uscc, []).append(one)
     pending = credit.prepare_rerate(session, by_merchant, as_of=today, now=now, versions=versions)
-
-    appended = log.append_sealed(session, sealed)  # the log lock is held from here to commit
-    rows = []
-    for (who, p), rec in zip(items, appended, strict=True):
-        env = rec.envelope
-        rows.append(
-            {
-                "record_id": rec.record_id,
-                "leaf_index": rec.leaf_index,
-                "uscc": p.uscc,
-                "kind": p.kind,
-                "effective_on": p.effective_on or today,
-                "body": env["body"],
-                "refs": env["refs"],
-                "target_record_id": env["refs"][0]["record"] if env["refs"] else None,
-                "draw_id": p.draw_id,
-                "at": now,
-                "account_id": who.account_id,
-            }
-        )
-    for i in range(0, len(rows), 5000):
-        session.execute(insert(SupervisionRecord), rows[i : i + 5000])
-    # The record that caused each merchant's re-rating: its last one here.
-    causes = {p.uscc: rec.record_id for (_, p), rec in zip(items, appended, strict=True)}
-    ratings = credit.store_rerate(
-        session, pending, appended_from=appended[0].leaf_index, cause_record_ids=causes, now=now
-    )
-    return appended, ratings
+    # Appends (taking the log lock until commit), projects the supervision_record rows
+    # and stores the ratings computed above.
+    done = write(session, sealed, now=now, prepared={"credit": pending})
+    return done.records, done.results["credit"]
 
 
 def _public(row: SupervisionRecord, st: MerchantState | None) -> SupervisionRecordPublic:

@@ -1,0 +1,3 @@
+"""Inspection directory record kinds and their projections (filled in below)."""
+
+from __future__ import annotations
