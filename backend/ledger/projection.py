@@ -365,8 +365,11 @@ def _short(v: Any, n: int = 80) -> str:
 
 def live_rows(conn: Connection, p: Projection, batch: int = 5000) -> Iterator[Row]:
     """Every row of a projection's table, streamed."""
-    result = conn.execution_options(yield_per=batch).execute(
-        select(p.table).order_by(*(p.table.c[k] for k in p.key))
+    # Per statement: Connection.execution_options() would change the connection itself.
+    result = conn.execute(
+        select(p.table)
+        .order_by(*(p.table.c[k] for k in p.key))
+        .execution_options(yield_per=batch)
     )
     for m in result.mappings():
         yield dict(m)
