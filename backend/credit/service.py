@@ -66,6 +66,7 @@ from backend.ledger.status import anchor_status
 from backend.ledger.write import Hook, write
 from backend.merchants.models import Merchant
 from backend.merchants.records import REGISTERED
+from backend.merchants.service import MerchantNotFound
 from backend.timeutil import SHANGHAI, today_shanghai, utcnow
 
 logger = logging.getLogger("honest_metering.credit")
@@ -99,10 +100,6 @@ class PolicyBackdated(ValidationFailed):
 
 
 class PolicyVersionConflict(Conflict):
-    pass
-
-
-class MerchantNotFound(NotFound):
     pass
 
 
