@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 # Exit codes shared by the commands here.
 EXIT_OK = 0
 EXIT_FAILED = 1  # verification rejected the bundle / the audit found tampering
@@ -116,7 +114,7 @@ def _bundle_arguments(p: argparse.ArgumentParser) -> None:
 
 def _verify_bundle(args: argparse.Namespace) -> int:
     from backend.ledger.bundle import BundleFormatError
-    from backend.ledger.verify import Verdict, load_bundle_file, verify_bundle
+    from backend.verification.bundle import Verdict, load_bundle_file, verify_bundle
 
     try:
         data = json.load(sys.stdin) if str(args.bundle) == "-" else load_bundle_file(args.bundle)
@@ -255,7 +253,7 @@ def _audit(args: argparse.Namespace) -> int:
     from backend.ledger.contract import ABI
     from backend.ledger.models import LedgerState
     from backend.ledger.onchain import all_checkpoints
-    from backend.ledger.verify import connect
+    from backend.verification.bundle import connect
 
     settings = get_settings()
     db = Database(settings.db_url)
@@ -326,6 +324,8 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
+    from sqlalchemy import text
+
     from backend.config import get_settings
     from backend.db import Database
     from backend.ledger import projection

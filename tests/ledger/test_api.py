@@ -18,7 +18,7 @@ from backend.ledger import merkle
 from backend.ledger.anchoring import Anchorer
 from backend.ledger.bundle import parse_bundle, unhex
 from backend.ledger.contract import ABI, decode_error
-from backend.ledger.verify import Verdict, check_offline
+from backend.verification.bundle import Verdict, check_offline
 from tests.conftest import make_settings
 from tests.ledger.conftest import append_records, serve
 
