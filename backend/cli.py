@@ -20,7 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.ledger.cli",
     "backend.ledger.contract_cli",
     "backend.accounts.cli",
-    "backend.merchants.cli",
+    "backend.demo.cli",
     "backend.credit.cli",
     "backend.inspections.cli",
 )

@@ -16,7 +16,6 @@ def install(app: FastAPI) -> None:
     anchoring.install(app)
 
     from backend.accounts import router as accounts_router
-    from backend.merchants import demo
     from backend.merchants import router as merchants_router
     from backend.merchants import views as merchant_views
     from backend.pledges import router as pledges_router
@@ -25,7 +24,12 @@ def install(app: FastAPI) -> None:
     app.include_router(merchants_router.router)
     app.include_router(pledges_router.router)
     app.include_router(pledges_router.pages)
-    demo.install(app)
+    settings = app.state.settings
+    if settings.demo_on_first_start and settings.env != "production":
+        # The demo package is never imported in production.
+        from backend.demo import seed as demo
+
+        demo.install(app)
     merchant_views.install(app)
 
     from backend.credit import router as credit_router

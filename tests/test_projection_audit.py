@@ -22,7 +22,7 @@ from backend import cli
 from backend.app import create_app
 from backend.config import Settings
 from backend.db import Database
-from backend.merchants import demo
+from backend.demo import seed as demo
 from backend.timeutil import utcnow
 from tests.conftest import make_settings
 

@@ -34,7 +34,7 @@ from backend.config import Settings
 from backend.db import Database
 from backend.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from backend.ledger.records import Actor
-from backend.merchants.uscc import is_valid_uscc, normalize_uscc
+from backend.uscc import is_valid_uscc, normalize_uscc
 
 
 class NotAuthenticated(Unauthorized):

@@ -65,9 +65,9 @@ from backend.merchants.models import (
 )
 from backend.merchants.records import REGISTERED, VERIFIED, WALLET_BOUND, contact_digest
 from backend.merchants.text import clean_text
-from backend.merchants.uscc import ALPHABET, InvalidUSCC, normalize_uscc, validate_uscc
 from backend.pledges import queries
 from backend.pledges.models import DemonstrationAward, Pledge
+from backend.uscc import ALPHABET, InvalidUSCC, normalize_uscc, validate_uscc
 
 TIERS = ("A", "B", "C", "D")
 SEARCH_LIMIT_MAX = 100

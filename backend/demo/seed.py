@@ -11,15 +11,15 @@ seeded into a production database: both the command and the startup hook
 refuse when ``HM_ENV=production``.
 
 The regulator's side — supervision outcomes, complaints, credit repairs
-(:mod:`backend.supervision.demo`) and the inspection directories
-(:mod:`backend.inspections.demo`) — is recorded by calling the services
+(:mod:`backend.demo.supervision`) and the inspection directories
+(:mod:`backend.demo.inspections`) — is recorded by calling the services
 themselves on the simulated days, each with that day as its clock, so their
 validation, records and ratings are the real ones. Their commits join the
 seeding transaction (``join_transaction_mode``): seeding stays all or
 nothing. Every merchant is rated at the end. A random inspection draw needs
 the ledger, so it is no part of seeding: ``honest-metering demo`` runs one
 afterwards, and a first start of the service in the background
-(:mod:`backend.inspections.demo`).
+(:mod:`backend.demo.inspections`).
 
 Appends are batched per simulated day, outcomes per recording day, so seeding
 takes seconds.
@@ -48,20 +48,20 @@ from backend.context import AppContext
 from backend.credit import service as credit
 from backend.credit.policy import DEFAULT_POLICY
 from backend.db import Database
-from backend.inspections import demo as inspections_demo
+from backend.demo import inspections as inspections_demo
+from backend.demo import supervision as supervision_demo
+from backend.demo.data import DEFAULT_SEED, generate_merchants
+from backend.demo.supervision import DemoMerchant, HistorySummary
 from backend.inspections.models import InspectionItem, Inspector
 from backend.ledger import log as ledger_log
 from backend.ledger import write as ledger_write
 from backend.ledger.models import LogLeaf
 from backend.ledger.records import Actor, RecordDraft, Ref
 from backend.merchants import service as merchants
-from backend.merchants.demo_data import DEFAULT_SEED, generate_merchants
 from backend.merchants.models import Merchant
 from backend.pledges import service as pledges
 from backend.pledges.queries import add_months
 from backend.pledges.templates import current_template, template_digest
-from backend.supervision import demo as supervision_demo
-from backend.supervision.demo import DemoMerchant, HistorySummary
 from backend.timeutil import SHANGHAI, shanghai_date, utcnow
 
 log = logging.getLogger(__name__)
