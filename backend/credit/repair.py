@@ -30,14 +30,14 @@ from backend.credit.models import (
     RepairPublic,
     RepairWritten,
 )
+from backend.credit.rating import PENALTY
 from backend.credit.records import REPAIR_APPLIED, REPAIR_DECIDED
-from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.errors import Conflict, NotFound, RecordNotFound, ValidationFailed
+from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import anchor_status
 from backend.ledger.write import write
 from backend.merchants.text import InvalidText, clean_text
-from backend.supervision import service as supervision
-from backend.supervision.models import SupervisionRecord
 from backend.timeutil import today_shanghai, utcnow
 
 APPLIED = REPAIR_APPLIED
@@ -123,18 +123,21 @@ def apply_for_repair(
     now = now or utcnow()
     today = today_shanghai(now)
     pid = _record_id(data.penalty_record_id)
-    row = session.get(SupervisionRecord, pid)
-    if row is None or row.kind != "penalty":
+    # The penalty as recorded: records are the truth, and credit reads them itself.
+    try:
+        penalty = log.get_envelope(session, pid)
+    except RecordNotFound:
+        penalty = None
+    if penalty is None or penalty["type"] != PENALTY:
         raise PenaltyNotFound(f"no penalty record {pid}")
-    if row.uscc != p.merchant_uscc:
+    uscc = str(penalty["subject"])
+    if uscc != p.merchant_uscc:
         raise NotOwnMerchant(
-            f"penalty {pid} is about merchant {row.uscc}; account {p.username} may apply only "
+            f"penalty {pid} is about merchant {uscc}; account {p.username} may apply only "
             f"for its own merchant {p.merchant_uscc}"
         )
-    state = supervision.load_states(session, [row.uscc])[row.uscc]
-    replaced = state.replaced_by(pid)
-    if replaced is not None and replaced[0] == "superseded":
-        newest = state.newest(pid)
+    newest = rating.newest_version(credit.load_records(session, [uscc])[uscc], pid)
+    if newest != pid:
         raise RepairNotAllowed(
             f"penalty record {pid} was corrected; apply for its newest version {newest}",
             unmet=[f"该行政处罚记录已更正，请针对最新版本{newest}申请"],
@@ -152,7 +155,7 @@ def apply_for_repair(
         raise RepairPending(
             f"an application for penalty {pid} is already pending (repair {pending})"
         )
-    unmet = _unmet(session, row.uscc, pid, now)
+    unmet = _unmet(session, uscc, pid, now)
     if unmet:
         raise _refuse(unmet)
     statement = _text(data.statement, "statement", 2000)
@@ -161,7 +164,7 @@ def apply_for_repair(
         session,
         RecordDraft(
             type=APPLIED,
-            subject=row.uscc,
+            subject=uscc,
             actor=p.actor,
             body={
                 "repair_id": repair_id,
@@ -173,7 +176,7 @@ def apply_for_repair(
         ),
         now=now,
     )
-    rec, result = done.one, done.results["credit"][row.uscc]
+    rec, result = done.one, done.results["credit"][uscc]
     rep = session.get(CreditRepair, repair_id)
     assert rep is not None  # projected by backend/credit/records.py
     session.commit()
