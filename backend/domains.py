@@ -20,6 +20,7 @@ from backend.supervision import records as supervision_records  # noqa: F401
 
 write.register_hook(credit_service.RERATE_HOOK)
 projection.register_check(credit_service.RATINGS_CHECK)
+projection.register_check(credit_service.HISTORY_CHECK)
 projection.register_check(merchant_views.VIEWS_CHECK)
 write.mark_ready()
 

@@ -182,3 +182,17 @@ def test_private_columns_are_checked_against_the_record(
     code, out = _run(["audit", "--quiet"], capsys)
     assert code == 1
     assert f"merchant [{uscc}]" in out and "contact_digest" in out
+
+
+def test_rating_history_is_checked_against_the_log(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tier history a shop page charts is recomputed from the records accepted by
+    the time each change was written."""
+    (row_id, tier) = _one(world.db, "SELECT id, tier FROM rating_change WHERE tier <> 'A' "
+                                    "ORDER BY id LIMIT 1")
+    with world.db.engine.begin() as conn:
+        conn.execute(text("UPDATE rating_change SET tier = 'A' WHERE id = :i"), {"i": row_id})
+    code, out = _run(["audit", "--quiet"], capsys)
+    assert code == 1
+    assert f"rating_change [{row_id}]" in out and f"tier: 'A' should be '{tier}'" in out
