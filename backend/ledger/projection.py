@@ -375,22 +375,30 @@ def live_rows(conn: Connection, p: Projection, batch: int = 5000) -> Iterator[Ro
         yield dict(m)
 
 
+def same(a: Any, b: Any) -> bool:
+    """Equal as stored values (the fast path), or equal once normalised (:func:`normal`)."""
+    return bool(a == b) or normal(a) == normal(b)
+
+
 def compare(
     p: Projection, expected: Mapping[Key, Row], live: Iterable[Row]
 ) -> Iterator[Difference]:
     """The differences between what the log says a table holds and what it holds."""
     cols = p.compared_columns()
     seen: set[Key] = set()
-    norm_key = {tuple(normal(k) for k in key): key for key in expected}
+    norm_key: dict[Key, Key] | None = None
     for row in live:
-        nk = tuple(normal(row[k]) for k in p.key)
-        key = norm_key.get(nk)
+        key: Key | None = p.key_of(row)
+        if key not in expected:
+            if norm_key is None:  # keys of another type (a date, a naive time): normalise
+                norm_key = {tuple(normal(k) for k in k2): k2 for k2 in expected}
+            key = norm_key.get(tuple(normal(k) for k in p.key_of(row)))
         if key is None:
             yield Difference(p.name, p.key_of(row), "inserted", row.get("record_id"))
             continue
         seen.add(key)
         want = expected[key]
-        diff = tuple(c for c in cols if normal(row.get(c)) != normal(want.get(c)))
+        diff = tuple(c for c in cols if not same(row.get(c), want.get(c)))
         if diff:
             yield Difference(
                 p.name, key, "altered", want.get("record_id"), diff,
