@@ -365,8 +365,12 @@ def _short(v: Any, n: int = 80) -> str:
 
 def live_rows(conn: Connection, p: Projection, batch: int = 5000) -> Iterator[Row]:
     """Every row of a projection's table, streamed."""
-    result = conn.execution_options(yield_per=batch).execute(
-        select(p.table).order_by(*(p.table.c[k] for k in p.key))
+    # Per statement: ``Connection.execution_options`` would set ``yield_per`` on the
+    # connection itself, and every later statement of the transaction (rebuild's
+    # UPDATE) would run as a server-side cursor, which PostgreSQL refuses.
+    result = conn.execute(
+        select(p.table).order_by(*(p.table.c[k] for k in p.key)),
+        execution_options={"yield_per": batch},
     )
     for m in result.mappings():
         yield dict(m)
