@@ -23,6 +23,10 @@ Order of effects, so that a crash anywhere leaves something a retry can finish:
    ``draw.revealed`` and ``draw.plan`` (or ``draw.failed``) with the plan rows.
    A reveal already on chain (a crash after the transaction) is adopted.
 
+Records go through the one write path (:func:`backend.ledger.write.write`, which
+appends them in the caller's transaction). The ``draw`` tables are this module's
+operational state, written here beside the records; they are not projections (yet).
+
 The seed is secret until the reveal: it is in the ``draw`` row only, never in a
 record or a response before ``revealed``. This module never reads the clock
 except through its ``now`` arguments and :mod:`backend.timeutil`.
@@ -71,6 +75,7 @@ from backend.inspections.models import (
     RecusalPublic,
     SpotCheckResult,
 )
+from backend.inspections.records import COMMITTED, EXPIRED, FAILED, PLAN, REVEALED
 from backend.ledger import log
 from backend.ledger.chain import LedgerClient, LedgerError
 from backend.ledger.contract import LedgerRevert
@@ -78,6 +83,7 @@ from backend.ledger.models import LogLeaf
 from backend.ledger.records import SYSTEM, Actor, RecordDraft, Ref
 from backend.ledger.service import ledger_url_for
 from backend.ledger.status import anchor_status
+from backend.ledger.write import write
 from backend.merchants.models import Merchant, MerchantVerification
 from backend.merchants.service import parse_region, parse_sector
 from backend.supervision.models import SupervisionRecord
@@ -85,11 +91,6 @@ from backend.timeutil import today_shanghai, utcnow
 
 logger = logging.getLogger("honest_metering.draws")
 
-COMMITTED = "draw.committed"
-REVEALED = "draw.revealed"
-PLAN = "draw.plan"
-FAILED = "draw.failed"
-EXPIRED = "draw.expired"
 COMMITMENT_VERSION = 1
 RESULT_WORKING_DAYS = 20
 STAFF = directory.STAFF
@@ -456,11 +457,11 @@ def create_draw(
             },
         }
         refs = [Ref("item", inputs.item.record_id), Ref("policy", policy.record_id)]
-        (rec,) = log.append(
+        rec = write(
             s,
             RecordDraft(type=COMMITTED, subject=None, actor=p.actor, body=body, refs=refs),
             now=now,
-        )
+        ).one
         draw_id = rec.record_id
         s.add(
             Draw(
@@ -671,7 +672,7 @@ def _expire(ctx: AppContext, row: Draw, head: int, now: datetime) -> None:
         assert fresh is not None
         if fresh.status != "committed":
             return
-        (rec,) = log.append(
+        rec = write(
             s,
             RecordDraft(
                 type=EXPIRED,
@@ -686,7 +687,7 @@ def _expire(ctx: AppContext, row: Draw, head: int, now: datetime) -> None:
                 refs=(Ref("expires", row.id),),
             ),
             now=now,
-        )
+        ).one
         fresh.status = "expired"
         fresh.outcome_record_id = rec.record_id
         s.add(fresh)
@@ -875,7 +876,7 @@ def _publish(
             "chain_id": row.chain_id,
             "contract": row.contract_address,
         }
-        (revealed,) = log.append(
+        revealed = write(
             s,
             RecordDraft(
                 type=REVEALED,
@@ -885,7 +886,7 @@ def _publish(
                 refs=(Ref("reveals", draw_id),),
             ),
             now=now,
-        )
+        ).one
         tiers = {e.uscc: e.tier for e in entries}
         try:
             plan = selection.run_draw(
@@ -897,7 +898,7 @@ def _publish(
                 conflicts=pairs,
             )
         except selection.NotEnoughInspectors as exc:
-            (outcome,) = log.append(
+            outcome = write(
                 s,
                 RecordDraft(
                     type=FAILED,
@@ -915,12 +916,12 @@ def _publish(
                     refs=(Ref("fails", draw_id), Ref("follows", revealed.record_id)),
                 ),
                 now=now,
-            )
+            ).one
             row.status = "failed"
             row.failure = str(exc)
         else:
             plan_json = selection.plan_to_json(plan)
-            (outcome,) = log.append(
+            outcome = write(
                 s,
                 RecordDraft(
                     type=PLAN,
@@ -930,7 +931,7 @@ def _publish(
                     refs=(Ref("plans", draw_id), Ref("follows", revealed.record_id)),
                 ),
                 now=now,
-            )
+            ).one
             due = row.results_due
             _bulk_insert(
                 s,
