@@ -1145,4 +1145,6 @@ def _rebuild_history(session: Session, ctx: projection.CheckContext) -> int:
     return 0
 
 
-HISTORY_CHECK = projection.Check("rating_change", _audit_history, _rebuild_history)
+HISTORY_CHECK = projection.Check(
+    "rating_change", _audit_history, _rebuild_history, repairs=False
+)

@@ -351,13 +351,20 @@ def _rebuild(args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     verb = "would change" if args.dry_run else "changed"
-    for d in found:
+    fixed = [d for d in found if projection.repairable(d)]
+    kept = [d for d in found if not projection.repairable(d)]
+    for d in fixed:
         print(f"{verb}: {d.line()}")
+    for d in kept:
+        print(f"cannot repair from the log (restore it from a backup): {d.line()}")
     if not found:
         print("rebuild: every table already matches the log; nothing to do")
     else:
-        print(f"rebuild: {verb} {len(found)} row(s)" + (" (dry run: nothing written)"
-                                                         if args.dry_run else ""))
+        print(
+            f"rebuild: {verb} {len(fixed)} row(s)"
+            + (f"; {len(kept)} cannot be repaired from the log" if kept else "")
+            + (" (dry run: nothing written)" if args.dry_run else "")
+        )
     return EXIT_OK
 
 

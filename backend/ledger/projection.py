@@ -549,6 +549,16 @@ class Check:
     name: str
     audit: Callable[[Any, CheckContext], list[Difference]]
     rebuild: Callable[[Any, CheckContext], int]
+    repairs: bool = True
+    """False when ``rebuild`` cannot restore the table from the log (it only reports)."""
+
+
+def repairable(d: Difference) -> bool:
+    """Whether ``rebuild --from-log`` can repair what this difference reports."""
+    check = _CHECKS.get(d.table)
+    if check is not None:
+        return check.repairs and d.kind in ("altered", "deleted", "inserted")
+    return d.kind in ("altered", "deleted", "inserted")
 
 
 @dataclass(frozen=True)
