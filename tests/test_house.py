@@ -52,7 +52,6 @@ APP_MODULES = {"app", "cli", "routes", "domains", "models", "ops"}
 KNOWN_UPWARD: set[tuple[str, str]] = {
     ("merchants", "pledges"),
     ("merchants", "credit"),
-    ("inspections", "supervision"),
 }
 
 

@@ -38,7 +38,7 @@ import gc
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -86,7 +86,6 @@ from backend.ledger.status import anchor_status
 from backend.ledger.write import write
 from backend.merchants.models import Merchant, MerchantVerification
 from backend.merchants.service import parse_region, parse_sector
-from backend.supervision.models import SupervisionRecord
 from backend.timeutil import today_shanghai, utcnow
 
 logger = logging.getLogger("honest_metering.draws")
@@ -1048,44 +1047,32 @@ def _body_of(leaf: LogLeaf | None) -> dict[str, Any] | None:
     return body
 
 
+@dataclass(frozen=True)
+class DrawResult:
+    """A current spot-check record that names a draw (supervision owns those records)."""
+
+    record_id: str
+    body: Mapping[str, Any]
+
+
+ResultsReader = Callable[[Session, Sequence[str]], dict[str, dict[str, list[DrawResult]]]]
+_results_reader: ResultsReader | None = None
+
+
+def set_results_reader(reader: ResultsReader) -> None:
+    """Supervision, which records the results and sits above this package, says how to
+    read them (``backend/domains.py`` wires it)."""
+    global _results_reader
+    _results_reader = reader
+
+
 def current_results(
     session: Session, draw_ids: Sequence[str]
-) -> dict[str, dict[str, list[SupervisionRecord]]]:
-    """draw id -> uscc -> the current spot-check records that name the draw.
-
-    Current: not superseded by a correction, not revoked (both are later rows
-    whose ``target_record_id`` names the record).
-    """
-    out: dict[str, dict[str, list[SupervisionRecord]]] = {d: {} for d in draw_ids}
-    if not draw_ids:
-        return out
-    rows = (
-        session.execute(
-            select(SupervisionRecord).where(
-                col(SupervisionRecord.draw_id).in_(list(draw_ids)),
-                col(SupervisionRecord.kind) == "spot_check",
-            )
-        )
-        .scalars()
-        .all()
-    )
-    ids = [r.record_id for r in rows]
-    replaced: set[str] = set()
-    for i in range(0, len(ids), _IN_CHUNK):
-        replaced.update(
-            t
-            for (t,) in session.execute(
-                select(col(SupervisionRecord.target_record_id)).where(
-                    col(SupervisionRecord.target_record_id).in_(ids[i : i + _IN_CHUNK])
-                )
-            )
-            if t is not None
-        )
-    for r in sorted(rows, key=lambda r: r.leaf_index):
-        if r.record_id in replaced or r.draw_id is None:
-            continue
-        out[r.draw_id].setdefault(r.uscc, []).append(r)
-    return out
+) -> dict[str, dict[str, list[DrawResult]]]:
+    """draw id -> uscc -> the current spot-check records that name the draw, oldest first."""
+    if _results_reader is None:
+        raise RuntimeError("no draw results reader: import backend.domains")
+    return _results_reader(session, draw_ids)
 
 
 def _assignments(

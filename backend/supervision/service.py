@@ -44,6 +44,7 @@ from backend.context import AppContext
 from backend.credit import service as credit
 from backend.errors import Conflict, DomainError, NotFound, PayloadTooLarge, ValidationFailed
 from backend.groupcommit import GroupCommit
+from backend.inspections import draws as inspection_draws
 from backend.inspections.models import Draw, DrawAssignment
 from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
@@ -1413,3 +1414,48 @@ def review_complaint(
         leaf_index=rec.leaf_index if rec else None,
         anchor_status=anchor_status(session, rec.leaf_index) if rec else None,
     )
+
+
+# --- draw results ---------------------------------------------------------------------
+
+
+def draw_results(
+    session: Session, draw_ids: Sequence[str]
+) -> dict[str, dict[str, list[inspection_draws.DrawResult]]]:
+    """draw id -> uscc -> the current spot-check records that name the draw (the reader
+    ``backend.inspections.draws.current_results`` uses).
+
+    Current: not superseded by a correction, not revoked (both are later rows
+    whose ``target_record_id`` names the record).
+    """
+    out: dict[str, dict[str, list[inspection_draws.DrawResult]]] = {d: {} for d in draw_ids}
+    if not draw_ids:
+        return out
+    rows = (
+        session.execute(
+            select(SupervisionRecord).where(
+                col(SupervisionRecord.draw_id).in_(list(draw_ids)),
+                col(SupervisionRecord.kind) == "spot_check",
+            )
+        )
+        .scalars()
+        .all()
+    )
+    ids = [r.record_id for r in rows]
+    replaced: set[str] = set()
+    for i in range(0, len(ids), 500):
+        replaced.update(
+            t
+            for (t,) in session.execute(
+                select(col(SupervisionRecord.target_record_id)).where(
+                    col(SupervisionRecord.target_record_id).in_(ids[i : i + 500])
+                )
+            )
+            if t is not None
+        )
+    for r in sorted(rows, key=lambda r: r.leaf_index):
+        if r.record_id in replaced or r.draw_id is None:
+            continue
+        found = inspection_draws.DrawResult(r.record_id, r.body)
+        out[r.draw_id].setdefault(r.uscc, []).append(found)
+    return out
