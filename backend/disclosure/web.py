@@ -41,6 +41,7 @@ from backend.accounts import security
 from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
 from backend.accounts.service import Principal
 from backend.config import Settings
+from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
 from backend.timeutil import SHANGHAI
 
@@ -191,12 +192,6 @@ def short_hash(value: str | None, n: int = 10) -> str:
     return ("0x" if value.startswith("0x") else "") + (
         v if len(v) <= 2 * n else v[:n] + "…" + v[-4:]
     )
-
-
-def yuan(fen: int | None) -> str:
-    if fen is None:
-        return "—"
-    return f"{fen // 100:,}.{fen % 100:02d} 元"
 
 
 def _build_env() -> jinja2.Environment:
