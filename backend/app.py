@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import backend.domains  # noqa: F401  (record projections and hooks)
+from backend import routes
 from backend.config import Settings, get_settings
 from backend.context import AppContext
 from backend.errors import DatabaseUnavailable, DomainError
@@ -136,7 +137,6 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     app.state.shutdown_hooks = []
     install_error_handlers(app)
 
-    from backend import routes
 
     routes.install(app)
     return app

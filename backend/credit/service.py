@@ -66,7 +66,7 @@ from backend.ledger.status import anchor_status
 from backend.ledger.write import Hook, write
 from backend.merchants.models import Merchant
 from backend.merchants.records import REGISTERED
-from backend.merchants.service import MerchantNotFound
+from backend.merchants.service import MerchantNotFound, parse_uscc
 from backend.timeutil import SHANGHAI, aware, today_shanghai, utcnow
 
 logger = logging.getLogger("honest_metering.credit")
@@ -886,8 +886,6 @@ def install(app: FastAPI) -> None:
 
 
 def _merchant(session: Session, uscc: str) -> Merchant:
-    from backend.merchants.service import parse_uscc
-
     code = parse_uscc(uscc)
     m = session.get(Merchant, code)
     if m is None:

@@ -20,12 +20,14 @@ from backend.accounts import service as accounts
 from backend.accounts.deps import client_address, set_session_cookie
 from backend.accounts.models import Account
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import service, web
+from backend.disclosure import areas, service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
 from backend.merchants import views
 from backend.merchants.models import MerchantCreate
+from backend.supervision import service as supervision
+from backend.supervision.models import ComplaintCreate
 from backend.timeutil import today_shanghai, utcnow
 
 pages = APIRouter(include_in_schema=False)
@@ -414,9 +416,6 @@ def complaint_submit(
     contact: Annotated[str, Form(max_length=200)] = "",
     form_token: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
-    from backend.supervision import service as supervision
-    from backend.supervision.models import ComplaintCreate
-
     values = {"uscc": uscc, "content": content, "contact": contact}
     try:
         web.check_anon_form(request, form_token)
@@ -452,7 +451,6 @@ def complaint_submit(
 
 def install(app: FastAPI) -> None:
     """Pages, static files, security headers and HTML error pages."""
-    from backend.disclosure import areas
 
     app.include_router(pages)
     app.include_router(areas.pages)

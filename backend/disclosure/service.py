@@ -25,11 +25,26 @@ from sqlmodel import Session, col
 
 from backend.accounts.service import Principal
 from backend.config import Settings
+from backend.credit import queries as credit_queries
+from backend.credit import repair
+from backend.credit import service as credit
+from backend.credit import service as credit_service
+from backend.credit.models import CreditRepair, CreditRepairDecision, MerchantRating
 from backend.disclosure.shown import Shown, date_text, lookup, yes_text, yuan
 from backend.errors import DomainError
+from backend.inspections import directory, draws
+from backend.ledger import service as ledger
+from backend.merchants import queries as merchant_queries
 from backend.merchants import reference
 from backend.merchants import service as merchants
-from backend.merchants.models import MerchantPublic
+from backend.merchants.models import Merchant, MerchantPublic, MerchantVerification
+from backend.pledges import queries
+from backend.pledges import queries as pledge_queries
+from backend.pledges import service as pledges
+from backend.pledges.templates import current_template
+from backend.supervision import queries as supervision_queries
+from backend.supervision import service as supervision
+from backend.supervision.models import CSV_COLUMNS
 
 log = logging.getLogger("honest_metering.disclosure")
 
@@ -433,22 +448,14 @@ def _optional(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def latest_checkpoint(session: Session) -> Any:
-    from backend.ledger import service as ledger
-
     return _optional("checkpoint", ledger.latest_checkpoint, session)
 
 
 def anchoring(session: Session) -> Any:
-    from backend.ledger import service as ledger
-
     return _optional("anchoring", ledger.anchoring_info, session)
 
 
 def tier_stats(session: Session, *, today: date) -> Any:
-    try:
-        from backend.credit import service as credit
-    except ImportError:  # pragma: no cover - the credit package is part of the app
-        return None
     return _optional("tier stats", credit.tier_stats, session, today=today)
 
 
@@ -466,8 +473,6 @@ class StatsCache:
         self._value: tuple[float, date, Any, Any] | None = None
 
     def get(self, session: Session, *, today: date) -> tuple[Any, Any]:
-        from backend.pledges import service as pledges
-
         now = time.monotonic()
         with self._lock:
             cached = self._value
@@ -515,10 +520,6 @@ def cached_tiers(session: Session, usccs: Iterable[str]) -> dict[str, str]:
     """Tiers to show next to search results: the credit service's maintained ratings."""
     wanted = list(usccs)
     if not wanted:
-        return {}
-    try:
-        from backend.credit.models import MerchantRating
-    except ImportError:  # pragma: no cover
         return {}
     rows = session.execute(
         select(col(MerchantRating.uscc), col(MerchantRating.tier)).where(
@@ -652,10 +653,6 @@ def records_as_held(session: Session, wanted: Mapping[str, str]) -> dict[str, di
     (``record_id`` → record type). The page shows these, never the log's bytes: 验证
     then compares them with the log, and a table edited behind the service's back
     shows up as a difference instead of passing for the record."""
-    from backend.credit import queries as credit_queries
-    from backend.merchants import queries as merchant_queries
-    from backend.pledges import queries as pledge_queries
-    from backend.supervision import queries as supervision_queries
 
     owners: dict[Any, dict[str, str]] = {}
     for rid, rtype in wanted.items():
@@ -717,7 +714,6 @@ def merchant_page(
     is read from the tables (:func:`records_as_held`), so that the browser's 验证
     can tell a table that no longer matches its record.
     """
-    from backend.pledges import service as pledges
 
     if merchant is None:
         merchant = merchants.get_public(session, settings=settings, uscc=uscc, today=today)
@@ -726,7 +722,6 @@ def merchant_page(
     credit_error = None
     credit = history = records = None
     try:
-        from backend.credit import service as credit_service
 
         credit = credit_service.get_credit(session, uscc=code, as_of=None, today=today)
         history = credit_service.credit_history(session, uscc=code).items
@@ -836,8 +831,6 @@ def merchant_area(
     session: Session, *, settings: Settings, principal: Principal, today: date
 ) -> dict[str, Any]:
     """The signed-in merchant's own view: its public page data, pledges, repairs."""
-    from backend.credit import repair
-    from backend.pledges import service as pledges
 
     assert principal.merchant_uscc is not None
     page = merchant_page(session, settings=settings, uscc=principal.merchant_uscc, today=today)
@@ -871,12 +864,9 @@ def merchant_area(
 
 def pledge_form(session: Session, *, principal: Principal, today: date) -> dict[str, Any]:
     """The current template of the merchant's sector, as checkboxes."""
-    from backend.pledges import service as pledges
-    from backend.pledges.templates import current_template
 
     assert principal.merchant_uscc is not None
     merchant = merchants.get_merchant(session, principal.merchant_uscc)
-    from backend.pledges import queries
 
     template = pledges.template_public(current_template(merchant.sector))
     current = queries.current_pledge(session, merchant.uscc, today)
@@ -895,7 +885,6 @@ def unverified_merchants(session: Session, *, limit: int = 50) -> tuple[int, lis
     """Registrations waiting for a regulator's verification, oldest first (a listing, no rule)."""
     from sqlalchemy import func
 
-    from backend.merchants.models import Merchant, MerchantVerification
 
     waiting = ~col(Merchant.uscc).in_(select(col(MerchantVerification.uscc)))
     total = int(
@@ -922,8 +911,6 @@ def unverified_merchants(session: Session, *, limit: int = 50) -> tuple[int, lis
 
 
 def regulator_home(session: Session, *, today: date) -> dict[str, Any]:
-    from backend.supervision import service as supervision
-
     total, waiting = unverified_merchants(session)
     complaints = _optional(
         "complaints",
@@ -948,7 +935,6 @@ def regulator_home(session: Session, *, today: date) -> dict[str, Any]:
 def _pending_repairs(session: Session) -> int:
     from sqlalchemy import func
 
-    from backend.credit.models import CreditRepair, CreditRepairDecision
 
     return int(
         session.execute(
@@ -960,8 +946,6 @@ def _pending_repairs(session: Session) -> int:
 
 
 def _draws_summary(session: Session, *, today: date) -> dict[str, int]:
-    from backend.inspections import draws
-
     overdue = draws.list_draws(session, overdue_only=True, limit=100, offset=0, today=today)
     return {"overdue": sum(d.overdue or 0 for d in overdue.items)}
 
@@ -1126,14 +1110,10 @@ def outcome_defaults(kind: str, *, today: date) -> dict[str, str]:
 
 
 def csv_columns() -> tuple[str, ...]:
-    from backend.supervision.models import CSV_COLUMNS
-
     return CSV_COLUMNS
 
 
 def policy_page(session: Session, *, today: date) -> dict[str, Any]:
-    from backend.credit import service as credit
-
     current = credit.get_policy(session, today=today)
     versions = credit.list_policies(session, today=today)
     doc = current.document.model_dump(mode="json")
@@ -1177,8 +1157,6 @@ def sector_names(codes: Iterable[str] | None) -> str:
 
 
 def inspections_page(session: Session, *, today: date) -> dict[str, Any]:
-    from backend.inspections import directory, draws
-
     return {
         "draws": draws.list_draws(session, limit=100, offset=0, today=today).items,
         "items": directory.list_items(session, active=True).items,
@@ -1189,8 +1167,6 @@ def inspections_page(session: Session, *, today: date) -> dict[str, Any]:
 def draw_page(
     session: Session, *, ctx: Any, ref: str, today: date, staff: bool = False
 ) -> dict[str, Any]:
-    from backend.inspections import draws
-
     d = draws.draw_public(session, ctx=ctx, ref=ref, today=today, staff=staff)
     records = [
         describe_draw_record(
@@ -1205,7 +1181,6 @@ def draw_page(
     selected = (d.plan or {}).get("selected") or {}
     names = {}
     if d.assignments:
-        from backend.merchants.models import Merchant
 
         wanted = [a.uscc for a in d.assignments]
         names = dict(
@@ -1277,8 +1252,6 @@ def describe_draw_record(
 
 
 def regulator_draws(session: Session, *, today: date) -> dict[str, Any]:
-    from backend.inspections import directory, draws
-
     return {
         "draws": draws.list_draws(session, limit=100, offset=0, today=today).items,
         "overdue": draws.list_draws(

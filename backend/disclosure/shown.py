@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from backend.ledger.records import format_time
 from backend.timeutil import SHANGHAI, aware
 
 FORMATS = ("text", "date", "time", "yuan", "yes", "count", "json")
@@ -79,7 +80,6 @@ def lookup(envelope: Mapping[str, Any], path: str) -> Any:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        from backend.ledger.records import format_time
 
         return format_time(aware(value))
     if isinstance(value, date):

@@ -43,6 +43,7 @@ from backend.accounts.service import Principal
 from backend.config import Settings
 from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
+from backend.ledger.contract import load_artifact
 from backend.timeutil import SHANGHAI
 
 log = logging.getLogger("honest_metering.disclosure")
@@ -218,7 +219,6 @@ env = _build_env()
 def contract_code_sha256() -> str:
     """SHA-256 of the published MeteringLedger runtime code (the committed artifact), so the
     browser can check that the address it reads checkpoints from runs that contract."""
-    from backend.ledger.contract import load_artifact
 
     code = bytes.fromhex(str(load_artifact()["deployedBytecode"]).removeprefix("0x"))
     return hashlib.sha256(code).hexdigest()

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import Settings
+from backend.db import Database
 from backend.ops import logs, metrics
 from backend.ops import workers as balanced
+from backend.ops.header_timeout import http_protocol
 
 MULTIPROC_SUBDIR = "metrics-multiproc"
 
@@ -30,7 +32,6 @@ class ServeRefused(RuntimeError):
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Server options shared by ``serve`` and tests that run the app under uvicorn."""
-    from backend.ops.header_timeout import http_protocol
 
     return {
         # httptools with a header-read timeout (uvicorn has none: slowloris).
@@ -77,7 +78,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         return 2
     logs.configure_logging(settings)
     if workers > 1:
-        from backend.db import Database
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.db_url)

@@ -54,6 +54,8 @@ from backend.merchants.models import Merchant
 from backend.merchants.reference import ABNORMAL_LIST_REASONS
 from backend.merchants.service import parse_uscc
 from backend.merchants.text import InvalidText, clean_text
+from backend.pledges import service as pledges
+from backend.pledges.models import DemonstrationAction
 from backend.supervision.models import (
     CSV_COLUMNS,
     KINDS,
@@ -983,8 +985,6 @@ def record_outcomes(
 def _demonstration(
     session: Session, *, principal: Principal, data: DemonstrationInput, now: datetime
 ) -> SupervisionRecordWritten:
-    from backend.pledges import service as pledges
-    from backend.pledges.models import DemonstrationAction
 
     # The demonstration service bounds `on` by the registration and today and
     # `valid_until` by today; the floor of every outcome date still applies first.
