@@ -54,10 +54,7 @@ def _applied(rec: Rec, rows: Rows) -> None:
             "penalty_record_id": b["penalty_record"],
             "applied_on": day(b["applied_on"]),
             "statement": b["statement"],
-            "at": rec.at,
-            "account_id": rec.account_id,
-            "record_id": rec.record_id,
-            "leaf_index": rec.leaf_index,
+            **rec.provenance(),
         },
     )
 
@@ -71,10 +68,7 @@ def _decided(rec: Rec, rows: Rows) -> None:
             "decision": b["decision"],
             "decided_on": day(b["decided_on"]),
             "reason": b["reason"],
-            "at": rec.at,
-            "account_id": rec.account_id,
-            "record_id": rec.record_id,
-            "leaf_index": rec.leaf_index,
+            **rec.provenance(),
         },
     )
 

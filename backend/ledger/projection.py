@@ -76,6 +76,15 @@ class Rec:
         acct = (self.envelope.get("actor") or {}).get("account")
         return int(acct) if acct is not None else None
 
+    def provenance(self) -> dict[str, Any]:
+        """The columns most projected rows carry: when, by whom, which record, where."""
+        return {
+            "at": self.at,
+            "account_id": self.account_id,
+            "record_id": self.record_id,
+            "leaf_index": self.leaf_index,
+        }
+
     def ref(self, rel: str) -> str | None:
         """The record id of the first ref with this relation, or ``None``."""
         for r in self.refs:

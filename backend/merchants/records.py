@@ -79,10 +79,7 @@ def _verified(rec: Rec, rows: Rows) -> None:
         {
             "uscc": rec.subject,
             "verified_on": day(rec.body["verified_on"]),
-            "at": rec.at,
-            "account_id": rec.account_id,
-            "record_id": rec.record_id,
-            "leaf_index": rec.leaf_index,
+            **rec.provenance(),
         },
     )
 

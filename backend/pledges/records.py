@@ -73,10 +73,7 @@ def _withdrawn(rec: Rec, rows: Rows) -> None:
             "pledge_id": b["pledge_id"],
             "withdrawn_on": day(b["withdrawn_on"]),
             "reason": b["reason"],
-            "at": rec.at,
-            "account_id": rec.account_id,
-            "record_id": rec.record_id,
-            "leaf_index": rec.leaf_index,
+            **rec.provenance(),
         },
     )
 
@@ -92,10 +89,7 @@ def _award(rec: Rec, rows: Rows) -> None:
             "uscc": rec.subject,
             "awarded_on": day(b["on"]),
             "valid_until": day(b["valid_until"]),
-            "at": rec.at,
-            "account_id": rec.account_id,
-            "record_id": rec.record_id,
-            "leaf_index": rec.leaf_index,
+            **rec.provenance(),
         },
     )
 
@@ -111,10 +105,7 @@ def _award_withdrawn(rec: Rec, rows: Rows) -> None:
             "award_id": award_id_of(award) if award else None,
             "withdrawn_on": day(b["on"]),
             "reason": b["reason"],
-            "at": rec.at,
-            "account_id": rec.account_id,
-            "record_id": rec.record_id,
-            "leaf_index": rec.leaf_index,
+            **rec.provenance(),
         },
     )
 
