@@ -128,6 +128,15 @@ class TestMakePledge:
         assert resp.status_code == 422
         assert resp.json()["error"] == "UnknownPledgeTemplate"
 
+    def test_template_version_is_a_whole_number(self, client: TestClient) -> None:
+        # Issue 15: `true` was taken as version 1.
+        _, headers = factories.merchant_with_login(client)
+        resp = client.post(
+            "/api/pledges", json=factories.pledge_body(template_version=True), headers=headers
+        )
+        assert (resp.status_code, resp.json()["error"]) == (422, "ValidationFailed")
+        assert "template_version" in resp.json()["detail"]
+
     def test_custom_validity(self, client: TestClient) -> None:
         _, headers = factories.merchant_with_login(client)
         until = (today() + timedelta(days=200)).isoformat()
