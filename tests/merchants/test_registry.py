@@ -172,6 +172,20 @@ class TestRegister:
         assert resp.json()["field"] == "name"
         assert "position 4" in resp.json()["detail"]
 
+    # Issue 15 (L7): zero-width and direction marks were accepted: every Cf format
+    # character (zero-width space, RLM/LRM, BOM, soft hyphen, ALM, word joiner, tags).
+    @pytest.mark.parametrize(
+        "bad", ["\u200b", "\u200f", "\u200e", "\ufeff", "\u00ad", "\u061c", "\u2060",
+                "\u200c", "\u200d", "\U000e0041"]
+    )
+    def test_invisible_format_characters_refused(self, client: TestClient, bad: str) -> None:
+        for field in ("name", "address", "contact_person"):
+            body = factories.merchant_body(**{field: f"好又多{bad}超市"})
+            resp = client.post("/api/merchants", json=body)
+            assert (resp.status_code, resp.json()["error"]) == (422, "InvalidText"), resp.text
+            assert resp.json()["field"] == field
+            assert f"U+{ord(bad):04X} at position 4" in resp.json()["detail"]
+
     def test_blank_name_refused(self, client: TestClient) -> None:
         resp = client.post("/api/merchants", json=factories.merchant_body(name="   "))
         assert resp.status_code == 422
