@@ -65,7 +65,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+        # Middleware errors raised from ``receive`` may name themselves (NulCharacter).
+        name = getattr(exc, "error_name", None) or _HTTP_ERROR_NAMES.get(
+            exc.status_code, "HTTPError"
+        )
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return JSONResponse(
             {"error": name, "detail": detail},

@@ -450,7 +450,8 @@ def install_page_errors(app: FastAPI) -> None:
         StarletteHTTPException,
         lambda e: (
             e.status_code,
-            "NotFound" if e.status_code == 404 else "HTTPError",
+            getattr(e, "error_name", None)
+            or ("NotFound" if e.status_code == 404 else "HTTPError"),
             e.detail if isinstance(e.detail, str) else str(e.detail),
             getattr(e, "headers", None),
         ),

@@ -1,4 +1,5 @@
-"""GET /metrics, and the middleware every request passes through (limits, metrics, logs)."""
+"""GET /metrics, and the middleware every request passes through (limits, NUL, metrics,
+logs)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from backend.deps import CtxDep
 from backend.errors import Unauthorized
 from backend.ops import metrics
 from backend.ops.limits import BodyLimits
+from backend.ops.nul import RefuseNul
 
 router = APIRouter(tags=["health"])
 
@@ -50,5 +52,7 @@ def install(app: FastAPI) -> None:
         max_bulk_body_bytes=settings.max_bulk_body_bytes,
         read_timeout_s=settings.body_read_timeout_s,
     )
+    # NUL characters are refused before anything reads them (backend/ops/nul.py).
+    app.add_middleware(RefuseNul)
     # Added last: outermost, so it times and counts everything, errors included.
     app.add_middleware(metrics.RequestMetrics)

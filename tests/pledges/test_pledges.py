@@ -162,7 +162,7 @@ class TestMakePledge:
         text = unicodedata.normalize("NFD", "第一条：café\n第二条：秤准")
         p = factories.make_pledge(client, headers=headers, extra_commitments=text)
         assert p["extra_commitments"] == unicodedata.normalize("NFC", text)
-        bad = factories.pledge_body(extra_commitments="好\x00")
+        bad = factories.pledge_body(extra_commitments="好\x1b")
         resp = client.post("/api/pledges", json=bad, headers=headers)
         assert resp.status_code == 422
         assert resp.json()["error"] == "InvalidText"
