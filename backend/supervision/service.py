@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table, func, insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
@@ -1399,7 +1400,9 @@ def review_complaint(
     p = require_role(principal, *WRITER_ROLES)
     now = now or utcnow()
     today = today_shanghai(now)
-    c = session.get(Complaint, complaint_id)
+    # Locked (PostgreSQL; SQLite's write transaction is exclusive already): concurrent
+    # reviews of one complaint take turns, and the later ones find the review.
+    c = session.get(Complaint, complaint_id, with_for_update=True)
     if c is None:
         raise ComplaintNotFound(f"no complaint {complaint_id}")
     if session.get(ComplaintReview, complaint_id) is not None:
@@ -1432,6 +1435,15 @@ def review_complaint(
         record_id=rec.record_id if rec else None,
     )
     session.add(review)
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent review of the same complaint committed first (its key exists):
+        # nothing of this one is written, the record appended above included.
+        session.rollback()
+        raise ComplaintAlreadyReviewed(
+            f"complaint {complaint_id} has already been reviewed"
+        ) from None
     session.commit()
     private = _complaint_private(c, review)
     return ComplaintReviewed(
