@@ -126,6 +126,10 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         title="Honest-metering trust service (诚信计量可信服务)",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs and /redoc are served without a CDN by backend/disclosure/apidocs.py.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         description=(
             "Merchants' honest-metering pledges and regulators' supervision outcomes, "
             "kept in an RFC 9162 Merkle log anchored on an Ethereum-compatible ledger. "
