@@ -20,6 +20,7 @@ from typing import Any
 from backend.config import Settings
 from backend.ops import logs, metrics
 from backend.ops import workers as balanced
+from backend.privatefiles import private_dir
 
 MULTIPROC_SUBDIR = "metrics-multiproc"
 
@@ -79,7 +80,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     if workers > 1:
         from backend.db import Database
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         db = Database(settings.db_url)
         try:
             db.migrate()
