@@ -52,7 +52,10 @@ def _make_engine(
         if path and path != ":memory:":
             private_file(Path(path))  # mode 0600 in a 0700 dir (contacts, hashes)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            hide_parameters=True,  # errors (and logged tracebacks) never show the values
         )
         event.listen(engine, "connect", _sqlite_pragmas)
 
@@ -73,6 +76,7 @@ def _make_engine(
         pool_size=10,
         max_overflow=10,
         pool_recycle=1800,
+        hide_parameters=True,  # errors (and logged tracebacks) never show the values
         # Names the process in pg_stat_activity, e.g. to see which worker holds the
         # anchoring lock (docs/operations.md).
         connect_args={"application_name": f"honest-metering pid {os.getpid()}"},
