@@ -4,10 +4,12 @@ logs)."""
 from __future__ import annotations
 
 import hmac
+import logging
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
+from backend.context import AppContext
 from backend.deps import CtxDep
 from backend.errors import Unauthorized
 from backend.ops import metrics
@@ -15,6 +17,7 @@ from backend.ops.limits import BodyLimits
 from backend.ops.nul import RefuseNul
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("honest_metering.ops")
 
 
 class MetricsTokenRequired(Unauthorized):
@@ -42,9 +45,22 @@ def prometheus_metrics(ctx: CtxDep, request: Request) -> Response:
     return Response(metrics.render(ctx), media_type=metrics.CONTENT_TYPE)
 
 
+def warn_if_metrics_public(ctx: AppContext) -> None:
+    """At start in production: say loudly that /metrics answers anyone without a token."""
+    settings = ctx.settings
+    if settings.env == "production" and settings.metrics_token is None:
+        log.warning(
+            "SECURITY: HM_METRICS_TOKEN is not set, so GET /metrics is public: anyone who "
+            "reaches this service can read its request counts, latencies, log size and "
+            "anchoring state. Set HM_METRICS_TOKEN (scrapers then send Authorization: "
+            "Bearer <token>) or keep /metrics off the public network at the proxy."
+        )
+
+
 def install(app: FastAPI) -> None:
     """Add /metrics and the request middleware; call last, so the middleware is outermost."""
     settings = app.state.settings
+    app.state.startup_hooks.append(warn_if_metrics_public)
     app.include_router(router)
     app.add_middleware(
         BodyLimits,
