@@ -67,7 +67,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+        # Middleware errors raised from ``receive`` may name themselves (NulCharacter).
+        name = getattr(exc, "error_name", None) or _HTTP_ERROR_NAMES.get(
+            exc.status_code, "HTTPError"
+        )
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return JSONResponse(
             {"error": name, "detail": detail},
@@ -125,6 +128,10 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         title="Honest-metering trust service (诚信计量可信服务)",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs and /redoc are served without a CDN by backend/disclosure/apidocs.py.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         description=(
             "Merchants' honest-metering pledges and regulators' supervision outcomes, "
             "kept in an RFC 9162 Merkle log anchored on an Ethereum-compatible ledger. "

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import backend.domains  # noqa: F401  (record projections and hooks)
 from backend.config import get_settings
+from backend.privatefiles import private_dir
 
 COMMAND_MODULES: tuple[str, ...] = (
     "backend.ledger.cli",
@@ -42,7 +43,7 @@ def _migrate(_: argparse.Namespace) -> int:
     from backend.db import Database
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     Database(settings.db_url).migrate()
     print("database schema is up to date")
     return 0

@@ -18,6 +18,7 @@ from backend.db import Database
 from backend.errors import LedgerUnavailable
 from backend.ledger.chain import LedgerClient, LedgerError
 from backend.ledger.models import LedgerState
+from backend.privatefiles import private_dir
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ class AppContext:
 
     @classmethod
     def create(cls, settings: Settings, *, migrate: bool = True) -> AppContext:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         db = Database(settings.db_url)
         if migrate:
             db.migrate()

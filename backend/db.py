@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 from backend.asyncreads import AsyncReads
+from backend.privatefiles import private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATE_LOCK_KEY = 7340000  # 7340001: contract deployment, 7340002: the anchoring lock
@@ -49,9 +50,12 @@ def _make_engine(
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))  # mode 0600 in a 0700 dir (contacts, hashes)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            hide_parameters=True,  # errors (and logged tracebacks) never show the values
         )
         event.listen(engine, "connect", _sqlite_pragmas)
 
@@ -72,6 +76,7 @@ def _make_engine(
         pool_size=10,
         max_overflow=10,
         pool_recycle=1800,
+        hide_parameters=True,  # errors (and logged tracebacks) never show the values
         # Names the process in pg_stat_activity, e.g. to see which worker holds the
         # anchoring lock (docs/operations.md).
         connect_args={"application_name": f"honest-metering pid {os.getpid()}"},

@@ -12,11 +12,16 @@ lets the writes that arrive while one transaction runs go together in the next:
   and hands it to ``run_batch``, which returns one result or ``DomainError`` per
   item, in order. Nothing waits on purpose: a lone request is written at once.
 - Each item stands alone: ``run_batch`` checks every item and writes those that
-  pass. If the batch is refused as a whole with a ``DomainError`` (a rating that
-  cannot read a record), each item is tried again on its own, so one bad item
-  never fails the others. Any other failure (the database went away) reaches
-  every caller of the batch, and is not retried: a transaction whose COMMIT
-  was cut off may have committed, and must not be written twice.
+  pass. If the batch fails as a whole before its transaction starts to commit
+  (a ``DomainError``, or any unexpected exception: a rating that overflows on one
+  item's date), each item is tried again on its own, so one bad item fails alone
+  and never its neighbours. Only a failure from the moment a COMMIT was sent
+  reaches every caller of the batch, and is not retried: a transaction whose
+  COMMIT was cut off may have committed, and must not be written twice. (Which
+  side of that moment a failure lies on is known by an engine ``commit`` event,
+  below; it fires for every commit, ORM or Core, before the COMMIT is sent.) A
+  database that went away (a transient error) before the commit also reaches
+  every caller: their retry, not ours, is the remedy.
 
 A result reaches its caller only after ``run_batch`` has committed: an
 accepted write is durable before anyone is told about it.
@@ -32,6 +37,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from backend.errors import DomainError
 from backend.ops.metrics import GROUP_COMMIT_SIZE
 
@@ -41,6 +50,22 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 _STOP = object()
+
+_writer = threading.local()
+"""Per writer thread: ``committing`` is set once the running batch sent a COMMIT."""
+
+
+@event.listens_for(Engine, "commit")
+def _commit_started(_conn: object) -> None:
+    # Fires on whatever thread commits; only a group commit's writer thread reads it.
+    _writer.committing = True
+
+
+def _transient(exc: BaseException) -> bool:
+    """The database is away (connection lost, none to be had): not one item's fault."""
+    return isinstance(exc, OperationalError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    )
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -119,31 +144,36 @@ class GroupCommit(Generic[Item, Result]):
 
     def _run(self, batch: list[tuple[Item, Future[Result]]]) -> None:
         items = [item for item, _ in batch]
+        _writer.committing = False
         try:
             results = self._run_batch(items)
             if len(results) != len(items):
                 raise RuntimeError(
                     f"{self.name}: {len(results)} results for {len(items)} items"
                 )
-        except DomainError as exc:
-            # One item broke the batch before anything was committed (a rating that
-            # cannot read a record): find it by writing each on its own.
+        except BaseException as exc:
+            if getattr(_writer, "committing", False) or _transient(exc) or not isinstance(
+                exc, Exception
+            ):
+                # From COMMIT on, whether the batch committed may be unknown, and writing
+                # it again could write it twice; a database that went away fails every
+                # item alike. Every caller gets the error, and nothing is retried.
+                for _, fut in batch:
+                    _settle(fut, exc)
+                return
             if len(batch) == 1:
                 _settle(batch[0][1], exc)
                 return
+            # One item broke the batch before anything was committed (a check that
+            # refused the batch, a rating that cannot take a date): find it by writing
+            # each on its own, so that it alone fails.
             log.warning(
-                "group commit %s: a batch of %d was refused (%s); writing each on its own",
+                "group commit %s: a batch of %d failed before commit (%s); writing each on "
+                "its own",
                 self.name, len(batch), type(exc).__name__,
             )
             for one in batch:
                 self._run([one])
-            return
-        except BaseException as exc:
-            # Anything else (the database went away, even during COMMIT) is never
-            # retried here: whether the batch committed may be unknown, and writing it
-            # again could write it twice. Every caller gets the error.
-            for _, fut in batch:
-                _settle(fut, exc)
             return
         GROUP_COMMIT_SIZE.labels(self.name).observe(len(batch))
         for (_, fut), result in zip(batch, results, strict=True):

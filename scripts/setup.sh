@@ -2,7 +2,8 @@
 # Set up everything the service and its tests need, from a fresh clone:
 # a virtualenv with the pinned Python packages, the pinned npm tools (solc,
 # anvil) and, with --system and when root, the Debian packages for browser
-# tests and CJK fonts. Safe to run again: it only installs what is missing.
+# tests and CJK fonts (WenQuanYi Zen Hei, embedded in PDFs; Noto CJK, Debian's
+# default). Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,9 @@ if [ "$want_system" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)
+  # Debian's default CJK font (PostScript outlines): the sign tests check that the PDF
+  # passes it over (tests/pledges/test_signs.py).
+  [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing+=(fonts-noto-cjk)
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       echo "==> installing Debian packages: ${missing[*]}"

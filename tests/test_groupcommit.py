@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from backend.config import Settings
 from backend.context import AppContext
@@ -77,14 +79,38 @@ def test_a_failing_batch_is_retried_item_by_item() -> None:
     assert sorted(len(b) for b in rec.batches) == [1, 1, 1, 1, 3]
 
 
-def test_other_failures_reach_every_caller_and_are_not_retried() -> None:
+def test_an_unexpected_failure_before_commit_fails_only_its_item() -> None:
+    # The case: one item's date overflowed the rating, an OverflowError that is
+    # no DomainError, and every write grouped with it failed too.
     rec = Recorder()
-    rec.explode_on = 3
     calls: list[list[int]] = []
+
+    def overflowing(items: Sequence[int]) -> list[int | DomainError]:
+        calls.append(list(items))
+        if 13 in items:
+            raise OverflowError("date value out of range")
+        return rec(items)
+
+    group: GroupCommit[int, int] = GroupCommit("test", overflowing)
+    try:
+        out = submit_all(group, [1, 2, 13, 4, 5], rec)
+    finally:
+        group.close()
+    assert out[0] == 2 and out[1] == 4 and out[3] == 8 and out[4] == 10
+    assert isinstance(out[2], OverflowError)
+    assert sorted(len(c) for c in calls) == [1, 1, 1, 1, 1, 4]  # the batch, then each alone
+
+
+def test_failures_from_commit_on_reach_every_caller_and_are_not_retried() -> None:
+    rec = Recorder()
+    calls: list[list[int]] = []
+    engine = create_engine("sqlite://")
 
     def flaky(items: Sequence[int]) -> list[int | DomainError]:
         calls.append(list(items))
         if len(items) > 1:
+            with engine.begin():
+                pass  # a transaction committed: a COMMIT was sent in this batch
             raise OSError("connection lost during COMMIT")
         return rec(items)
 
@@ -93,9 +119,30 @@ def test_other_failures_reach_every_caller_and_are_not_retried() -> None:
         out = submit_all(group, [1, 2, 3], rec)
     finally:
         group.close()
+        engine.dispose()
     assert out[0] == 2
     assert all(isinstance(o, OSError) for o in out[1:])
     assert len(calls) == 2  # no retry that could write 2 and 3 twice
+
+
+def test_a_database_gone_before_commit_reaches_every_caller() -> None:
+    rec = Recorder()
+    calls: list[list[int]] = []
+
+    def gone(items: Sequence[int]) -> list[int | DomainError]:
+        calls.append(list(items))
+        if len(items) > 1:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return rec(items)
+
+    group: GroupCommit[int, int] = GroupCommit("test", gone)
+    try:
+        out = submit_all(group, [1, 2, 3], rec)
+    finally:
+        group.close()
+    assert out[0] == 2
+    assert all(isinstance(o, OperationalError) for o in out[1:])
+    assert len(calls) == 2  # not one more failed connection per item
 
 
 def test_an_exception_of_a_lone_item_reaches_its_caller() -> None:

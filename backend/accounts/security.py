@@ -32,6 +32,7 @@ from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from backend.config import Settings
+from backend.privatefiles import private_dir
 
 TOKEN_VERSION = "v1"
 SECRET_FILE = "secret_key"
@@ -108,7 +109,7 @@ def load_secret(settings: Settings) -> bytes:
 def _secret_file(data_dir: Path) -> bytes:
     path = data_dir / SECRET_FILE
     with _secret_lock:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

@@ -59,6 +59,7 @@ from backend.credit.policy import DEFAULT_POLICY, TIERS, CreditPolicy, select_po
 from backend.credit.records import POLICY
 from backend.db import Database, upsert
 from backend.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from backend.inputs import validate_horizon
 from backend.ledger import log, projection
 from backend.ledger.models import Checkpoint, LogLeaf
 from backend.ledger.records import SYSTEM, Actor, RecordDraft, Ref
@@ -285,6 +286,7 @@ def put_policy(
             loc = ".".join(str(p) for p in err.get("loc", ()))
             problems.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
         raise InvalidPolicy("invalid credit policy: " + "; ".join(problems)) from None
+    validate_horizon(policy.effective_from, field="effective_from", today=today)
     if policy.effective_from < today:
         raise PolicyBackdated(
             f"effective_from {policy.effective_from} is in the past (today is {today} in "

@@ -451,7 +451,9 @@ def complaint_submit(
 
 def install(app: FastAPI) -> None:
     """Pages, static files, security headers and HTML error pages."""
+    from backend.disclosure import apidocs
 
+    apidocs.install(app)
     app.include_router(pages)
     app.include_router(areas.pages)
     app.state.home_stats = service.StatsCache()

@@ -41,6 +41,7 @@ from backend.accounts import security
 from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
 from backend.accounts.service import Principal
 from backend.config import Settings
+from backend.disclosure.apidocs import ASSETS_URL, DOCS_CSP, DOCS_PATHS
 from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
 from backend.ledger.contract import load_artifact
@@ -53,8 +54,10 @@ TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 
 # Paths that are API or machine endpoints: their errors stay JSON whatever the client accepts.
-API_PREFIXES = ("/api/", "/rpc", "/healthz", "/readyz", "/metrics", "/openapi.json", "/static/")
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+API_PREFIXES = (
+    "/api/", "/rpc", "/healthz", "/readyz", "/metrics", "/openapi.json", "/static/",
+    ASSETS_URL + "/",
+)
 
 
 # --- security headers -------------------------------------------------------------
@@ -85,15 +88,6 @@ def content_security_policy(settings: Settings) -> str:
     )
 
 
-# FastAPI's /docs and /redoc pages load Swagger/ReDoc with an inline bootstrap script.
-DOCS_CSP = (
-    "default-src 'self' https://cdn.jsdelivr.net; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; "
-    "frame-ancestors 'none'"
-)
-
 COMMON_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "same-origin"),
@@ -115,7 +109,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else self.csp
+        csp = DOCS_CSP.get(scope.get("path", ""), self.csp)
         started = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
@@ -445,7 +439,8 @@ def install_page_errors(app: FastAPI) -> None:
         StarletteHTTPException,
         lambda e: (
             e.status_code,
-            "NotFound" if e.status_code == 404 else "HTTPError",
+            getattr(e, "error_name", None)
+            or ("NotFound" if e.status_code == 404 else "HTTPError"),
             e.detail if isinstance(e.detail, str) else str(e.detail),
             getattr(e, "headers", None),
         ),

@@ -53,6 +53,7 @@ from backend.credit import service as credit
 from backend.credit.models import MerchantRating
 from backend.credit.policy import TIERS
 from backend.errors import Conflict, DomainError, NotFound, ValidationFailed
+from backend.inputs import validate_horizon
 from backend.inspections import directory, onchain, selection
 from backend.inspections.models import (
     AssignmentPublic,
@@ -332,6 +333,8 @@ def _validate(session: Session, data: DrawCreate, today: date) -> _Inputs:
         else None
     )
     start = data.planned_start or today
+    validate_horizon(start, field="planned_start", today=today)
+    validate_horizon(data.planned_end, field="planned_end", today=today)
     if start < today:
         raise InvalidDraw(f"planned_start {start} is in the past (today is {today})")
     if data.planned_end < start:

@@ -27,6 +27,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from backend.db import INT_KEY_MAX
+from backend.inputs import WholeNumber
 from backend.ledger.status import AnchorStatus
 
 DrawStatus = Literal["committing", "committed", "revealed", "failed", "expired"]
@@ -258,14 +259,14 @@ class ItemUpdate(_Input):
 class Rates(_Input):
     """Share of each tier to check, in basis points (300 = 3 %)."""
 
-    A: int = PField(ge=0, le=10_000)
-    B: int = PField(ge=0, le=10_000)
-    C: int = PField(ge=0, le=10_000)
-    D: int = PField(ge=0, le=10_000)
+    A: WholeNumber = PField(ge=0, le=10_000)
+    B: WholeNumber = PField(ge=0, le=10_000)
+    C: WholeNumber = PField(ge=0, le=10_000)
+    D: WholeNumber = PField(ge=0, le=10_000)
 
 
 class DrawCreate(_Input):
-    item_id: int = PField(ge=1, le=INT_KEY_MAX)
+    item_id: WholeNumber = PField(ge=1, le=INT_KEY_MAX)
     regions: list[str] | None = PField(
         default=None, max_length=16, description="region codes in scope; default: all"
     )
@@ -275,7 +276,9 @@ class DrawCreate(_Input):
     rates_bp: Rates | None = PField(
         default=None, description="default: the yearly rates of the credit policy in force"
     )
-    per_check: int = PField(default=2, ge=2, le=20, description="inspectors per check (>= 2)")
+    per_check: WholeNumber = PField(
+        default=2, ge=2, le=20, description="inspectors per check (>= 2)"
+    )
     inspector_regions: list[str] | None = PField(
         default=None,
         max_length=16,

@@ -36,6 +36,7 @@ from web3.exceptions import ContractLogicError, TimeExhausted
 from backend.config import Settings
 from backend.errors import LedgerUnavailable
 from backend.ledger.contract import ABI, BYTECODE, revert_from_exception
+from backend.privatefiles import private_dir, private_file
 
 # Importing eth_account (above) imports py_ecc, which raises the whole process's recursion
 # limit to 100000: deeper than the C stack holds, so parsing a deeply nested JSON request
@@ -79,7 +80,7 @@ class LedgerKey:
 def load_or_create_dev_key(data_dir: Path) -> LedgerKey:
     """The embedded chain's key: generated once, kept in the data dir with mode 0600."""
     path = data_dir / KEY_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -222,8 +223,7 @@ def open_embedded_chain(data_dir: Path, key: LedgerKey) -> tuple[Any, _SQLiteKV]
         get_default_genesis_params,
     )
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    kv = _SQLiteKV(data_dir / CHAIN_DB_FILE)
+    kv = _SQLiteKV(private_file(data_dir / CHAIN_DB_FILE))
     base_db = _persistent_atomic_db(kv)
     chain_class = _tester_chain_class()
     # Besides the service key, a few well-known eth-tester accounts are funded so

@@ -2,9 +2,11 @@
 reasons, extra commitments.
 
 Text is kept exactly as given after Unicode NFC (no trimming, no case
-folding: a shop's name is its own), but control characters and the Unicode
-bidirectional overrides, which can make a name display as something else,
-are refused with their position. Escaping is the renderer's job, always;
+folding: a shop's name is its own), but control characters (Cc) and every
+invisible format character (Unicode category Cf: zero-width spaces and joiners,
+direction marks and overrides, the byte-order mark, soft hyphens, tag
+characters), which can make one name look like another or display as something
+else, are refused with their position. Escaping is the renderer's job, always;
 this module never escapes or strips markup, so ``<b>`` stays ``<b>``.
 """
 
@@ -14,9 +16,6 @@ import unicodedata
 
 from backend.errors import ValidationFailed
 
-# Explicit bidi embeddings/overrides/isolates (U+202A-U+202E, U+2066-U+2069):
-# "Trojan Source"-style reordering of what a reader sees.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 MULTILINE_ALLOWED = frozenset("\n\r\t")
 
 
@@ -45,7 +44,10 @@ def clean_text(
                 f"{field} contains the control character U+{ord(ch):04X} at position {pos}",
                 field=field,
             )
-        if ch in BIDI_CONTROLS or cat == "Cs":
+        # Cf: invisible format characters (U+200B zero-width space, U+200F right-to-left
+        # mark, U+FEFF, the bidi overrides U+202A-U+202E of "Trojan Source"...); Cs: lone
+        # surrogates.
+        if cat in ("Cf", "Cs"):
             raise InvalidText(
                 f"{field} contains the invisible formatting character U+{ord(ch):04X} "
                 f"at position {pos}",

@@ -9,7 +9,8 @@ per-request access line adds ``status`` and ``duration_ms``.
 every logger (ours, uvicorn's, SQLAlchemy's, web3's): values of secret-looking
 fields (password, token, authorization, cookie, keys, phone numbers, contact
 details) are replaced, bearer tokens, JWTs, ``key=value`` secrets and mainland
-mobile numbers inside messages are masked. Log calls should not pass such
+mobile numbers and SQL parameters (in database errors and their tracebacks) inside
+messages are masked. Log calls should not pass such
 values in the first place; the filter is the net under them.
 
 This module must never log a request body, a header value or a client address.
@@ -76,6 +77,13 @@ _PHONE = re.compile(
 )
 # Credentials in URLs (postgresql://user:password@host, https://user:token@node).
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+):[^/\s@]+@")
+# SQL parameters in database errors: SQLAlchemy's "[parameters: {...}]" line (our engines
+# hide them, hide_parameters=True; others may not), and PostgreSQL's
+# "DETAIL:  Key (username)=(alice) already exists." and "Failing row contains (...)".
+# The values are people's data.
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*\]")
+_SQL_KEY_DETAIL = re.compile(r"(\bKey \([^)\n]*\)=\()[^\n]*?(\) (?:already exists|is not present))")
+_SQL_ROW_DETAIL = re.compile(r"(\bFailing row contains \()[^\n]*(\))")
 
 
 def is_secret_field(name: str) -> bool:
@@ -86,6 +94,9 @@ def is_secret_field(name: str) -> bool:
 def redact_text(text: str) -> str:
     """Mask secrets and phone numbers inside free text."""
     text = _URL_CREDENTIALS.sub(r"\1:" + REDACTED + "@", text)
+    text = _SQL_PARAMETERS.sub("[parameters: " + REDACTED + "]", text)
+    text = _SQL_KEY_DETAIL.sub(r"\1" + REDACTED + r"\2", text)
+    text = _SQL_ROW_DETAIL.sub(r"\1" + REDACTED + r"\2", text)
     text = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, text)
     text = _JWT.sub(REDACTED, text)
     text = _QUOTED_SECRET.sub(lambda m: m.group(1) + m.group(2) + REDACTED + m.group(2), text)

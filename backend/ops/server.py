@@ -22,6 +22,7 @@ from backend.db import Database
 from backend.ops import logs, metrics
 from backend.ops import workers as balanced
 from backend.ops.header_timeout import http_protocol
+from backend.privatefiles import private_dir
 
 MULTIPROC_SUBDIR = "metrics-multiproc"
 
@@ -79,7 +80,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     logs.configure_logging(settings)
     if workers > 1:
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         db = Database(settings.db_url)
         try:
             db.migrate()

@@ -20,6 +20,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from backend.inputs import WholeNumber
 from backend.ledger.status import AnchorStatus, WrittenRecord
 
 PledgeStatus = Literal["active", "withdrawn", "expired", "renewed"]
@@ -127,7 +128,7 @@ class PledgeCreate(_Input):
         max_length=64,
         description="optional; if given it must be the logged-in merchant's own code",
     )
-    template_version: int = PField(ge=1, le=10_000)
+    template_version: WholeNumber = PField(ge=1, le=10_000)
     items: list[str] = PField(max_length=ITEMS_MAX, description="accepted item codes")
     extra_commitments: str | None = PField(default=None, max_length=EXTRA_MAX)
     valid_from: date | None = PField(default=None, description="must be today (Asia/Shanghai)")
@@ -146,7 +147,7 @@ class PledgeCreate(_Input):
 class PledgeDraft(_Input):
     """What a merchant's wallet signs: the same fields as :class:`PledgeCreate`."""
 
-    template_version: int = PField(ge=1, le=10_000)
+    template_version: WholeNumber = PField(ge=1, le=10_000)
     items: list[str] = PField(max_length=ITEMS_MAX)
     extra_commitments: str | None = PField(default=None, max_length=EXTRA_MAX)
     valid_from: date | None = None

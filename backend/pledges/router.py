@@ -164,10 +164,22 @@ def sign_svg(ctx: CtxDep, session: ReadSessionDep, uscc: str) -> Response:
 
 @pages.get("/merchants/{uscc}/sign.pdf", response_class=Response)
 def sign_pdf(ctx: CtxDep, session: ReadSessionDep, uscc: str) -> Response:
-    """The printable pledge sign (A4, PDF with an embedded CJK font)."""
+    """The printable pledge sign (A4, PDF with an embedded CJK font). When no CJK font
+    loads on the server, the same sign as SVG (``image/svg+xml``) with a note saying so."""
     data = service.sign_data(session, settings=ctx.settings, uscc=uscc, today=_today())
+    try:
+        pdf = signs.render_pdf(data)
+    except signs.PdfUnavailable:
+        return Response(
+            signs.render_svg(data, note=signs.PDF_NOTE),
+            media_type="image/svg+xml; charset=utf-8",
+            headers={
+                **_SVG_HEADERS,
+                "Content-Disposition": f'inline; filename="pledge-sign-{data.uscc}.svg"',
+            },
+        )
     return Response(
-        signs.render_pdf(data),
+        pdf,
         media_type="application/pdf",
         headers={
             "X-Content-Type-Options": "nosniff",

@@ -40,6 +40,7 @@ from backend.accounts.service import (
 )
 from backend.config import Settings
 from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.inputs import validate_horizon
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import written
 from backend.ledger.write import write
@@ -592,6 +593,7 @@ def demonstration(
                 raise InvalidDemonstrationAction(
                     f"valid_until (exclusive) must be after today ({today}); got {valid_until}"
                 )
+            validate_horizon(valid_until, field="valid_until", today=today)
             if session.get(MerchantVerification, merchant.uscc) is None:
                 raise MerchantNotVerified(
                     f"merchant {merchant.uscc} is not verified (未核验); verify it first"

@@ -3,10 +3,13 @@
 One layout (A4 portrait, millimetres) feeds both renderers; only the text
 measure differs (an estimate for SVG, the embedded font's metrics for PDF).
 The SVG comes from a Jinja template with autoescaping, so a merchant name
-such as ``<script>`` prints as text. The PDF embeds a CJK TrueType font from
-the machine's packages (fonts-wqy-zenhei, installed by scripts/setup.sh);
-without one it falls back to reportlab's built-in STSong-Light CID font,
-which a PDF viewer supplies itself, and says so in the log.
+such as ``<script>`` prints as text. The PDF embeds the first CJK font of
+:data:`FONT_CANDIDATES` that reportlab loads (it takes TrueType outlines only:
+Noto Sans CJK, Debian's default CJK font, has PostScript outlines and is
+refused, so it is passed over); without one it falls back to reportlab's
+built-in STSong-Light CID font, which a PDF viewer supplies itself, and says so
+in the log. If even that fails, :func:`render_pdf` raises :class:`PdfUnavailable`
+and the sign is served as SVG with a note saying why: never an error.
 
 The QR code links to the merchant's public page.
 """
@@ -33,10 +36,15 @@ MARGIN = 18.0
 RED = "#c8102e"
 INK = "#1a1a1a"
 GREY = "#555555"
+# (file, index in a collection), in order of preference; Debian package names in comments.
 FONT_CANDIDATES = (
-    (Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), 0),
+    (Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), 0),  # fonts-wqy-zenhei
+    (Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"), 0),  # fonts-wqy-microhei
+    (Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"), 0),  # fonts-droid-fallback
+    (Path("/usr/share/fonts/truetype/arphic/uming.ttc"), 0),  # fonts-arphic-uming
+    (Path("/usr/share/fonts/truetype/arphic/ukai.ttc"), 0),  # fonts-arphic-ukai
+    # fonts-noto-cjk: PostScript (CFF) outlines, which reportlab cannot embed today.
     (Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"), 2),
-    (Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"), 0),
 )
 CID_FALLBACK = "STSong-Light"
 SVG_FONT_FAMILY = (
@@ -210,11 +218,18 @@ def _qr_path(matrix: list[list[bool]]) -> str:
     return "".join(parts)
 
 
-def render_svg(sign: SignData) -> str:
+PDF_NOTE = "PDF 版暂不可用（服务器缺少可嵌入的中文字体），此为同样内容的 SVG 版，可直接打印"
+
+
+def render_svg(sign: SignData, *, note: str | None = None) -> str:
+    """The sign as SVG; ``note`` is printed small at the top (why this is not a PDF)."""
     lay = layout(sign, estimate_width)
     modules = len(lay.qr)
     return _env.get_template("sign_template.svg").render(
         sign=sign,
+        note=note,
+        note_y=20,
+        center=PAGE_W / 2,
         lines=lay.lines,
         width=PAGE_W,
         height=PAGE_H,
@@ -230,44 +245,75 @@ def render_svg(sign: SignData) -> str:
 
 # --- PDF ----------------------------------------------------------------------------
 
+class PdfUnavailable(Exception):
+    """No font could be loaded (or reportlab failed): the sign is served as SVG instead."""
+
+
 _font_lock = threading.Lock()
 _font_name: str | None = None
+_font_failure: str | None = None
 
 
 def pdf_font() -> str:
-    """Register (once) and name the CJK font the PDF uses."""
-    global _font_name
+    """Register (once) and name the CJK font the PDF uses: the first candidate that
+    loads, else the CID font; :class:`PdfUnavailable` if none does."""
+    global _font_name, _font_failure
     with _font_lock:
         if _font_name is not None:
             return _font_name
+        if _font_failure is not None:
+            raise PdfUnavailable(_font_failure)
         from reportlab.pdfbase import pdfmetrics
         from reportlab.pdfbase.cidfonts import UnicodeCIDFont
         from reportlab.pdfbase.ttfonts import TTFont
 
+        refused: list[str] = []
         for path, index in FONT_CANDIDATES:
-            if path.exists():
-                name = "HM-CJK"
+            if not path.exists():
+                continue
+            name = "HM-CJK"
+            try:
                 pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=index))
-                _font_name = name
-                return name
+            except Exception as exc:  # noqa: BLE001 - reportlab raises several kinds
+                log.info("pledge-sign PDFs cannot use %s: %s", path, exc)
+                refused.append(f"{path.name} ({exc})")
+                continue
+            _font_name = name
+            return name
         log.warning(
-            "no CJK TrueType font found (%s); pledge-sign PDFs use the non-embedded %s "
+            "no CJK TrueType font loads (%s); pledge-sign PDFs use the non-embedded %s "
             "font; install fonts-wqy-zenhei (scripts/setup.sh --system) to embed one",
-            ", ".join(str(p) for p, _ in FONT_CANDIDATES),
+            "; ".join(refused) or "none of " + ", ".join(str(p) for p, _ in FONT_CANDIDATES),
             CID_FALLBACK,
         )
-        pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK))
+        try:
+            pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK))
+        except Exception as exc:  # noqa: BLE001
+            _font_failure = (
+                f"no CJK font loads (the built-in {CID_FALLBACK} either: {exc}); install "
+                "fonts-wqy-zenhei"
+            )
+            log.error("pledge-sign PDFs are unavailable: %s", _font_failure)
+            raise PdfUnavailable(_font_failure) from None
         _font_name = CID_FALLBACK
         return _font_name
 
 
 def render_pdf(sign: SignData) -> bytes:
+    """The sign as PDF; :class:`PdfUnavailable` when no font loads or reportlab fails."""
+    font = pdf_font()
+    try:
+        return _render_pdf(sign, font)
+    except Exception as exc:
+        log.exception("pledge sign PDF for %s failed", sign.uscc)
+        raise PdfUnavailable(f"the PDF could not be made ({type(exc).__name__})") from None
+
+
+def _render_pdf(sign: SignData, font: str) -> bytes:
     from reportlab.lib.colors import HexColor
     from reportlab.lib.units import mm
     from reportlab.pdfbase.pdfmetrics import stringWidth
     from reportlab.pdfgen import canvas
-
-    font = pdf_font()
 
     def measure(text: str, size: float) -> float:
         return float(stringWidth(text, font, size * mm)) / mm

@@ -22,6 +22,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from backend.inputs import WholeNumber
 from backend.ledger.status import AnchorStatus
 from backend.merchants.reference import ABNORMAL_LIST_REASONS, SPOT_CHECK_RESULTS
 
@@ -223,7 +224,7 @@ class PenaltyInput(_Correctable):
     decision_no: Text200 = PField(description="决定书文号")
     decided_on: IsoDate
     authority: Text200
-    amount_fen: int = PField(ge=0, le=10**13, description="fine in fen (0 if none)")
+    amount_fen: WholeNumber = PField(ge=0, le=10**13, description="fine in fen (0 if none)")
     lower_amount: Bool | None = PField(
         default=None,
         description="较低数额罚款; default: from amount_fen and the policy in force (a person = "

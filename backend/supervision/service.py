@@ -12,7 +12,8 @@ merchant's re-rating (:func:`backend.credit.service.prepare_rerate`).
   updated: both versions stay in the log and in this table.
 - Every date of an outcome lies on or after :data:`EARLIEST_DATE` (an earlier one
   is a typo, e.g. 0001-01-01); dates of legal effect may not lie in the future, an
-  instrument's ``valid_until`` may. :func:`validate_date` is the one check.
+  instrument's ``valid_until`` may, up to 50 years ahead (``backend/inputs.py``).
+  :func:`validate_date` is the one check.
 - A spot check's ``draw_id`` names a revealed draw that selected its merchant
   (``backend/inspections``), looked up once per batch.
 - A bulk file is validated as a whole (each row against the database *and* the
@@ -34,6 +35,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
@@ -44,6 +46,7 @@ from backend.context import AppContext
 from backend.credit import service as credit
 from backend.errors import Conflict, DomainError, NotFound, PayloadTooLarge, ValidationFailed
 from backend.groupcommit import GroupCommit
+from backend.inputs import validate_horizon
 from backend.inspections import draws as inspection_draws
 from backend.inspections.models import Draw, DrawAssignment
 from backend.ledger import log
@@ -332,7 +335,9 @@ def _text(value: str, name: str, max_len: int, *, multiline: bool = False) -> st
 def validate_date(d: date, name: str, today: date, *, may_be_future: bool = False) -> str:
     """The one check of an outcome's date ``name``: not before :data:`EARLIEST_DATE`
     and, unless ``may_be_future`` (an instrument's ``valid_until``), not after
-    ``today``. Returns the date as the record writes it."""
+    ``today``; a future date at most :data:`backend.inputs.HORIZON_YEARS` ahead.
+    Returns the date as the record writes it."""
+    validate_horizon(d, field=name, today=today)
     if d < EARLIEST_DATE:
         raise DateTooEarly(
             f"{name} {d} is before {EARLIEST_DATE}, the earliest date an outcome may have; "
@@ -1373,7 +1378,9 @@ def review_complaint(
     p = require_role(principal, *WRITER_ROLES)
     now = now or utcnow()
     today = today_shanghai(now)
-    c = session.get(Complaint, complaint_id)
+    # Locked (PostgreSQL; SQLite's write transaction is exclusive already): concurrent
+    # reviews of one complaint take turns, and the later ones find the review.
+    c = session.get(Complaint, complaint_id, with_for_update=True)
     if c is None:
         raise ComplaintNotFound(f"no complaint {complaint_id}")
     if session.get(ComplaintReview, complaint_id) is not None:
@@ -1406,6 +1413,15 @@ def review_complaint(
         record_id=rec.record_id if rec else None,
     )
     session.add(review)
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent review of the same complaint committed first (its key exists):
+        # nothing of this one is written, the record appended above included.
+        session.rollback()
+        raise ComplaintAlreadyReviewed(
+            f"complaint {complaint_id} has already been reviewed"
+        ) from None
     session.commit()
     private = _complaint_private(c, review)
     return ComplaintReviewed(

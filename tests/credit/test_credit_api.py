@@ -88,6 +88,8 @@ class TestPolicy:
         past = today_shanghai() - timedelta(days=1)
         cases = [
             ({**doc, "version": 2, "effective_from": past.isoformat()}, 422, "PolicyBackdated"),
+            # A policy taking effect in year 9999 was accepted (issue 15).
+            ({**doc, "version": 2, "effective_from": "9999-12-31"}, 422, "DateBeyondHorizon"),
             ({**doc, "version": 5, "effective_from": today_shanghai().isoformat()}, 409,
              "PolicyVersionConflict"),
             ({**doc, "version": 2, "effective_from": today_shanghai().isoformat(),

@@ -69,6 +69,12 @@ class TestCreateDraw:
             ({"inspector_regions": ["511921"]}, 422, "NotEnoughInspectors"),
             ({"rates_bp": {"A": 10001, "B": 0, "C": 0, "D": 0}}, 422, "ValidationFailed"),
             ({"planned_end": "2020-01-01"}, 422, "InvalidDraw"),
+            # Issue 15: booleans are not numbers (true was 1 basis point, item 1).
+            ({"rates_bp": {"A": True, "B": 0, "C": 0, "D": 0}}, 422, "ValidationFailed"),
+            ({"item_id": True}, 422, "ValidationFailed"),
+            # Issue 15: year 9999 overflowed the period check (500).
+            ({"planned_start": "9999-12-30", "planned_end": "9999-12-31"}, 422,
+             "DateBeyondHorizon"),
         ],
     )
     def test_refused_inputs_write_nothing(

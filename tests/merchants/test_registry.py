@@ -164,13 +164,28 @@ class TestRegister:
         ok = client.post("/api/merchants", json=factories.merchant_body(**{field: "巴" * limit}))
         assert ok.status_code == 201
 
-    @pytest.mark.parametrize("bad", ["\x00", "\x1b[31m", "\n", "\u202e", "\x7f"])
+    # (A NUL is refused for every request before any field is read: tests/ops/test_nul.py.)
+    @pytest.mark.parametrize("bad", ["\x01", "\x1b[31m", "\n", "\u202e", "\x7f"])
     def test_control_characters_refused(self, client: TestClient, bad: str) -> None:
         resp = client.post("/api/merchants", json=factories.merchant_body(name=f"好又多{bad}超市"))
         assert resp.status_code == 422
         assert resp.json()["error"] == "InvalidText"
         assert resp.json()["field"] == "name"
         assert "position 4" in resp.json()["detail"]
+
+    # Issue 15 (L7): zero-width and direction marks were accepted: every Cf format
+    # character (zero-width space, RLM/LRM, BOM, soft hyphen, ALM, word joiner, tags).
+    @pytest.mark.parametrize(
+        "bad", ["\u200b", "\u200f", "\u200e", "\ufeff", "\u00ad", "\u061c", "\u2060",
+                "\u200c", "\u200d", "\U000e0041"]
+    )
+    def test_invisible_format_characters_refused(self, client: TestClient, bad: str) -> None:
+        for field in ("name", "address", "contact_person"):
+            body = factories.merchant_body(**{field: f"好又多{bad}超市"})
+            resp = client.post("/api/merchants", json=body)
+            assert (resp.status_code, resp.json()["error"]) == (422, "InvalidText"), resp.text
+            assert resp.json()["field"] == field
+            assert f"U+{ord(bad):04X} at position 4" in resp.json()["detail"]
 
     def test_blank_name_refused(self, client: TestClient) -> None:
         resp = client.post("/api/merchants", json=factories.merchant_body(name="   "))
@@ -295,7 +310,8 @@ class TestSearch:
             ({"sector": "spa"}, "UnknownSector"),
             ({"tier": "E"}, "InvalidTier"),
             ({"limit": 1000}, "ValidationFailed"),
-            ({"q": "x\x00"}, "InvalidText"),
+            ({"q": "x\x07"}, "InvalidText"),
+            ({"q": "x\x00"}, "NulCharacter"),  # refused for every request (ops/nul.py)
         ]:
             resp = client.get("/api/merchants", params=params)
             assert resp.status_code == 422, params

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from backend.app import create_app
 from backend.ops import logs
@@ -147,6 +148,62 @@ class TestRedaction:
     )
     def test_ordinary_numbers_and_hashes_stay(self, text: str) -> None:
         assert logs.redact_text(text) == text
+
+
+SQL_SECRET = "老王家的秘密地址-甲"
+
+
+class TestSqlParameters:
+    """Issue 15 (Info): SQL parameters (names, contacts, password hashes) appeared in
+    logged tracebacks."""
+
+    @pytest.mark.parametrize(
+        "db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+    )
+    def test_a_failed_statement_logs_no_parameters(
+        self, tmp_path: Path, captured: io.StringIO, db: str, request: pytest.FixtureRequest
+    ) -> None:
+        over: dict[str, Any] = {"anchor_enabled": False, "rerate_enabled": False}
+        if db == "postgresql":
+            over["database_url"] = request.getfixturevalue("postgres_url")
+        app = create_app(make_settings(tmp_path / "data", **over))
+
+        @app.post("/api/test-failing-insert")
+        def failing() -> None:
+            # A real statement the database refuses (NOT NULL columns missing).
+            with app.state.ctx.db.session() as s:
+                s.execute(text("INSERT INTO merchant (uscc, address) VALUES (:u, :a)"),
+                          {"u": "91511902MA62Q3T556", "a": SQL_SECRET})
+
+        with TestClient(app, raise_server_exceptions=False) as client:
+            resp = client.post("/api/test-failing-insert")
+        assert (resp.status_code, resp.json()["error"]) == (500, "InternalError")
+        out = captured.getvalue()
+        assert "INSERT INTO merchant" in out  # the traceback was logged...
+        assert SQL_SECRET not in out  # ...without the values
+
+    def test_parameters_in_any_logged_text_are_redacted(self) -> None:
+        from sqlalchemy import create_engine
+
+        engine = create_engine("sqlite://")  # a plain engine, parameters shown in errors
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("CREATE TABLE t (a TEXT NOT NULL, b TEXT NOT NULL)"))
+                conn.execute(text("INSERT INTO t (a) VALUES (:a)"), {"a": SQL_SECRET})
+        except Exception as exc:  # noqa: BLE001
+            message = str(exc)
+        finally:
+            engine.dispose()
+        assert SQL_SECRET in message
+        assert SQL_SECRET not in logs.redact_text(message)
+        assert "[parameters: [REDACTED]]" in logs.redact_text(message)
+        detail = (
+            'duplicate key value violates unique constraint "account_username_key"\n'
+            "DETAIL:  Key (username)=(wang.secret) already exists."
+        )
+        assert "wang.secret" not in logs.redact_text(detail)
+        row = "DETAIL:  Failing row contains (91511902MA62Q3T556, null, 老王, 139)."
+        assert logs.redact_text(row) == "DETAIL:  Failing row contains ([REDACTED])."
 
 
 @pytest.mark.slow

@@ -139,6 +139,30 @@ class TestToken:
             assert ok.status_code == 200 and "hm_log_tree_size" in ok.text
 
 
+    @pytest.mark.parametrize(
+        ("env", "token", "warned"),
+        [("production", None, True), ("production", "scrape-token-0123456789", False),
+         ("development", None, False)],
+    )
+    def test_public_metrics_are_announced_at_start_in_production(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture, env: str, token: str | None,
+        warned: bool,
+    ) -> None:
+        # Issue 15 (Info): /metrics is public unless HM_METRICS_TOKEN is set.
+        settings = make_settings(
+            tmp_path / "data", env=env, metrics_token=token, anchor_enabled=False,
+            rerate_enabled=False, database_url=f"sqlite:///{tmp_path}/hm.sqlite3",
+            secret_key="p" * 40,
+        )
+        with caplog.at_level("WARNING"), TestClient(create_app(settings)) as client:
+            assert client.get("/healthz").status_code == 200
+        loud = [r for r in caplog.records
+                if r.levelname == "WARNING" and "GET /metrics is public" in r.getMessage()]
+        assert len(loud) == (1 if warned else 0)
+        if warned:
+            assert "HM_METRICS_TOKEN" in loud[0].getMessage()
+
+
 class TestServe:
     def test_several_workers_need_a_node(self, tmp_path: Path) -> None:
         embedded = make_settings(tmp_path / "data")

@@ -106,6 +106,32 @@ class TestDemonstration:
         )
         assert resp.status_code == 422
 
+    @pytest.mark.parametrize("via", ["demonstration", "supervision"])
+    def test_an_award_ends_within_the_horizon(
+        self, client: TestClient, regulator: dict[str, str], via: str
+    ) -> None:
+        # Issue 15 (L7): an award valid until 9999-12-31 was accepted.
+        m = pledged_verified(client, regulator)
+        today = shanghai_date(datetime.now(UTC))
+
+        def give(valid_until: str) -> Any:
+            if via == "demonstration":
+                return award(client, regulator, m["uscc"], valid_until=valid_until)
+            return client.post(
+                "/api/supervision/records",
+                json={"kind": "demonstration", "uscc": m["uscc"], "action": "award",
+                      "valid_until": valid_until},
+                headers=regulator,
+            )
+
+        for endless in ("9999-12-31", add_months(today, 50 * 12 + 1).isoformat()):
+            resp = give(endless)
+            assert (resp.status_code, resp.json()["error"]) == (422, "DateBeyondHorizon")
+            assert f"valid_until {endless}" in resp.json()["detail"]
+        assert client.get(f"/api/merchants/{m['uscc']}").json()["demonstration"] is None
+        resp = give(add_months(today, 50 * 12).isoformat())  # the horizon itself is allowed
+        assert resp.status_code == 201, resp.text
+
     def test_expires_by_date(
         self, client: TestClient, regulator: dict[str, str], monkeypatch: pytest.MonkeyPatch
     ) -> None:

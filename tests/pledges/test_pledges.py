@@ -128,6 +128,15 @@ class TestMakePledge:
         assert resp.status_code == 422
         assert resp.json()["error"] == "UnknownPledgeTemplate"
 
+    def test_template_version_is_a_whole_number(self, client: TestClient) -> None:
+        # Issue 15: `true` was taken as version 1.
+        _, headers = factories.merchant_with_login(client)
+        resp = client.post(
+            "/api/pledges", json=factories.pledge_body(template_version=True), headers=headers
+        )
+        assert (resp.status_code, resp.json()["error"]) == (422, "ValidationFailed")
+        assert "template_version" in resp.json()["detail"]
+
     def test_custom_validity(self, client: TestClient) -> None:
         _, headers = factories.merchant_with_login(client)
         until = (today() + timedelta(days=200)).isoformat()
@@ -153,7 +162,7 @@ class TestMakePledge:
         text = unicodedata.normalize("NFD", "第一条：café\n第二条：秤准")
         p = factories.make_pledge(client, headers=headers, extra_commitments=text)
         assert p["extra_commitments"] == unicodedata.normalize("NFC", text)
-        bad = factories.pledge_body(extra_commitments="好\x00")
+        bad = factories.pledge_body(extra_commitments="好\x1b")
         resp = client.post("/api/pledges", json=bad, headers=headers)
         assert resp.status_code == 422
         assert resp.json()["error"] == "InvalidText"

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from backend.pledges import signs
 from tests import factories
+from tests.conftest import require
 from tests.pledges.pdftext import pdf_text
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -125,3 +126,54 @@ def test_pdf_falls_back_to_the_builtin_cid_font(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(signs, "_font_name", None)
     assert signs.pdf_font() == signs.CID_FALLBACK
     assert signs.render_pdf(_sign_data()).startswith(b"%PDF-")
+
+
+# --- fonts (issue 15, L1): with Debian's default CJK font, Noto Sans CJK, which reportlab
+# refuses (PostScript outlines), sign.pdf was 500 for every merchant.
+
+NOTO = (Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"), 2)
+WQY = (Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), 0)
+
+
+def _fonts(monkeypatch: pytest.MonkeyPatch, *candidates: tuple[Path, int]) -> None:
+    for path, _ in candidates:
+        require(path.exists(), f"{path} is not installed (scripts/setup.sh --system)")
+    monkeypatch.setattr(signs, "FONT_CANDIDATES", candidates)
+    monkeypatch.setattr(signs, "_font_name", None)
+    monkeypatch.setattr(signs, "_font_failure", None)
+
+
+def test_noto_alone_gives_a_pdf_with_the_builtin_font(
+    client: TestClient, pledged: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fonts(monkeypatch, NOTO)
+    resp = client.get(f"/merchants/{pledged['uscc']}/sign.pdf")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "application/pdf"
+    assert resp.content.startswith(b"%PDF-") and b"/STSong-Light" in resp.content
+
+
+def test_a_refused_font_is_passed_over_for_the_next(
+    client: TestClient, pledged: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fonts(monkeypatch, NOTO, WQY)
+    resp = client.get(f"/merchants/{pledged['uscc']}/sign.pdf")
+    assert resp.status_code == 200, resp.text
+    assert re.search(rb"/BaseFont /[A-Z]{6}\+WenQuanYiZenHei", resp.content)
+
+
+def test_no_font_at_all_serves_the_svg_with_a_note(
+    client: TestClient, pledged: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fonts(monkeypatch, NOTO)
+    monkeypatch.setattr(signs, "CID_FALLBACK", "NoSuchCIDFont-Light")  # a real load failure
+    for _ in range(2):  # the failure is remembered, and answered the same way
+        resp = client.get(f"/merchants/{pledged['uscc']}/sign.pdf")
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["content-type"].startswith("image/svg+xml")
+        assert "default-src 'none'" in resp.headers["content-security-policy"]
+        assert resp.headers["content-disposition"].endswith('.svg"')
+        root = ET.fromstring(resp.content)
+        texts = [t.text or "" for t in root.iter(f"{SVG_NS}text")]
+        assert signs.PDF_NOTE in texts
+        assert HOSTILE in "".join(texts)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from backend.app import create_app
 from backend.ledger.models import LogLeaf
+from backend.supervision.models import SupervisionRecord
 from tests import factories
+from tests.conftest import make_settings
 from tests.supervision import outcomes as o
 
 CONTACT = "13912345678 李四"
@@ -105,3 +115,45 @@ class TestComplaints:
         assert resp.status_code == 429
         assert resp.json()["error"] == "TooManyAttempts"
         assert resp.json()["retry_after_s"] > 0
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    over: dict[str, Any] = {"anchor_enabled": False}
+    if request.param == "postgresql":
+        over["database_url"] = request.getfixturevalue("postgres_url")
+    app = create_app(make_settings(tmp_path / "data", **over))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.mark.parametrize("outcome", ["verified", "rejected"])
+def test_concurrent_reviews_of_one_complaint_one_wins_the_rest_conflict(
+    db_client: TestClient, outcome: str
+) -> None:
+    """Issue 15 (L3): on PostgreSQL 47 of 60 concurrent reviews got 500, not 409."""
+    client = db_client
+    regulator = factories.create_staff(client, username="reg-l3", role="regulator")
+    uscc = factories.register(client)["uscc"]
+    c = submit(client, uscc)
+    n = 24
+    barrier = threading.Barrier(n)
+
+    def review(i: int) -> Any:
+        barrier.wait(60)
+        return client.post(
+            f"/api/complaints/{c['complaint_id']}/verification",
+            json={"outcome": outcome, "summary": f"第{i}次复核"},
+            headers=regulator,
+        )
+
+    with ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(review, range(n)))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [201] + [409] * (n - 1), [r.text for r in answers if r.status_code >= 500]
+    assert {r.json()["error"] for r in answers if r.status_code == 409} == {
+        "ComplaintAlreadyReviewed"
+    }
+    with client.app.state.ctx.db.read() as s:  # type: ignore[attr-defined]
+        kinds = s.execute(select(SupervisionRecord.kind)).scalars().all()
+    assert kinds == (["complaint_verified"] if outcome == "verified" else [])

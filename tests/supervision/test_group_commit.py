@@ -4,22 +4,29 @@ its own, and each is checked against those before it in the batch."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from backend.accounts.models import Account
 from backend.accounts.service import Principal
+from backend.app import create_app
 from backend.credit.models import MerchantRating
 from backend.errors import DomainError
 from backend.ledger import log
 from backend.supervision import service
-from backend.supervision.models import SupervisionInput, SupervisionRecord
+from backend.supervision.models import InstrumentInput, SupervisionInput, SupervisionRecord
 from tests import factories
+from tests.conftest import make_settings
 from tests.supervision import outcomes as o
 
 INPUT: TypeAdapter[Any] = TypeAdapter(SupervisionInput)
@@ -124,3 +131,120 @@ def test_concurrent_posts_are_all_written_once(
     indexes = sorted(w["leaf_index"] for w in written)
     assert indexes == list(range(before[0], before[0] + 48))
     assert count(client) == (before[0] + 48, before[1] + 48)
+
+
+# --- one bad item among concurrent writes (issue 15, M3) -----------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    """An app on SQLite, or on a fresh PostgreSQL database."""
+    over: dict[str, Any] = {"anchor_enabled": False}
+    if request.param == "postgresql":
+        over["database_url"] = request.getfixturevalue("postgres_url")
+    app = create_app(make_settings(tmp_path / "data", **over))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@contextmanager
+def writes_held(client: TestClient) -> Iterator[None]:
+    """Hold the log's write lock (a real transaction on the real database) while the body
+    runs, so the first write waits in its batch and every later one queues for the next."""
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    conn = ctx.db.engine.connect()
+    try:
+        with conn.begin():  # BEGIN IMMEDIATE on SQLite: the write lock itself
+            conn.execute(text("UPDATE log_head SET size = size WHERE id = 1"))  # row lock on PG
+            yield
+    finally:
+        conn.close()
+
+
+def queued(client: TestClient) -> int:
+    group = client.app.state.ctx._locals.get("supervision.group_commit")  # type: ignore[attr-defined]  # noqa: SLF001
+    return 0 if group is None else group._queue.qsize()  # noqa: SLF001
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_an_endless_valid_until_fails_alone_among_concurrent_writes(
+    db_client: TestClient,
+) -> None:
+    """The red team's case: an instrument valid until 9999-12-31 passed the schema, then
+    overflowed the rating inside the group commit, and the valid writes grouped with it
+    failed too (36 of 55 on SQLite). Now it is refused up front, alone."""
+    client = db_client
+    regulator = factories.create_staff(client, username="reg-m3", role="regulator")
+    usccs = [factories.register(client, name=f"并发商户{i}")["uscc"] for i in range(5)]
+    before = count(client)
+    n, bad_at = 24, 12
+    bad = o.instrument(uscc=usccs[0], valid_until=date(9999, 12, 31))
+
+    def post(i: int) -> Any:
+        body = bad if i == bad_at else o.spot_check(uscc=usccs[i % 5])
+        return client.post("/api/supervision/records", json=body, headers=regulator)
+
+    with ThreadPoolExecutor(n) as pool:
+        with writes_held(client):
+            first = pool.submit(post, 0)
+            wait_until(lambda: queued(client) == 0 and "supervision.group_commit"
+                       in client.app.state.ctx._locals, "the first write")  # type: ignore[attr-defined]  # noqa: SLF001
+            rest = {i: pool.submit(post, i) for i in range(1, n)}
+            # The bad one is refused before it reaches the queue: the others queue up.
+            wait_until(lambda: queued(client) >= n - 2, "the writes to queue")
+        answers = {0: first.result(120), **{i: f.result(120) for i, f in rest.items()}}
+    refused = answers.pop(bad_at)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "DateBeyondHorizon"
+    assert "valid_until 9999-12-31" in refused.json()["detail"]
+    failed = {i: r.text for i, r in answers.items() if r.status_code != 201}
+    assert failed == {}
+    assert count(client) == (before[0] + n - 1, before[1] + n - 1)
+
+
+def test_an_unexpected_failure_of_one_grouped_item_fails_only_that_item(
+    db_client: TestClient,
+) -> None:
+    """A failing item injected into the real group commit among valid concurrent writes:
+    its check raises TypeError (no DomainError); it alone fails, the others are written."""
+    client = db_client
+    regulator = factories.create_staff(client, username="reg-inject", role="regulator")
+    with client.app.state.ctx.db.read() as s:  # type: ignore[attr-defined]
+        acc = s.execute(select(Account).where(Account.username == "reg-inject")).scalar_one()
+        who = Principal(acc.id, acc.username, "regulator", None)  # type: ignore[arg-type]
+    usccs = [factories.register(client, name=f"注入商户{i}")["uscc"] for i in range(4)]
+    before = count(client)
+    # Built without validation, as no request could: a serial that is not text.
+    broken = InstrumentInput.model_construct(
+        kind="instrument", uscc=usccs[0], instrument_type="电子计价秤", serial=None,
+        certificate_no="JD-1", verified_on=o.days_ago(10), valid_until=o.days_ago(-300),
+        supersedes=None, correction_reason=None,
+    )
+    n = 16
+
+    def post(i: int) -> Any:
+        return client.post(
+            "/api/supervision/records", json=o.spot_check(uscc=usccs[i % 4]), headers=regulator
+        )
+
+    with ThreadPoolExecutor(n + 1) as pool:
+        with writes_held(client):
+            first = pool.submit(post, 0)
+            wait_until(lambda: "supervision.group_commit"
+                       in client.app.state.ctx._locals, "the first write")  # type: ignore[attr-defined]  # noqa: SLF001
+            group = client.app.state.ctx._locals["supervision.group_commit"]  # type: ignore[attr-defined]  # noqa: SLF001
+            rest = [pool.submit(post, i) for i in range(1, n // 2)]
+            injected = pool.submit(group.submit, (who, broken))
+            rest += [pool.submit(post, i) for i in range(n // 2, n)]
+            wait_until(lambda: queued(client) >= n, "the writes to queue")
+        answers = [first.result(120), *(f.result(120) for f in rest)]
+        with pytest.raises(TypeError):
+            injected.result(120)
+    assert [r.status_code for r in answers if r.status_code != 201] == []
+    assert count(client) == (before[0] + n, before[1] + n)

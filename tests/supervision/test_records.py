@@ -152,6 +152,24 @@ class TestCreate:
         o.post(client, o.instrument(uscc=uscc, verified_on=o.days_ago(1),
                                     valid_until=tomorrow + timedelta(days=365)), headers=regulator)
 
+    @pytest.mark.parametrize("amount", [True, False, 2000.0, "2e3", [1]])
+    def test_amount_fen_is_a_whole_number(
+        self, client: TestClient, regulator: dict[str, str], uscc: str, amount: Any
+    ) -> None:
+        # Issue 15 (L7): `"amount_fen": true` was stored as a fine of 1 fen.
+        before = tree_size(client)
+        body = {**o.penalty(uscc=uscc), "amount_fen": amount}
+        resp = client.post("/api/supervision/records", json=body, headers=regulator)
+        assert (resp.status_code, resp.json()["error"]) == (422, "ValidationFailed"), resp.text
+        assert "amount_fen" in resp.json()["detail"]
+        assert tree_size(client) == before
+
+    def test_amount_fen_may_be_digits_as_in_a_csv_cell(
+        self, client: TestClient, regulator: dict[str, str], uscc: str
+    ) -> None:
+        out = o.post(client, {**o.penalty(uscc=uscc), "amount_fen": "2000"}, headers=regulator)
+        assert envelope(client, out["record_id"])["body"]["amount_fen"] == 2000
+
     def test_instrument_valid_until_before_verified_on(
         self, client: TestClient, regulator: dict[str, str], uscc: str
     ) -> None:
