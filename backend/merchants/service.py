@@ -515,15 +515,15 @@ def register_merchant(
     validate_password(data.password, username=uscc)
 
     if principal is None:
-        key = ratelimit.registration_key(address)
-        ratelimit.check(
+        # Taken and committed before the hash: a concurrent burst cannot outrun it.
+        ratelimit.take(
             session,
-            key=key,
+            key=ratelimit.registration_key(address),
             limit=ratelimit.ADDRESS_REGISTRATION,
             now=now,
             what="registrations from this address",
-            count_all=True,
         )
+        session.commit()
     if session.get(Merchant, uscc) is not None:
         raise MerchantAlreadyRegistered(f"a merchant with credit code {uscc} is already registered")
     # Hash outside the write transaction: Argon2 takes a while, the lock should not.
@@ -572,10 +572,6 @@ def register_merchant(
         if wallet is not None:
             session.add(
                 MerchantWallet(uscc=uscc, address=wallet, bound_at=now, account_id=account.id)
-            )
-        if principal is None:
-            ratelimit.record(
-                session, keys=[ratelimit.registration_key(address)], now=now, succeeded=True
             )
         # A new merchant is rated from the start (the tier filter and pages need it).
         credit.rerate_merchant(

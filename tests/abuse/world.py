@@ -110,7 +110,7 @@ class World:
     def forget_limits(self) -> None:
         """Every request here comes from one address: reset the per-address limits."""
         with self.client.app.state.ctx.db.session() as s:  # type: ignore[attr-defined]
-            s.execute(text("DELETE FROM login_attempt"))
+            s.execute(text("DELETE FROM rate_limit"))
             s.commit()
 
     def new_merchant(self) -> str:
