@@ -5,12 +5,9 @@ and no unlimited guessing of the current password (L6)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
 from backend.accounts import ratelimit
@@ -21,25 +18,12 @@ from backend.accounts.ratelimit import (
     ADDRESS_REGISTRATION,
     TooManyAttempts,
 )
-from backend.app import create_app
 from backend.context import AppContext
 from backend.merchants import service as merchants
 from backend.merchants.models import MerchantCreate
 from tests import factories
-from tests.conftest import make_settings
 
 BURST = 40
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_db_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
-    """The app on SQLite or on PostgreSQL (the anchoring worker off)."""
-    # Enough password slots that an HTTP burst reaches the database all at once.
-    overrides: dict[str, Any] = {"anchor_enabled": False, "password_hash_concurrency": 64}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("postgres_url")
-    with TestClient(create_app(make_settings(tmp_path / "data", **overrides))) as c:
-        yield c
 
 
 def burst(n: int, attempt: Callable[[int], str]) -> list[str]:

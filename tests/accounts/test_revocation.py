@@ -42,7 +42,8 @@ class TestLogout:
         resp = me(client, bearer(cookie))
         assert resp.status_code == 401 and resp.json()["error"] == "InvalidToken"
 
-    def test_bearer_logout_revokes_only_that_token(self, client: TestClient) -> None:
+    def test_bearer_logout_revokes_only_that_token(self, any_db_client: TestClient) -> None:
+        client = any_db_client
         m = factories.register(client)
         first = factories.token(client, username=m["uscc"])
         second = factories.token(client, username=m["uscc"])
@@ -56,7 +57,10 @@ class TestLogout:
         # A revoked token cannot log itself out again, nor write.
         assert client.post("/api/auth/logout", headers=bearer(first)).status_code == 401
 
-    def test_logout_everywhere_ends_every_token_and_session(self, client: TestClient) -> None:
+    def test_logout_everywhere_ends_every_token_and_session(
+        self, any_db_client: TestClient
+    ) -> None:
+        client = any_db_client
         m = factories.register(client)
         tokens = [factories.token(client, username=m["uscc"]) for _ in range(2)]
         client.post(
