@@ -142,7 +142,11 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.post(
-    "/auth/login", status_code=303, response_class=RedirectResponse, dependencies=[PasswordWork]
+    "/auth/login",
+    status_code=303,
+    response_class=RedirectResponse,
+    dependencies=[PasswordWork],
+    responses=error_responses(503),
 )
 def login_form(
     ctx: CtxDep,
