@@ -146,4 +146,9 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
 
 
     routes.install(app)
+
+    from backend.accounts.deps import install_authentication_first
+
+    # After every other handler: it wraps the validation handler there is then.
+    install_authentication_first(app)
     return app

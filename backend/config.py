@@ -53,6 +53,11 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
     token_ttl_s: int = Field(default=8 * 3600, ge=60)
+    # Requests that hash a password (login, registration, password change; Argon2, 64 MiB
+    # each) run this many at a time per process; the others wait on the event loop if
+    # their turn is expected within 10 s, else 503 ServerBusy with Retry-After at once
+    # (backend/accounts/deps.py).
+    password_hash_concurrency: int = Field(default=2, ge=1)
     demo_on_first_start: bool = True
     public_base_url: str | None = Field(
         default=None,

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from backend.accounts import service as accounts
-from backend.accounts.deps import client_address, set_session_cookie
+from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.accounts.models import Account
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import areas, service, web
@@ -293,7 +293,7 @@ def register_page(request: Request, user: PageUser) -> Response:
     return _register_form(request, {k: "" for k in REGISTER_FIELDS}, None)
 
 
-@pages.post("/register", response_class=HTMLResponse)
+@pages.post("/register", response_class=HTMLResponse, dependencies=[PasswordWork])
 def register_submit(
     request: Request,
     ctx: CtxDep,

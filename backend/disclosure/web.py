@@ -363,6 +363,8 @@ FRIENDLY = {
     "FormExpired": "表单已过期，请刷新页面后重新提交。",
     "RateLimited": "尝试次数过多，请稍后再试。",
     "TooManyAttempts": "尝试次数过多，请稍后再试。",
+    "ServerBusy": "同时登录和注册的人较多，请稍后再试。",
+    "DatabaseBusy": "系统正忙，请稍后再试。",
     "PledgeItemsInvalid": "承诺事项不完整：必选事项都要勾选。",
     "RecordNotFound": "没有找到这条记录。",
     "RecordNotAnchored": "这条记录尚未锚定到区块链，下一个检查点锚定后即可验证。",

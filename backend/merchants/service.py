@@ -512,15 +512,15 @@ def register_merchant(
     validate_password(data.password, username=uscc)
 
     if principal is None:
-        key = ratelimit.registration_key(address)
-        ratelimit.check(
+        # Taken and committed before the hash: a concurrent burst cannot outrun it.
+        ratelimit.take(
             session,
-            key=key,
+            key=ratelimit.registration_key(address),
             limit=ratelimit.ADDRESS_REGISTRATION,
             now=now,
             what="registrations from this address",
-            count_all=True,
         )
+        session.commit()
     if session.get(Merchant, uscc) is not None:
         raise MerchantAlreadyRegistered(f"a merchant with credit code {uscc} is already registered")
     # Hash outside the write transaction: Argon2 takes a while, the lock should not.
@@ -575,10 +575,6 @@ def register_merchant(
             merchant_uscc=uscc,
             now=now,
         )
-        if principal is None:
-            ratelimit.record(
-                session, keys=[ratelimit.registration_key(address)], now=now, succeeded=True
-            )
         session.commit()
     except IntegrityError:
         session.rollback()

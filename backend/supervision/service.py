@@ -1280,14 +1280,13 @@ def submit_complaint(
 ) -> ComplaintReceived:
     """Anyone may complain, anonymously too; limited per client address."""
     now = now or utcnow()
-    key = complaint_key(address)
-    ratelimit.check(
+    # Taken atomically; committed (or rolled back) with the complaint.
+    ratelimit.take(
         session,
-        key=key,
+        key=complaint_key(address),
         limit=COMPLAINTS_PER_ADDRESS,
         now=now,
         what="complaints from this address",
-        count_all=True,
     )
     code = parse_uscc(data.uscc)
     if session.get(Merchant, code) is None:
@@ -1307,7 +1306,6 @@ def submit_complaint(
         account_id=principal.account_id if principal is not None else None,
     )
     session.add(complaint)
-    ratelimit.record(session, keys=[key], now=now, succeeded=True)
     session.commit()
     return ComplaintReceived(complaint_id=complaint.id, uscc=code, submitted_at=now)
 
