@@ -39,7 +39,8 @@ LAYERS: dict[str, int] = {
     "demo": 8,
     "app": 9,
 }
-CORE_MODULES = {"config", "db", "errors", "timeutil", "uscc", "asyncreads", "background",
+CORE_MODULES = {"config", "db", "errors", "timeutil", "uscc", "inputs", "csvsafe",
+                "privatefiles", "asyncreads", "background",
                 "groupcommit"}
 # Core infrastructure that lives beside the server code in backend/ops.
 CORE_OPS = {"backend.ops.metrics", "backend.ops.logs"}
