@@ -15,16 +15,15 @@ Two mechanisms, so that one failing does not leave an orphan:
   restarts workers from its main thread).
 - Everywhere, a watcher thread waits on the parent: multiprocessing's sentinel
   (a pipe the parent holds open; it reads as closed when the parent dies), else
-  a poll of ``getppid()``. When the parent is gone it sends the same signal to
-  the process itself, and ends the process outright if that has not done so
-  within ``grace_s``.
+  a poll of ``getppid()`` (a process not started by multiprocessing). When the
+  parent is gone it sends the same signal to the process itself, and ends the
+  process outright if that has not done so within ``grace_s``.
 
 This module must never signal any process but the one it runs in.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -55,10 +54,6 @@ def set_pdeathsig(signum: int) -> bool:
     return True
 
 
-def _parent_gone(parent_pid: int) -> bool:
-    return os.getppid() != parent_pid
-
-
 def exit_with_parent(
     *,
     signum: int = signal.SIGTERM,
@@ -72,20 +67,29 @@ def exit_with_parent(
     main process of a session, whose parent is a shell or init).
     """
     parent = multiprocessing.parent_process()
-    parent_pid = parent.pid if parent is not None and parent.pid else os.getppid()
+    parent_pid = os.getppid()
     if parent is None and parent_pid <= 1:
         return None
     if pdeathsig:
         set_pdeathsig(signum)
+    # multiprocessing's sentinel is the read end of a pipe whose write end only the
+    # process that started this one holds: it reads as closed when that process dies
+    # (also when a fork server stands between them, whose pid getppid() would give).
     sentinel = parent.sentinel if parent is not None else None
 
-    def watch() -> None:
+    def parent_gone() -> None:
         if sentinel is not None:
-            with contextlib.suppress(OSError, ValueError):
+            try:
                 wait([sentinel])
-        while not _parent_gone(parent_pid):
+                return
+            except (OSError, ValueError):
+                pass
+        while os.getppid() == parent_pid:
             time.sleep(POLL_S)
-        logger.warning("parent process %d is gone: this process %d ends", parent_pid, os.getpid())
+
+    def watch() -> None:
+        parent_gone()
+        logger.warning("parent process is gone: this process %d ends", os.getpid())
         os.kill(os.getpid(), signum)
         time.sleep(grace_s)
         os._exit(1)

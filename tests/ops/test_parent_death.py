@@ -156,3 +156,63 @@ def test_workers_exit_when_the_parent_is_killed(anvil: AnvilNode, tmp_path: Path
         for w in workers:
             if alive(w):
                 os.kill(w, signal.SIGKILL)
+
+
+def descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            except OSError:
+                continue
+            if int(ppid) == parent and state != "Z" and int(entry.name) not in out:
+                out.add(int(entry.name))
+                todo.append(int(entry.name))
+    return out
+
+
+@pytest.mark.slow
+def test_read_workers_exit_when_the_service_is_killed(tmp_path: Path) -> None:
+    """The embedded chain's /rpc read workers (and their fork server) follow the service."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HM_", "PROMETHEUS_"))}
+    env.update(
+        HM_ENV="test",
+        HM_DATA_DIR=str(tmp_path / "data"),
+        HM_DEMO_ON_FIRST_START="false",
+        HM_SECRET_KEY="test-secret-key-0123456789abcdef0123456789",
+        HM_RERATE_ENABLED="false",
+    )
+    port = free_port()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    children: set[int] = set()
+    try:
+        wait_for_port(port, timeout=90)
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
+        resp = httpx.post(f"http://127.0.0.1:{port}/rpc", json=body, timeout=120)
+        assert resp.json()["result"], resp.text
+        # The fork server and the read workers it forked (and multiprocessing's helpers).
+        children = descendants(service.pid)
+        assert len(children) >= 3, children
+        service.send_signal(signal.SIGKILL)
+        service.wait(10)
+        wait_until(
+            lambda: not any(alive(p) for p in children),
+            timeout=15,
+            what=f"processes {sorted(children)} to exit after the service was killed",
+        )
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+        for p in children:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
