@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     rpc_read_workers: int = Field(default=2, ge=1, le=64)
     rpc_call_timeout_s: float = Field(default=5.0, gt=0, le=600)
     rpc_gas_cap: int = Field(default=5_000_000, ge=100_000)
+    # GET /readyz answers within this many seconds: a check with no answer by then
+    # (a hung ledger node or database) reports "down" instead of holding the probe.
+    readyz_timeout_s: float = Field(default=2.0, gt=0, le=60)
     # Merchant lookups are served from views kept in the database (backend/merchants/
     # views.py); every this many seconds one worker rebuilds those gone stale. 0: never
     # in the background (each is then rebuilt by the first lookup that finds it stale).
