@@ -23,6 +23,7 @@ read-only), and must never run a public read in the serving process.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sqlite3
 import threading
@@ -38,8 +39,12 @@ from typing import Any
 logger = logging.getLogger("honest_metering.rpc")
 
 # Requests (single or batch) admitted per read worker at once, running or queued;
-# more are refused at once with 503 rather than left to wait.
-QUEUE_PER_WORKER = 4
+# more are refused at once with 503 rather than left to wait (so a call waits for at
+# most about one other call's time limit before it runs).
+QUEUE_PER_WORKER = 2
+# Read workers run at a lower CPU priority than the service (nice(2) increment): on a
+# small machine, the anchoring worker and draws get the CPU before public reads do.
+READ_WORKER_NICE = 10
 # Imported once in the fork server, so a new read worker starts in a fraction of a second
 # (the chain modules are imported lazily elsewhere, so they are named here).
 PRELOAD = [
@@ -213,6 +218,7 @@ def initialize(chain_db: str) -> None:
     # Nothing to shut down gracefully: end at once with the service (the fork server's
     # main thread started this process, and the fork server ends with the service).
     parentdeath.exit_with_parent(signum=signal.SIGKILL, grace_s=0)
+    os.nice(READ_WORKER_NICE)
     _reader = ChainReader(Path(chain_db))
 
 
