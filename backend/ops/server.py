@@ -96,8 +96,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         "factory": True, "host": host, "port": port, "workers": workers,
         **uvicorn_options(settings),
     }
-    if workers > 1 and balanced.reuse_port_supported():
-        balanced.run(uvicorn.Config("backend.app:create_app", **options))
-    else:
+    if workers == 1:
         uvicorn.run("backend.app:create_app", **options)
+    elif balanced.reuse_port_supported():
+        balanced.run(balanced.WorkerConfig("backend.app:create_app", **options))
+    else:
+        from uvicorn.supervisors import Multiprocess
+
+        config = balanced.WorkerConfig("backend.app:create_app", **options)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0

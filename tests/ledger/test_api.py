@@ -216,7 +216,7 @@ class TestReadiness:
         r = client.get("/readyz")
         assert r.status_code == 200
         body = r.json()
-        assert body["checks"] == {"database": "up", "ledger": "up"}
+        assert body["checks"] == {"database": "up", "ledger": "up", "checkpoints": "up"}
         a = body["anchoring"]
         assert a["pending_leaves"] == 3
         assert a["oldest_pending_age_s"] >= 0
