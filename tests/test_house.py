@@ -43,7 +43,7 @@ CORE_MODULES = {"config", "db", "errors", "timeutil", "uscc", "inputs", "csvsafe
                 "privatefiles", "asyncreads", "background",
                 "groupcommit"}
 # Core infrastructure that lives beside the server code in backend/ops.
-CORE_OPS = {"backend.ops.metrics", "backend.ops.logs"}
+CORE_OPS = {"backend.ops.metrics", "backend.ops.logs", "backend.ops.parentdeath"}
 # The running service's context (it holds the ledger client) and the FastAPI
 # dependencies built on it sit right above the ledger.
 LEDGER_MODULES = {"context", "deps"}
