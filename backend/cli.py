@@ -13,7 +13,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import backend.domains  # noqa: F401  (record projections and hooks)
 from backend.config import get_settings
 from backend.privatefiles import private_dir
 
@@ -78,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # Every domain's record kinds, for the commands that write or audit. Imported here,
+    # not at the top: a `serve --workers N` worker process re-imports this module before
+    # it answers its supervisor's first ping, and must start quickly.
+    import backend.domains  # noqa: F401
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     sys.exit(args.func(args))
