@@ -25,6 +25,7 @@ from backend.ops.header_timeout import http_protocol
 from backend.privatefiles import private_dir
 
 MULTIPROC_SUBDIR = "metrics-multiproc"
+WORKER_HEALTHCHECK_S = 60
 
 
 class ServeRefused(RuntimeError):
@@ -43,6 +44,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # duration, request id) instead of uvicorn's line with the client address.
         "access_log": False,
         "server_header": False,
+        # uvicorn's supervisor pings each worker and kills one that does not answer in
+        # this time. A worker answers only once it has imported the parent's main module
+        # (backend.cli, which loads every domain): seconds, ten and more on a loaded
+        # machine, so uvicorn's 5 s killed every worker before it could start, in a loop.
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_S,
     }
 
 
