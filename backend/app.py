@@ -16,6 +16,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import backend.domains  # noqa: F401  (record projections and hooks)
+from backend import routes
 from backend.config import Settings, get_settings
 from backend.context import AppContext
 from backend.errors import DatabaseUnavailable, DomainError
@@ -142,7 +144,11 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     app.state.shutdown_hooks = []
     install_error_handlers(app)
 
-    from backend import routes
 
     routes.install(app)
+
+    from backend.accounts.deps import install_authentication_first
+
+    # After every other handler: it wraps the validation handler there is then.
+    install_authentication_first(app)
     return app

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import backend.domains  # noqa: F401  (record projections and hooks)
 from backend.config import get_settings
 from backend.privatefiles import private_dir
 
@@ -20,7 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.ledger.cli",
     "backend.ledger.contract_cli",
     "backend.accounts.cli",
-    "backend.merchants.cli",
+    "backend.demo.cli",
     "backend.credit.cli",
     "backend.inspections.cli",
 )

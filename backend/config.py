@@ -53,6 +53,11 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
     token_ttl_s: int = Field(default=8 * 3600, ge=60)
+    # Requests that hash a password (login, registration, password change; Argon2, 64 MiB
+    # each) run this many at a time per process; the others wait on the event loop if
+    # their turn is expected within 10 s, else 503 ServerBusy with Retry-After at once
+    # (backend/accounts/deps.py).
+    password_hash_concurrency: int = Field(default=2, ge=1)
     demo_on_first_start: bool = True
     public_base_url: str | None = Field(
         default=None,
@@ -83,6 +88,18 @@ class Settings(BaseSettings):
     # address, a batch counting as its calls; a client may spend a minute's calls at once.
     # Counted in the serving process's memory (backend/ledger/rpc.py). 0: no limit.
     rpc_calls_per_minute: int = Field(default=600, ge=0)
+    # POST /rpc reads run in this many worker processes on a snapshot of the chain, never
+    # in the serving process nor under the lock anchoring and draws use (backend/ledger/
+    # reader.py). A call running longer than rpc_call_timeout_s is cut off (its worker is
+    # killed and replaced); eth_call and eth_estimateGas may ask for at most rpc_gas_cap
+    # gas (py-evm runs about 1M gas/s of cheap opcodes here: the cap ends in about the
+    # time limit; geth's RPCGasCap is 50M, its RPCEVMTimeout 5 s).
+    rpc_read_workers: int = Field(default=2, ge=1, le=64)
+    rpc_call_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    rpc_gas_cap: int = Field(default=5_000_000, ge=100_000)
+    # GET /readyz answers within this many seconds: a check with no answer by then
+    # (a hung ledger node or database) reports "down" instead of holding the probe.
+    readyz_timeout_s: float = Field(default=2.0, gt=0, le=60)
     # Merchant lookups are served from views kept in the database (backend/merchants/
     # views.py); every this many seconds one worker rebuilds those gone stale. 0: never
     # in the background (each is then rebuilt by the first lookup that finds it stale).

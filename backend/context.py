@@ -29,6 +29,10 @@ class AppContext:
     db: Database
     _ledger: LedgerClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Connecting to a node (and deploying) can take as long as the node makes it: under
+    # a lock of its own, so that a hung node never holds up ``local`` (group commit,
+    # caches, the readiness probes).
+    _ledger_lock: threading.Lock = field(default_factory=threading.Lock)
     _locals: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -41,7 +45,7 @@ class AppContext:
 
     def ledger(self) -> LedgerClient:
         """The ledger client with its contract address resolved (deploying once if needed)."""
-        with self._lock:
+        with self._ledger_lock:
             if self._ledger is None:
                 client = LedgerClient.from_settings(self.settings)
                 try:

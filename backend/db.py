@@ -3,8 +3,13 @@
 SQLite (the default, one file in the data dir) and PostgreSQL (production) are
 both first-class. Write transactions on SQLite start with ``BEGIN IMMEDIATE``
 so two writers never deadlock upgrading a read lock; readers use a separate
-engine and never block writers (WAL). Schema changes go through Alembic
-(``backend/migrations``); nothing here creates tables behind its back.
+engine and never block writers (WAL). Within a process, SQLite writers queue on
+one lock (:class:`SqliteWriteLock`) before ``BEGIN IMMEDIATE``, rather than
+polling SQLite's busy handler, which lets a late writer overtake and starves
+others until they fail; a writer that cannot have it within
+``SQLITE_WRITE_WAIT_S`` gets 503 ``DatabaseBusy`` with ``Retry-After``. Schema
+changes go through Alembic (``backend/migrations``); nothing here creates
+tables behind its back.
 
 A write service function is one unit of work: it commits before it returns,
 so a response is never sent for a transaction that did not commit.
@@ -13,6 +18,7 @@ so a response is never sent for a transaction that did not commit.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 from backend.asyncreads import AsyncReads
+from backend.errors import ServiceUnavailable
 from backend.privatefiles import private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -32,6 +39,50 @@ MIGRATE_LOCK_KEY = 7340000  # 7340001: contract deployment, 7340002: the anchori
 # one to the database is an error there (and on SQLite past 2**63), so inputs that become
 # keys or offsets are bounded by this when they are parsed.
 INT_KEY_MAX = 2**31 - 1
+# How long a SQLite writer waits for its turn: for this process's lock, then (another
+# process writing) in SQLite's busy handler. Past it: 503 DatabaseBusy, Retry-After.
+SQLITE_WRITE_WAIT_S = 15.0
+SQLITE_RETRY_AFTER_S = 2
+_HOLDS_WRITE_LOCK = "hm_holds_sqlite_write_lock"
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """Writes to the SQLite database are queued longer than ``SQLITE_WRITE_WAIT_S``."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retry_after_s=SQLITE_RETRY_AFTER_S)
+        self.headers = {"Retry-After": str(SQLITE_RETRY_AFTER_S)}
+
+
+class SqliteWriteLock:
+    """One process's turn to write to a SQLite file: held from ``BEGIN IMMEDIATE`` to
+    ``COMMIT`` or ``ROLLBACK``. Waiting threads sleep on it and are woken in turn when it
+    is released, instead of each polling SQLite (whose busy handler sleeps up to 100 ms
+    between tries, so a newcomer often wins and an old waiter times out)."""
+
+    def __init__(self, wait_s: float = SQLITE_WRITE_WAIT_S) -> None:
+        self.wait_s = wait_s
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if not self._lock.acquire(timeout=self.wait_s):
+            raise DatabaseBusy(
+                f"the database is busy with other writes (waited {self.wait_s:.0f} s); "
+                f"retry in {SQLITE_RETRY_AFTER_S} s"
+            )
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+_WRITE_LOCKS: dict[str, SqliteWriteLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def sqlite_write_lock(url: str) -> SqliteWriteLock:
+    """The process's write lock of one SQLite file (shared by every engine on it)."""
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(url, SqliteWriteLock())
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -40,7 +91,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # FULL: a transaction reported committed survives a power cut, not just a crash.
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    # Within the process writers queue on SqliteWriteLock; this covers other processes.
+    cur.execute(f"PRAGMA busy_timeout={int(SQLITE_WRITE_WAIT_S * 1000)}")
     cur.close()
 
 
@@ -53,7 +105,7 @@ def _make_engine(
             private_file(Path(path))  # mode 0600 in a 0700 dir (contacts, hashes)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": SQLITE_WRITE_WAIT_S},
             pool_size=8,
             hide_parameters=True,  # errors (and logged tracebacks) never show the values
         )
@@ -64,9 +116,39 @@ def _make_engine(
         def _no_autobegin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
 
+        if not immediate:
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN")
+
+            return engine
+
+        lock = sqlite_write_lock(url)
+
         @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        def _begin_write(conn: Any) -> None:
+            lock.acquire()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                lock.release()
+                raise
+            conn.info[_HOLDS_WRITE_LOCK] = True
+
+        # Released as the transaction ends (just before COMMIT or ROLLBACK runs: the next
+        # writer's BEGIN IMMEDIATE waits the moment the commit takes in SQLite's handler).
+        @event.listens_for(engine, "commit")
+        @event.listens_for(engine, "rollback")
+        def _end_write(conn: Any) -> None:
+            if conn.info.pop(_HOLDS_WRITE_LOCK, False):
+                lock.release()
+
+        # A connection going back to the pool never keeps the lock (belt and braces).
+        @event.listens_for(engine, "checkin")
+        def _checkin(_dbapi_conn: Any, record: Any) -> None:
+            if record is not None and record.info.pop(_HOLDS_WRITE_LOCK, False):
+                lock.release()
 
         return engine
     return create_engine(

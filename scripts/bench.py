@@ -6,6 +6,8 @@ because this machine is shared and noisy: compare ratios, not raw numbers.
     python scripts/bench.py credit    full re-rating, incremental update, bulk ingest rows/s
     python scripts/bench.py draw      draw snapshot + selection at 10^5 and 10^6 merchants
     python scripts/bench.py site      merchant page and search server time at 10^5 merchants
+    python scripts/bench.py audit     the projection audit at 10^4/10^5 and 10^5/10^6
+    python scripts/bench.py auth      rate limits and the shop page under 60-request bursts
 
 Each subcommand is one function ``bench_<name>(args)``.
 """
@@ -113,6 +115,14 @@ def main() -> None:
     import bench_site  # scripts/bench_site.py: public site server time at 10^5 merchants
 
     bench_site.add_parser(sub)
+
+    import bench_audit  # scripts/bench_audit.py: the projection audit at city scale
+
+    bench_audit.add_parser(sub)
+
+    import bench_auth  # scripts/bench_auth.py: rate limits and writes under concurrent bursts
+
+    bench_auth.add_parser(sub)
 
     args = parser.parse_args()
     args.func(args)

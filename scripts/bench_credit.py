@@ -35,9 +35,9 @@ from backend.ledger import log
 from backend.ledger.records import Actor, RecordDraft
 from backend.merchants.models import Merchant
 from backend.merchants.reference import DIVISIONS, SECTORS
-from backend.merchants.uscc import ALPHABET, compute_check_chars
 from backend.supervision import service as supervision
 from backend.timeutil import today_shanghai
+from backend.uscc import ALPHABET, compute_check_chars
 
 REGULATOR = Actor("regulator", "1")
 RESULTS = (

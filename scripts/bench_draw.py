@@ -29,7 +29,7 @@ from backend.credit import service as credit
 from backend.db import Database
 from backend.inspections import draws, selection
 from backend.merchants.reference import SECTORS
-from backend.merchants.uscc import ALPHABET, compute_check_chars
+from backend.uscc import ALPHABET, compute_check_chars
 
 TIER_MIX = (("A", 30), ("B", 50), ("C", 15), ("D", 5))  # percent of merchants per tier
 REGIONS = ("511902", "511903", "511921", "511922", "511923")

@@ -62,7 +62,7 @@ def _settings_env(data_dir: Path, port: int) -> dict[str, str]:
 
 
 def _uscc(n: int) -> str:
-    from backend.merchants.uscc import ALPHABET, compute_check_chars
+    from backend.uscc import ALPHABET, compute_check_chars
 
     digits = []
     for _ in range(6):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import backend.domains  # noqa: F401  (record projections and hooks)
 from backend.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from backend.accounts import service as accounts
-from backend.merchants.uscc import ALPHABET, compute_check_chars
 from backend.pledges.templates import current_template
+from backend.uscc import ALPHABET, compute_check_chars
 
 PASSWORD = "correct horse battery"
 STAFF_PASSWORD = "staff password 2025"

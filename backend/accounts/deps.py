@@ -14,18 +14,35 @@ in the ``X-CSRF-Token`` header or a ``csrf_token`` form field, and, if the
 browser sends an ``Origin``, come from this site; bearer requests need
 neither, since a browser never attaches a bearer token by itself. Pages get
 the token to embed with ``CsrfToken`` (or :func:`csrf_token_for`).
+
+Two more guards live here because they must act before a route's own code:
+
+- ``PasswordWork``: routes that hash a password (login, registration, password
+  change) run a few at a time per process, waiting on the event loop rather than
+  in a thread, so a burst of them leaves the thread pool to pages and reads.
+- :func:`install_authentication_first`: FastAPI parses and validates a body
+  before it runs dependencies, so an anonymous caller would learn a write's
+  field list (422) before being told to log in (401). For routes that need a
+  logged-in caller, the credentials are checked first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 
 from backend.accounts import security
-from backend.accounts.models import Role
+from backend.accounts.models import ROLES, Role
 from backend.accounts.service import (
     CsrfFailed,
     InvalidToken,
@@ -35,6 +52,7 @@ from backend.accounts.service import (
 from backend.accounts.service import require_role as _require_role
 from backend.config import Settings
 from backend.deps import CtxDep
+from backend.errors import DomainError, ServiceUnavailable
 
 SESSION_COOKIE = "hm_session"
 CSRF_FIELD = "csrf_token"
@@ -114,7 +132,11 @@ async def _checked(
 
 
 async def _current(principal: Annotated[Principal | None, Depends(_checked)]) -> Principal:
-    return _require_role(principal, "merchant", "regulator", "admin")
+    return _require_role(principal, *ROLES)
+
+
+# The dependencies that need a logged-in caller, and the roles each admits.
+_NEEDS_PRINCIPAL: dict[Callable[..., Any], tuple[Role, ...]] = {_current: ROLES}
 
 
 def require_role(*roles: Role) -> Any:
@@ -124,6 +146,7 @@ def require_role(*roles: Role) -> Any:
     async def dependency(principal: Annotated[Principal | None, Depends(_checked)]) -> Principal:
         return _require_role(principal, *roles)
 
+    _NEEDS_PRINCIPAL[dependency] = roles
     return Depends(dependency)
 
 
@@ -174,3 +197,141 @@ RegulatorUser = Annotated[Principal, require_role("regulator")]
 AdminUser = Annotated[Principal, require_role("admin")]
 MerchantUser = Annotated[Principal, require_role("merchant")]
 CsrfToken = Annotated[str | None, Depends(_csrf_for_request)]
+
+
+# --- authentication before body validation --------------------------------------------
+
+
+_route_roles: dict[int, tuple[Role, ...] | None] = {}
+
+
+def _roles_needed(route: Any) -> tuple[Role, ...] | None:
+    """The roles a route admits if it needs a logged-in caller, else ``None``."""
+    if not isinstance(route, APIRoute):
+        return None
+    key = id(route)
+    if key not in _route_roles:
+        found: tuple[Role, ...] | None = None
+        stack = list(route.dependant.dependencies)
+        while stack and found is None:
+            dep = stack.pop()
+            if dep.call is not None and dep.call in _NEEDS_PRINCIPAL:
+                found = _NEEDS_PRINCIPAL[dep.call]
+            stack.extend(dep.dependencies)
+        _route_roles[key] = found
+    return _route_roles[key]
+
+
+async def authentication_error(request: Request) -> DomainError | None:
+    """For a request to a route that needs a logged-in caller: the error its credentials
+    get (401 anonymous or bad token, 403 wrong role), else ``None``."""
+    roles = _roles_needed(request.scope.get("route"))
+    if roles is None:
+        return None
+    try:
+        principal = await _resolve(request, request.app.state.ctx, None)
+        _require_role(principal, *roles)
+    except DomainError as exc:
+        return exc
+    return None
+
+
+def install_authentication_first(app: FastAPI) -> None:
+    """Answer a request with a malformed or invalid body by its missing or wrong
+    credentials first (401/403), as if the body had been read after them. Installed
+    after every other handler (it wraps the one there is, JSON or page)."""
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]]
+    handlers = app.exception_handlers  # type: ignore[assignment]
+    previous = handlers[RequestValidationError]
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        err = await authentication_error(request)
+        if err is not None:
+            return await handlers[DomainError](request, err)
+        return await previous(request, exc)
+
+    app.add_exception_handler(RequestValidationError, handler)
+
+
+# --- password work: a few at a time, queued on the event loop --------------------------
+
+# A request is queued only if it can expect its turn within this many seconds (from the
+# queue's length and the recent time per request); otherwise it is told at once when
+# to come back. Past the hard limit a queued request gives up too (the estimate was off).
+PASSWORD_WORK_WAIT_S = 10.0
+PASSWORD_WORK_HARD_WAIT_S = 30.0
+
+
+class ServerBusy(ServiceUnavailable):
+    """Too many logins or registrations at once in this process; retry after ``Retry-After``."""
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class PasswordSlots:
+    """``HM_PASSWORD_HASH_CONCURRENCY`` slots of one app, on the event loop it runs on
+    (a test client may start another loop: then the slots start afresh)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.waiting = 0
+        # Seconds a request holds a slot: a moving average, starting from a guess.
+        self.hold_s = 0.25
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    def _for_this_loop(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._loop is not loop:
+            self._loop, self._semaphore = loop, asyncio.Semaphore(self.size)
+            self.waiting = 0
+        return self._semaphore
+
+    def expected_wait_s(self) -> float:
+        return (self.waiting + 1) * self.hold_s / self.size
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        semaphore = self._for_this_loop()
+        if semaphore.locked():
+            expected = self.expected_wait_s()
+            if expected > PASSWORD_WORK_WAIT_S:
+                raise self._busy(expected)
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(semaphore.acquire(), PASSWORD_WORK_HARD_WAIT_S)
+            except TimeoutError:
+                raise self._busy(PASSWORD_WORK_HARD_WAIT_S) from None
+            finally:
+                self.waiting -= 1
+        else:
+            await semaphore.acquire()
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            semaphore.release()
+            self.hold_s = 0.8 * self.hold_s + 0.2 * (time.monotonic() - started)
+
+    def _busy(self, wait_s: float) -> ServerBusy:
+        retry = max(1, math.ceil(min(wait_s, 60.0)))
+        return ServerBusy(
+            f"too many logins and registrations at once ({self.waiting} waiting, about "
+            f"{self.hold_s:.1f} s each, {self.size} at a time); try again in {retry} s",
+            retry_after_s=retry,
+        )
+
+
+async def _password_work(request: Request, ctx: CtxDep) -> AsyncIterator[None]:
+    state = request.app.state
+    slots: PasswordSlots | None = getattr(state, "password_slots", None)
+    if slots is None:
+        slots = state.password_slots = PasswordSlots(ctx.settings.password_hash_concurrency)
+    async with slots.slot():
+        yield
+
+
+# For a route's ``dependencies=[PasswordWork]``: held while the route's code runs.
+PasswordWork = Depends(_password_work, scope="function")

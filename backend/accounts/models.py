@@ -1,8 +1,9 @@
-"""Accounts, login attempts and idempotency keys.
+"""Accounts, rate-limit counters, revoked tokens and idempotency keys.
 
 Table models here never reach a client: routers return ``AccountPublic``.
-``login_attempt`` is the rate limiter's memory; it lives in the database (not
-in process memory) so that several uvicorn workers or hosts share one limit.
+``rate_limit`` is the rate limiter's memory and ``revoked_token`` the list of
+tokens ended by a logout; both live in the database (not in process memory) so
+that several uvicorn workers or hosts share them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic import Field as PField
-from sqlalchemy import JSON, Column, Index, String
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String
 from sqlmodel import Field, SQLModel
 
 Role = Literal["merchant", "regulator", "admin"]
@@ -39,19 +40,32 @@ class Account(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     created_at: datetime
     disabled: bool = False
+    # Every token names the version it was issued under; "log out everywhere" adds one,
+    # which ends all of the account's tokens and sessions at once.
+    token_version: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
 
 
-class LoginAttempt(SQLModel, table=True):
-    """One attempt counted by the rate limiter, keyed by ``account:<name>`` or
-    ``addr:<client address>`` (or ``register:<address>`` for registrations)."""
+class RateLimit(SQLModel, table=True):
+    """One rate limiter bucket (``backend/accounts/ratelimit.py``): the key (e.g.
+    ``login:pair:<address>:<name>``) and its theoretical arrival time in epoch
+    milliseconds. A row whose time has passed is the same as no row."""
 
-    __tablename__ = "login_attempt"
-    __table_args__ = (Index("ix_login_attempt_key_at", "key", "at"),)
+    __tablename__ = "rate_limit"
 
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=200)
-    at: datetime
-    succeeded: bool = False
+    key: str = Field(primary_key=True, max_length=200)
+    tat_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RevokedToken(SQLModel, table=True):
+    """A token or browser session ended by a logout, until it would have expired anyway."""
+
+    __tablename__ = "revoked_token"
+    __table_args__ = (Index("ix_revoked_token_expires_at", "expires_at"),)
+
+    jti: str = Field(primary_key=True, max_length=32)
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
@@ -14,6 +14,7 @@ from backend.accounts.deps import (
     AdminUser,
     CsrfToken,
     CurrentUser,
+    PasswordWork,
     clear_session_cookie,
     client_address,
     is_same_origin,
@@ -33,7 +34,12 @@ from backend.errors import error_responses
 router = APIRouter(tags=["accounts"], responses=error_responses(400, 401, 403, 409, 422, 429))
 
 
-@router.post("/api/auth/token", response_model=TokenResponse)
+@router.post(
+    "/api/auth/token",
+    response_model=TokenResponse,
+    dependencies=[PasswordWork],
+    responses=error_responses(503),
+)
 def login_for_token(
     ctx: CtxDep,
     session: SessionDep,
@@ -43,7 +49,8 @@ def login_for_token(
     """OAuth2 password flow: a bearer token for ``Authorization: Bearer …``.
 
     Merchants log in with their credit code. Failed attempts are limited per
-    account and per client address (429 with ``Retry-After``)."""
+    (account, client address), per address, and per account across addresses (429
+    with ``Retry-After``; docs/operations.md §6)."""
     account = service.authenticate(
         session,
         settings=ctx.settings,
@@ -62,18 +69,41 @@ def me(user: CurrentUser) -> AccountPublic:
     return user.public()
 
 
-@router.post("/api/auth/password", response_model=AccountPublic)
+@router.post(
+    "/api/auth/password",
+    response_model=AccountPublic,
+    dependencies=[PasswordWork],
+    responses=error_responses(503),
+)
 def change_password(
-    ctx: CtxDep, session: SessionDep, user: CurrentUser, body: PasswordChange
+    ctx: CtxDep, session: SessionDep, request: Request, user: CurrentUser, body: PasswordChange
 ) -> AccountPublic:
-    """Change your own password; tokens and sessions issued before stop working."""
+    """Change your own password; tokens and sessions issued before stop working.
+
+    A wrong current password counts as a failed login (429 with ``Retry-After``
+    after the login limits)."""
     return service.change_password(
         session,
         settings=ctx.settings,
         principal=user,
         current_password=body.current_password,
         new_password=body.new_password,
+        address=client_address(request),
     )
+
+
+@router.post("/api/auth/logout", status_code=204, response_class=Response)
+def logout(
+    session: SessionDep,
+    user: CurrentUser,
+    everywhere: Annotated[
+        bool, Query(description="end every token and browser session of the account")
+    ] = False,
+) -> Response:
+    """End the bearer token (or browser session) this request comes with: it is refused
+    from now on. With ``everywhere=true``, every token and session of the account."""
+    service.logout(session, principal=user, everywhere=everywhere)
+    return Response(status_code=204)
 
 
 @router.get("/api/auth/csrf", response_model=CsrfTokenResponse)
@@ -84,7 +114,13 @@ def csrf(user: CurrentUser, token: CsrfToken) -> CsrfTokenResponse:
     return CsrfTokenResponse(csrf_token=token)
 
 
-@router.post("/api/accounts", response_model=AccountPublic, status_code=201)
+@router.post(
+    "/api/accounts",
+    response_model=AccountPublic,
+    status_code=201,
+    dependencies=[PasswordWork],
+    responses=error_responses(503),
+)
 def create_staff_account(
     ctx: CtxDep, session: SessionDep, _admin: AdminUser, body: StaffAccountCreate
 ) -> AccountPublic:
@@ -105,7 +141,13 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-@router.post("/auth/login", status_code=303, response_class=RedirectResponse)
+@router.post(
+    "/auth/login",
+    status_code=303,
+    response_class=RedirectResponse,
+    dependencies=[PasswordWork],
+    responses=error_responses(503),
+)
 def login_form(
     ctx: CtxDep,
     session: SessionDep,
@@ -142,8 +184,12 @@ def login_form(
 
 
 @router.post("/auth/logout", status_code=303, response_class=RedirectResponse)
-def logout_form(ctx: CtxDep, request: Request, _user: CurrentUser) -> RedirectResponse:
-    """End the browser session (needs the CSRF token like any form post)."""
+def logout_form(
+    ctx: CtxDep, session: SessionDep, request: Request, user: CurrentUser
+) -> RedirectResponse:
+    """End the browser session (needs the CSRF token like any form post): the cookie is
+    cleared, and the session refused from now on even if a copy of it is replayed."""
+    service.logout(session, principal=user)
     response = RedirectResponse("/", status_code=303)
     clear_session_cookie(response, request=request, settings=ctx.settings)
     return response

@@ -4,8 +4,10 @@ Passwords are hashed with Argon2id (argon2-cffi, RFC 9106 parameters).
 Tokens are ``v1.<payload>.<mac>``: a base64url JSON payload and an
 HMAC-SHA256 over it with a key derived from ``settings.secret_key``. A token
 names its account, role, kind (``access`` for the API, ``session`` for the
-browser cookie), expiry and a short fingerprint of the account's password
-hash, so that changing a password ends every token issued before.
+browser cookie), expiry, a short fingerprint of the account's password hash
+(changing a password ends every token issued before), the account's token
+version (``log out everywhere`` raises it) and a random ``jti`` (a logout puts
+it on the revoked list).
 
 In development and test a secret is generated once and kept in the data dir
 with mode 0600; production refuses to start without ``HM_SECRET_KEY``
@@ -143,6 +145,7 @@ class TokenClaims:
     expires_at: int
     password_fp: str
     jti: str
+    version: int = 0
 
 
 def _b64(data: bytes) -> str:
@@ -162,6 +165,7 @@ def issue_token(
     kind: TokenKind,
     now: datetime,
     ttl_s: int,
+    version: int = 0,
 ) -> tuple[str, TokenClaims]:
     iat = int(now.timestamp())
     claims = TokenClaims(
@@ -172,6 +176,7 @@ def issue_token(
         expires_at=iat + ttl_s,
         password_fp=password_fingerprint(password_hash),
         jti=secrets.token_hex(12),
+        version=version,
     )
     payload = {
         "sub": str(account_id),
@@ -181,6 +186,7 @@ def issue_token(
         "exp": claims.expires_at,
         "pfp": claims.password_fp,
         "jti": claims.jti,
+        "ver": claims.version,
     }
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     signed = f"{TOKEN_VERSION}.{body}"
@@ -208,6 +214,8 @@ def decode_token(secret: bytes, token: str, *, kind: TokenKind, now: datetime) -
             expires_at=int(payload["exp"]),
             password_fp=str(payload["pfp"]),
             jti=str(payload["jti"]),
+            # Tokens issued before versions existed are version 0.
+            version=int(payload.get("ver", 0)),
         )
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, TokenInvalid):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -28,13 +28,14 @@ from backend.accounts.models import (
     USERNAME_MAX,
     Account,
     AccountPublic,
+    RevokedToken,
     Role,
 )
 from backend.config import Settings
-from backend.db import Database
+from backend.db import Database, upsert
 from backend.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from backend.ledger.records import Actor
-from backend.merchants.uscc import is_valid_uscc, normalize_uscc
+from backend.uscc import is_valid_uscc, normalize_uscc
 
 
 class NotAuthenticated(Unauthorized):
@@ -89,6 +90,9 @@ class Principal:
     merchant_uscc: str | None
     via_cookie: bool = False
     session_jti: str | None = None
+    # The token this request came with (for logout): its id and expiry (epoch seconds).
+    token_jti: str | None = None
+    token_expires_at: int | None = None
 
     @property
     def actor(self) -> Actor:
@@ -227,38 +231,32 @@ def authenticate(
 ) -> Account:
     """The account for these credentials, or :class:`InvalidCredentials`.
 
-    Rate-limited per account and per client address before any password is
-    checked; every failure is counted, under both keys, in its own commit.
+    A failed-login slot is taken (per address, account and the pair of them;
+    ``backend/accounts/ratelimit.py``) and committed before the password is
+    checked, so concurrent attempts cannot outrun the limit; a success gives it back.
     """
     now = now or utcnow()
     name = normalize_username(username)
-    akey, dkey = ratelimit.account_key(name), ratelimit.address_key(address)
-    ratelimit.check(
-        session, key=dkey, limit=ratelimit.ADDRESS_LOGIN, now=now, what="failed logins from here"
-    )
-    ratelimit.check(
-        session,
-        key=akey,
-        limit=ratelimit.ACCOUNT_LOGIN,
-        now=now,
-        what="failed logins for this account",
-        reset_on_success=True,
-    )
+    slot = ratelimit.take_login_slot(session, username=name, address=address, now=now)
     row = session.execute(select(Account).where(col(Account.username) == name)).scalars().first()
     account_id = row.id if row is not None else None
     stored = row.password_hash if row is not None else security.dummy_hash(settings.env)
     disabled = row.disabled if row is not None else True
-    # End the (write) transaction while Argon2 runs, so logins do not queue on the lock.
-    session.rollback()
+    # Commit the slot, and end the (write) transaction while Argon2 runs, so logins
+    # do not queue on the lock.
+    session.commit()
     ok = security.verify_password(stored, password, env=settings.env)
     ok = ok and account_id is not None and not disabled
-    ratelimit.record(session, keys=[akey] if ok else [akey, dkey], now=now, succeeded=ok)
-    account = session.get(Account, account_id) if ok else None
-    if account is not None and security.needs_rehash(account.password_hash, env=settings.env):
+    if not ok:
+        raise InvalidCredentials("user name or password is wrong")
+    ratelimit.login_succeeded(session, slot)
+    account = session.get(Account, account_id)
+    if account is None:  # deleted meanwhile
+        session.commit()
+        raise InvalidCredentials("user name or password is wrong")
+    if security.needs_rehash(account.password_hash, env=settings.env):
         account.password_hash = security.hash_password(password, env=settings.env)
     session.commit()
-    if account is None:
-        raise InvalidCredentials("user name or password is wrong")
     return account
 
 
@@ -274,15 +272,22 @@ def issue_token(
         kind=kind,
         now=now or utcnow(),
         ttl_s=settings.token_ttl_s,
+        version=account.token_version,
     )
 
 
+# The account as it is now and whether this token was revoked: one query (by two
+# primary keys), since it runs on every authenticated request.
 _ACCOUNT_NOW = select(
     col(Account.username),
     col(Account.role),
     col(Account.merchant_uscc),
     col(Account.password_hash),
     col(Account.disabled),
+    col(Account.token_version),
+    exists()
+    .where(col(RevokedToken.jti) == bindparam("jti"))
+    .label("revoked"),
 ).where(col(Account.id) == bindparam("id"))
 
 
@@ -299,7 +304,7 @@ async def principal_from_token_async(
     every authenticated request, so the account is read with one quick query, awaited
     on the event loop (``Database.quick_read_async``)."""
     claims = _claims(settings, token, kind, now)
-    rows = await db.quick_read_async(_ACCOUNT_NOW, {"id": claims.account_id})
+    rows = await db.quick_read_async(_ACCOUNT_NOW, {"id": claims.account_id, "jti": claims.jti})
     return _principal(claims, kind, rows)
 
 
@@ -318,6 +323,8 @@ def _principal(
     claims: security.TokenClaims, kind: security.TokenKind, rows: Sequence[Any]
 ) -> Principal:
     account = rows[0] if rows else None
+    if account is not None and (account.revoked or account.token_version != claims.version):
+        raise InvalidToken("this token or session was ended by a logout; log in again")
     if (
         account is None
         or account.disabled
@@ -332,7 +339,37 @@ def _principal(
         merchant_uscc=account.merchant_uscc,
         via_cookie=kind == "session",
         session_jti=claims.jti if kind == "session" else None,
+        token_jti=claims.jti,
+        token_expires_at=claims.expires_at,
     )
+
+
+def logout(
+    session: Session, *, principal: Principal, everywhere: bool = False, now: datetime | None = None
+) -> None:
+    """End the token or browser session this request came with; with ``everywhere``,
+    every token and session of the account (its token version goes up by one).
+
+    Revoked ids are kept until their token would have expired anyway; expired ones
+    are dropped here, so the list stays as short as the logouts of one token lifetime.
+    """
+    now_s = int((now or utcnow()).timestamp())
+    if everywhere:
+        session.execute(
+            update(Account)
+            .where(col(Account.id) == principal.account_id)
+            .values(token_version=col(Account.token_version) + 1)
+        )
+    elif principal.token_jti is not None and principal.token_expires_at is not None:
+        upsert(
+            session,
+            RevokedToken.__table__,  # type: ignore[attr-defined]
+            [{"jti": principal.token_jti, "expires_at": principal.token_expires_at}],
+            key=["jti"],
+            update=["expires_at"],
+        )
+    session.execute(delete(RevokedToken).where(col(RevokedToken.expires_at) < now_s))
+    session.commit()
 
 
 def change_password(
@@ -342,15 +379,26 @@ def change_password(
     principal: Principal,
     current_password: str,
     new_password: str,
+    address: str | None,
+    now: datetime | None = None,
 ) -> AccountPublic:
-    """Set a new password; every token issued before stops working."""
+    """Set a new password; every token issued before stops working.
+
+    Checking the current password is a login attempt: it takes the same rate-limit
+    slots, so a stolen session cannot be used to guess the password without limit."""
+    now = now or utcnow()
+    slot = ratelimit.take_login_slot(
+        session, username=principal.username, address=address, now=now
+    )
     account = session.get(Account, principal.account_id)
     if account is None:
         raise AccountNotFound(f"no account {principal.account_id}")
     stored = account.password_hash
-    session.rollback()
+    session.commit()
     if not security.verify_password(stored, current_password, env=settings.env):
         raise InvalidCredentials("current password is wrong")
+    ratelimit.login_succeeded(session, slot)
+    session.commit()
     validate_password(new_password, username=principal.username)
     new_hash = security.hash_password(new_password, env=settings.env)
     account = session.get(Account, principal.account_id)

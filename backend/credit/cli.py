@@ -71,7 +71,7 @@ def verify_selected(args: argparse.Namespace) -> bool:
 
 
 def verify_run(args: argparse.Namespace) -> int:
-    from backend.credit.verify import verify_credit
+    from backend.verification.credit import verify_credit
 
     verdict = verify_credit(args.credit, base_url=args.url, ledger_url=args.ledger)
     if args.json:

@@ -219,6 +219,33 @@ def _shanghai_date(at: str) -> date:
     return moment.astimezone(_SHANGHAI).date()
 
 
+def newest_version(records: Iterable[Mapping[str, Any]], record_id: str) -> str:
+    """The newest version of a record: follow ``supersedes`` refs from it (a revoked
+    record is its own newest version; revocation is not a correction)."""
+    superseded_by: dict[str, str] = {}
+    for r in records:
+        for ref in r.get("refs") or ():
+            if ref.get("rel") == "supersedes":
+                superseded_by.setdefault(ref["record"], r["record_id"])
+    seen = {record_id}
+    while record_id in superseded_by and superseded_by[record_id] not in seen:
+        record_id = superseded_by[record_id]
+        seen.add(record_id)
+    return record_id
+
+
+def effective_on(record: Mapping[str, Any]) -> date | None:
+    """The date from which a record takes effect (its body's effective field, or the
+    Asia/Shanghai date of ``at`` for a revocation); ``None`` for a type the rating
+    does not read."""
+    field = _EFFECTIVE_FIELD.get(record["type"])
+    if field is None:
+        return None
+    if field == _AT:
+        return _shanghai_date(record["at"])
+    return date.fromisoformat(record["body"][field])
+
+
 def _parse(records: Iterable[Mapping[str, Any]], until: date | None) -> list[_Rec]:
     """The records the rating reads, effective on or before ``until`` (all when ``None``)."""
     by_id: dict[str, _Rec] = {}
@@ -1029,6 +1056,8 @@ __all__: list[str] = [
     "UnknownSpotCheckResult",
     "change_dates",
     "disclosure",
+    "effective_on",
+    "newest_version",
     "rate",
     "rate_with_change_dates",
     "repair_eligibility",

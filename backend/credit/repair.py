@@ -30,17 +30,18 @@ from backend.credit.models import (
     RepairPublic,
     RepairWritten,
 )
-from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.credit.rating import PENALTY
+from backend.credit.records import REPAIR_APPLIED, REPAIR_DECIDED
+from backend.errors import Conflict, NotFound, RecordNotFound, ValidationFailed
 from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import anchor_status
+from backend.ledger.write import write
 from backend.merchants.text import InvalidText, clean_text
-from backend.supervision import service as supervision
-from backend.supervision.models import SupervisionRecord
 from backend.timeutil import today_shanghai, utcnow
 
-APPLIED = "credit.repair_applied"
-DECIDED = "credit.repair_decided"
+APPLIED = REPAIR_APPLIED
+DECIDED = REPAIR_DECIDED
 
 
 class RepairNotFound(NotFound):
@@ -122,18 +123,21 @@ def apply_for_repair(
     now = now or utcnow()
     today = today_shanghai(now)
     pid = _record_id(data.penalty_record_id)
-    row = session.get(SupervisionRecord, pid)
-    if row is None or row.kind != "penalty":
+    # The penalty as recorded: records are the truth, and credit reads them itself.
+    try:
+        penalty = log.get_envelope(session, pid)
+    except RecordNotFound:
+        penalty = None
+    if penalty is None or penalty["type"] != PENALTY:
         raise PenaltyNotFound(f"no penalty record {pid}")
-    if row.uscc != p.merchant_uscc:
+    uscc = str(penalty["subject"])
+    if uscc != p.merchant_uscc:
         raise NotOwnMerchant(
-            f"penalty {pid} is about merchant {row.uscc}; account {p.username} may apply only "
+            f"penalty {pid} is about merchant {uscc}; account {p.username} may apply only "
             f"for its own merchant {p.merchant_uscc}"
         )
-    state = supervision.load_states(session, [row.uscc])[row.uscc]
-    replaced = state.replaced_by(pid)
-    if replaced is not None and replaced[0] == "superseded":
-        newest = state.newest(pid)
+    newest = rating.newest_version(credit.load_records(session, [uscc])[uscc], pid)
+    if newest != pid:
         raise RepairNotAllowed(
             f"penalty record {pid} was corrected; apply for its newest version {newest}",
             unmet=[f"该行政处罚记录已更正，请针对最新版本{newest}申请"],
@@ -151,16 +155,16 @@ def apply_for_repair(
         raise RepairPending(
             f"an application for penalty {pid} is already pending (repair {pending})"
         )
-    unmet = _unmet(session, row.uscc, pid, now)
+    unmet = _unmet(session, uscc, pid, now)
     if unmet:
         raise _refuse(unmet)
     statement = _text(data.statement, "statement", 2000)
     repair_id = uuid.uuid4().hex
-    (rec,) = log.append(
+    done = write(
         session,
         RecordDraft(
             type=APPLIED,
-            subject=row.uscc,
+            subject=uscc,
             actor=p.actor,
             body={
                 "repair_id": repair_id,
@@ -172,21 +176,9 @@ def apply_for_repair(
         ),
         now=now,
     )
-    rep = CreditRepair(
-        id=repair_id,
-        uscc=row.uscc,
-        penalty_record_id=pid,
-        applied_on=today,
-        statement=statement,
-        at=now,
-        account_id=p.account_id,
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
-    )
-    session.add(rep)
-    result = credit.rerate_merchant(
-        session, row.uscc, as_of=today, cause_record_id=rec.record_id, now=now
-    )
+    rec, result = done.one, done.results["credit"][uscc]
+    rep = session.get(CreditRepair, repair_id)
+    assert rep is not None  # projected by backend/credit/records.py
     session.commit()
     return RepairWritten(
         **_public(rep, None).model_dump(),
@@ -218,7 +210,7 @@ def decide_repair(
         if unmet:
             raise _refuse(unmet)
     reason = _text(data.reason, "reason", 1000)
-    (rec,) = log.append(
+    done = write(
         session,
         RecordDraft(
             type=DECIDED,
@@ -234,20 +226,9 @@ def decide_repair(
         ),
         now=now,
     )
-    dec = CreditRepairDecision(
-        repair_id=rep.id,
-        decision=data.decision,
-        decided_on=today,
-        reason=reason,
-        at=now,
-        account_id=p.account_id,
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
-    )
-    session.add(dec)
-    result = credit.rerate_merchant(
-        session, rep.uscc, as_of=today, cause_record_id=rec.record_id, now=now
-    )
+    rec, result = done.one, done.results["credit"][rep.uscc]
+    dec = session.get(CreditRepairDecision, rep.id)
+    assert dec is not None  # projected by backend/credit/records.py
     session.commit()
     return RepairWritten(
         **_public(rep, dec).model_dump(),

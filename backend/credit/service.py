@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -56,19 +56,22 @@ from backend.credit.models import (
     TierStats,
 )
 from backend.credit.policy import DEFAULT_POLICY, TIERS, CreditPolicy, select_policy
+from backend.credit.records import POLICY
 from backend.db import Database, upsert
 from backend.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from backend.inputs import validate_horizon
-from backend.ledger import log
+from backend.ledger import log, projection
 from backend.ledger.models import Checkpoint, LogLeaf
 from backend.ledger.records import SYSTEM, Actor, RecordDraft, Ref
 from backend.ledger.status import anchor_status
+from backend.ledger.write import Hook, write
 from backend.merchants.models import Merchant
-from backend.timeutil import SHANGHAI, today_shanghai, utcnow
+from backend.merchants.records import REGISTERED
+from backend.merchants.service import MerchantNotFound, parse_uscc
+from backend.timeutil import SHANGHAI, aware, today_shanghai, utcnow
 
 logger = logging.getLogger("honest_metering.credit")
 
-POLICY = "credit.policy"
 
 # Core tables: typed columns for the bulk queries here (no ORM objects per row).
 LEAF: Table = LogLeaf.__table__  # type: ignore[attr-defined]
@@ -98,10 +101,6 @@ class PolicyBackdated(ValidationFailed):
 
 
 class PolicyVersionConflict(Conflict):
-    pass
-
-
-class MerchantNotFound(NotFound):
     pass
 
 
@@ -167,29 +166,19 @@ def _append_policy(
     policy: CreditPolicy,
     *,
     actor: Actor,
-    account_id: int | None,
     previous: PolicyVersion | None,
     now: datetime,
 ) -> tuple[CreditPolicyVersion, log.AppendedRecord]:
     refs = (Ref("supersedes", previous.record_id),) if previous is not None else ()
-    (rec,) = log.append(
+    rec = write(
         session,
         RecordDraft(
             type=POLICY, subject=None, actor=actor, body=policy.model_dump(mode="json"), refs=refs
         ),
         now=now,
-    )
-    row = CreditPolicyVersion(
-        version=policy.version,
-        effective_from=policy.effective_from,
-        document=policy.model_dump(mode="json"),
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
-        at=now,
-        account_id=account_id,
-    )
-    session.add(row)
-    session.flush()
+    ).one
+    row = session.get(CreditPolicyVersion, policy.version)
+    assert row is not None  # projected by backend/credit/records.py
     return row, rec
 
 
@@ -204,7 +193,7 @@ def ensure_policy(session: Session, *, now: datetime | None = None) -> list[Poli
     if versions:
         return versions
     _append_policy(
-        session, DEFAULT_POLICY, actor=SYSTEM, account_id=None, previous=None, now=now or utcnow()
+        session, DEFAULT_POLICY, actor=SYSTEM, previous=None, now=now or utcnow()
     )
     return policy_versions(session)
 
@@ -307,7 +296,6 @@ def put_policy(
         session,
         policy,
         actor=principal.actor,
-        account_id=principal.account_id,
         previous=newest,
         now=now,
     )
@@ -629,6 +617,46 @@ def store_rerate(
     return {r.uscc: r.rating for r in results}
 
 
+def _rated_subjects(records: Iterable[Any]) -> dict[str, list[Any]]:
+    """Records by merchant, for the merchants whose rating they can change (a new
+    registration too: a merchant is rated from the start)."""
+    out: dict[str, list[Any]] = {}
+    for r in records:
+        env = r.envelope
+        if env["subject"] is not None and (
+            env["type"] in rating.RATED_TYPES or env["type"] == REGISTERED
+        ):
+            out.setdefault(env["subject"], []).append(r)
+    return out
+
+
+def _hook_prepare(
+    session: Session, sealed: Sequence[log.SealedRecord], now: datetime
+) -> PendingRatings | None:
+    by_merchant = _rated_subjects(sealed)
+    if not by_merchant:
+        return None
+    return prepare_rerate(session, by_merchant, as_of=today_shanghai(now), now=now)
+
+
+def _hook_after(
+    session: Session,
+    appended: Sequence[log.AppendedRecord],
+    pending: PendingRatings,
+    now: datetime,
+) -> dict[str, rating.Rating]:
+    # The record that caused each merchant's re-rating: its last one here.
+    causes = {u: recs[-1].record_id for u, recs in _rated_subjects(appended).items()}
+    return store_rerate(
+        session, pending, appended_from=appended[0].leaf_index, cause_record_ids=causes, now=now
+    )
+
+
+RERATE_HOOK = Hook("credit", prepare=_hook_prepare, after=_hook_after)
+"""Re-rates the merchants a write is about: rated before the log lock, stored after
+(``backend/domains.py`` registers it with the write path)."""
+
+
 def rerate_merchant(
     session: Session,
     uscc: str,
@@ -860,8 +888,6 @@ def install(app: FastAPI) -> None:
 
 
 def _merchant(session: Session, uscc: str) -> Merchant:
-    from backend.merchants.service import parse_uscc
-
     code = parse_uscc(uscc)
     m = session.get(Merchant, code)
     if m is None:
@@ -1010,3 +1036,115 @@ def disclosed_records(session: Session, *, uscc: str, today: date) -> MerchantRe
             )
         )
     return MerchantRecords(uscc=m.uscc, as_of=today, items=items, withheld=len(shown.withheld))
+
+
+# --- audit -----------------------------------------------------------------------------
+
+_COMPARED = tuple(c for c in _UPDATABLE if c != "computed_at")
+
+
+def _audit_ratings(session: Session, ctx: projection.CheckContext) -> list[projection.Difference]:
+    """Every ``merchant_rating`` row against the rating recomputed from the log on the
+    row's own ``as_of`` (every merchant is rated from its registration on)."""
+    versions = policy_versions(session)
+    found: list[projection.Difference] = []
+    live = {
+        r["uscc"]: r for r in session.connection().execute(select(RATING)).mappings()
+    }
+    merchants = [u for (u,) in session.execute(select(MERCHANT.c.uscc))]
+    size = log.tree_size(session)
+    records: dict[str, list[dict[str, Any]]] = {u: [] for u in merchants}
+    for subject, recs in _stream_all(session, size):
+        if subject in records:
+            records[subject] = recs
+    for n, u in enumerate(merchants):
+        row = live.pop(u, None)
+        if row is None:
+            found.append(projection.Difference("merchant_rating", (u,), "deleted", None))
+            continue
+        try:
+            result, nxt = compute(records[u], versions, row["as_of"])
+        except (rating.RatingError, NoPolicyInForce) as exc:
+            found.append(projection.Difference(
+                "merchant_rating", (u,), "unratable", None, detail=str(exc)))
+            continue
+        want = _row(Rated(u, result, nxt), utcnow())
+        diff = tuple(
+            c for c in _COMPARED if projection.normal(row[c]) != projection.normal(want[c])
+        )
+        if diff:
+            found.append(projection.Difference(
+                "merchant_rating", (u,), "altered", None, diff,
+                {c: row[c] for c in diff}, {c: want[c] for c in diff},
+            ))
+        if ctx.progress is not None and n % 5000 == 4999:
+            ctx.progress("checking ratings", n + 1, len(merchants))
+    for u in live:
+        found.append(projection.Difference("merchant_rating", (u,), "inserted", None))
+    return found
+
+
+def _rebuild_ratings(session: Session, ctx: projection.CheckContext) -> int:
+    """Drop rows of merchants that do not exist, then rate every merchant as of today."""
+    known = select(MERCHANT.c.uscc)
+    gone = session.connection().execute(RATING.delete().where(RATING.c.uscc.not_in(known))).rowcount
+    merchants = [u for (u,) in session.execute(select(MERCHANT.c.uscc))]
+    versions = ensure_policy(session, now=utcnow())
+    records = load_records(session, merchants)
+    results = [Rated(u, *compute(records[u], versions, ctx.today)) for u in merchants]
+    _store(session, results, now=utcnow(), cause="time", versions=versions)
+    return int(gone or 0) + len(results)
+
+
+RATINGS_CHECK = projection.Check("merchant_rating", _audit_ratings, _rebuild_ratings)
+
+
+def _audit_history(session: Session, ctx: projection.CheckContext) -> list[projection.Difference]:
+    """Every ``rating_change`` row against the rating recomputed on its ``from_date``
+    from the records the service had accepted when the row was written (their ``at``
+    is not after the row's), under the policy versions recorded by then."""
+    all_versions = policy_versions(session)
+    found: list[projection.Difference] = []
+    rows = session.connection().execute(select(CHANGES).order_by(CHANGES.c.uscc, CHANGES.c.id))
+    size = log.tree_size(session)
+    records: dict[str, list[dict[str, Any]]] = {}
+    for subject, recs in _stream_all(session, size):
+        records[subject] = recs
+    published = {
+        int(v): aware(at) for v, at in session.execute(select(POLICIES.c.version, POLICIES.c.at))
+    }
+    for row in rows.mappings():
+        at = aware(row["at"])
+        stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        known = [r for r in records.get(row["uscc"], []) if r["at"] <= stamp]
+        versions = [
+            v for v in all_versions if published.get(v.version, at) <= at
+        ] or all_versions
+        try:
+            result, _ = compute(known, versions, row["from_date"])
+        except (rating.RatingError, NoPolicyInForce) as exc:
+            found.append(projection.Difference(
+                "rating_change", (row["id"],), "unratable", row["cause_record_id"],
+                detail=str(exc)))
+            continue
+        want = {"tier": result.tier, "score": result.score,
+                "policy_version": result.policy_version}
+        diff = tuple(c for c in want if row[c] != want[c])
+        if diff:
+            found.append(projection.Difference(
+                "rating_change", (row["id"],), "altered", row["cause_record_id"], diff,
+                {c: row[c] for c in diff}, {c: want[c] for c in diff},
+            ))
+    return found
+
+
+def _rebuild_history(session: Session, ctx: projection.CheckContext) -> int:
+    """The history of displayed ratings cannot be replayed exactly (it records when a
+    tier changed by the passing of time): rows that disagree with the log are kept and
+    reported by audit until someone decides; nothing is rewritten."""
+    return 0
+
+
+HISTORY_CHECK = projection.Check(
+    "rating_change", _audit_history, _rebuild_history, repairs=False
+)

@@ -23,11 +23,27 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.accounts.models import Role
 from backend.accounts.service import Principal, require_role
+from backend.credit import repair
+from backend.credit import service as credit
+from backend.credit.models import RepairCreate, RepairDecisionCreate
 from backend.db import INT_KEY_MAX
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, PayloadTooLarge
+from backend.inspections import directory, draws
+from backend.inspections.models import (
+    DrawCreate,
+    InspectorCreate,
+    InspectorUpdate,
+    ItemCreate,
+    ItemUpdate,
+)
+from backend.merchants import service as merchants
+from backend.pledges import service as pledges
+from backend.pledges.models import PledgeCreate
+from backend.supervision import service as supervision
+from backend.supervision.models import ComplaintReviewCreate, SupervisionInput
 from backend.timeutil import today_shanghai
 
 pages = APIRouter(include_in_schema=False)
@@ -160,9 +176,6 @@ def pledge_submit(
     extra_commitments: Annotated[str, Form(max_length=2000)] = "",
     idempotency_key: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    from backend.pledges import service as pledges
-    from backend.pledges.models import PledgeCreate
-
     p = _merchant_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -201,8 +214,6 @@ def pledge_withdraw(
     pledge_id: Annotated[str, Form(max_length=64)],
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    from backend.pledges import service as pledges
-
     p = _merchant_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -223,9 +234,6 @@ def repair_apply(
     penalty_record_id: Annotated[str, Form(max_length=80)],
     statement: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    from backend.credit import repair
-    from backend.credit.models import RepairCreate
-
     p = _merchant_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -284,8 +292,6 @@ def regulator_home(
 
 @pages.post("/regulator/merchants/{uscc}/verify", response_class=HTMLResponse)
 def verify_merchant(request: Request, session: SessionDep, user: PageUser, uscc: str) -> Response:
-    from backend.merchants import service as merchants
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -376,8 +382,6 @@ def hundredths(raw: str) -> int:
 
 
 def _outcome_input(kind: str, form: dict[str, str], evidence: bytes | None) -> Any:
-    from backend.supervision.models import SupervisionInput
-
     data: dict[str, Any] = {"kind": kind}
     for f in service.outcome_fields(kind):
         raw = form.get(f.name, "")
@@ -412,8 +416,6 @@ class FormInputError(DomainError):
 
 @pages.post("/regulator/outcomes", response_class=HTMLResponse)
 async def outcomes_submit(request: Request, session: SessionDep, user: PageUser) -> Response:
-    from backend.supervision import service as supervision
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -444,8 +446,6 @@ async def outcomes_submit(request: Request, session: SessionDep, user: PageUser)
 async def outcomes_bulk(
     request: Request, ctx: CtxDep, session: SessionDep, user: PageUser, file: UploadFile
 ) -> Response:
-    from backend.supervision import service as supervision
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -509,8 +509,6 @@ def _complaints_view(
     error: FormError | None = None,
     status_code: int = 200,
 ) -> Response:
-    from backend.supervision import service as supervision
-
     page = supervision.list_complaints(session, status=status, uscc=None, limit=100, offset=0)
     return web.render(
         request,
@@ -553,9 +551,6 @@ def complaint_review(
     outcome: Annotated[str, Form(max_length=16)],
     summary: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    from backend.supervision import service as supervision
-    from backend.supervision.models import ComplaintReviewCreate
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -587,8 +582,6 @@ def _repairs_view(
     error: FormError | None = None,
     status_code: int = 200,
 ) -> Response:
-    from backend.credit import repair
-
     page = repair.list_repairs(
         session, principal=principal, status="pending", limit=100, offset=0
     )
@@ -628,9 +621,6 @@ def repair_decide(
     decision: Annotated[str, Form(max_length=16)],
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    from backend.credit import repair
-    from backend.credit.models import RepairDecisionCreate
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -688,7 +678,6 @@ def policy_submit(
 ) -> Response:
     import json
 
-    from backend.credit import service as credit
 
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
@@ -782,9 +771,6 @@ def draws_page(
 async def draws_create(
     request: Request, ctx: CtxDep, session: ReadSessionDep, user: PageUser
 ) -> Response:
-    from backend.inspections import draws
-    from backend.inspections.models import DrawCreate
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -834,8 +820,6 @@ async def draws_create(
 async def draws_reveal(
     request: Request, ctx: CtxDep, session: ReadSessionDep, user: PageUser, ref: str
 ) -> Response:
-    from backend.inspections import draws
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -850,8 +834,6 @@ async def draws_reveal(
 async def draws_commit(
     request: Request, ctx: CtxDep, session: ReadSessionDep, user: PageUser, ref: str
 ) -> Response:
-    from backend.inspections import draws
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -878,8 +860,6 @@ def _directory_page(
     done: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    from backend.inspections import directory
-
     if which == "inspectors":
         rows: Any = directory.list_inspectors(session, staff=True).items
         title = "检查人员名录"
@@ -928,9 +908,6 @@ def inspectors_submit(
     inspector_id: Annotated[str, Form(max_length=100)] = "",
     action: Annotated[str, Form(max_length=16)] = "create",
 ) -> Response:
-    from backend.inspections import directory
-    from backend.inspections.models import InspectorCreate, InspectorUpdate
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -989,9 +966,6 @@ def items_submit(
     item_id: Annotated[int | None, Form(ge=1, le=INT_KEY_MAX)] = None,
     action: Annotated[str, Form(max_length=16)] = "create",
 ) -> Response:
-    from backend.inspections import directory
-    from backend.inspections.models import ItemCreate, ItemUpdate
-
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p

@@ -17,15 +17,17 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from backend.accounts import service as accounts
-from backend.accounts.deps import client_address, set_session_cookie
+from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.accounts.models import Account
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import service, web
+from backend.disclosure import areas, service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
 from backend.merchants import views
 from backend.merchants.models import MerchantCreate
+from backend.supervision import service as supervision
+from backend.supervision.models import ComplaintCreate
 from backend.timeutil import today_shanghai, utcnow
 
 pages = APIRouter(include_in_schema=False)
@@ -291,7 +293,7 @@ def register_page(request: Request, user: PageUser) -> Response:
     return _register_form(request, {k: "" for k in REGISTER_FIELDS}, None)
 
 
-@pages.post("/register", response_class=HTMLResponse)
+@pages.post("/register", response_class=HTMLResponse, dependencies=[PasswordWork])
 def register_submit(
     request: Request,
     ctx: CtxDep,
@@ -414,9 +416,6 @@ def complaint_submit(
     contact: Annotated[str, Form(max_length=200)] = "",
     form_token: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
-    from backend.supervision import service as supervision
-    from backend.supervision.models import ComplaintCreate
-
     values = {"uscc": uscc, "content": content, "contact": contact}
     try:
         web.check_anon_form(request, form_token)
@@ -452,7 +451,7 @@ def complaint_submit(
 
 def install(app: FastAPI) -> None:
     """Pages, static files, security headers and HTML error pages."""
-    from backend.disclosure import apidocs, areas
+    from backend.disclosure import apidocs
 
     apidocs.install(app)
     app.include_router(pages)

@@ -25,10 +25,26 @@ from sqlmodel import Session, col
 
 from backend.accounts.service import Principal
 from backend.config import Settings
+from backend.credit import queries as credit_queries
+from backend.credit import repair
+from backend.credit import service as credit
+from backend.credit import service as credit_service
+from backend.credit.models import CreditRepair, CreditRepairDecision, MerchantRating
+from backend.disclosure.shown import Shown, date_text, lookup, yes_text, yuan
 from backend.errors import DomainError
+from backend.inspections import directory, draws
+from backend.ledger import service as ledger
+from backend.merchants import queries as merchant_queries
 from backend.merchants import reference
 from backend.merchants import service as merchants
-from backend.merchants.models import MerchantPublic
+from backend.merchants.models import Merchant, MerchantPublic, MerchantVerification
+from backend.pledges import queries
+from backend.pledges import queries as pledge_queries
+from backend.pledges import service as pledges
+from backend.pledges.templates import current_template
+from backend.supervision import queries as supervision_queries
+from backend.supervision import service as supervision
+from backend.supervision.models import CSV_COLUMNS
 
 log = logging.getLogger("honest_metering.disclosure")
 
@@ -203,10 +219,15 @@ class RecordView:
     tone: str = ""  # "ok", "bad", "warn" or ""
     corrects: str | None = None
     refs: list[tuple[str, str]] = field(default_factory=list)
+    shown: Shown | None = None
+    """The values the title and facts were made from, for 验证 (``None``: not checked)."""
 
     @property
     def dom_id(self) -> str:
         return "v-" + self.record_id[:16]
+
+    def field_of(self, label: str) -> str | None:
+        return self.shown.field_of(label) if self.shown is not None else None
 
 
 REL_LABELS = {
@@ -218,15 +239,26 @@ REL_LABELS = {
     "decides": "决定",
 }
 
+TYPE_LABELS = {
+    "merchant.registered": "登记注册",
+    "merchant.verified": "登记信息核验",
+    "pledge.made": "诚信计量承诺",
+    "pledge.withdrawn": "撤回诚信计量承诺",
+    "supervision.spot_check": "监督抽查",
+    "supervision.penalty": "行政处罚",
+    "credit.repair_applied": "申请信用修复",
+    "credit.repair_decided": "信用修复决定",
+    "supervision.complaint_verified": "投诉举报核实",
+    "supervision.abnormal_list": "经营异常名录",
+    "supervision.serious_list": "严重违法失信名单",
+    "supervision.instrument": "强制检定计量器具",
+    "supervision.demonstration": "诚信计量示范单位",
+    "supervision.revocation": "撤销监管记录",
+}
 
-def _d(value: Any) -> str:
-    from backend.disclosure.web import zh_date
 
-    return zh_date(value) if value else "—"
-
-
-def _yes(value: Any) -> str:
-    return "是" if value else "否"
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def describe(
@@ -237,95 +269,130 @@ def describe(
     anchored: bool,
     template_texts: Mapping[str, str] | None = None,
 ) -> RecordView:
-    """A record as a title and labelled facts, in Chinese. Presentation only."""
+    """A record as a title and labelled facts, in Chinese. Presentation only.
+
+    ``env`` is the record as the page has it (from a table); every field the title
+    and facts are made from is noted in the view's :class:`Shown`, so that 验证 can
+    compare it with the record in the log.
+    """
+    s = Shown(record_id)
     t = str(env.get("type", ""))
-    b: Mapping[str, Any] = env.get("body") or {}
+
+    def take(path: str, label: str, fmt: str = "text") -> Any:
+        return s.take(env, "body." + path, label, fmt)
+
     facts: list[tuple[str, str]] = []
     tone = ""
     title = t
     if t == "merchant.registered":
         title = "登记注册"
+        sector = _str(take("sector", "行业"))
+        region = _str(take("region_code", "地区"))
         facts = [
-            ("名称", str(b.get("name", ""))),
-            ("行业", reference.SECTORS.get(str(b.get("sector")), str(b.get("sector")))),
-            ("地区", reference.DIVISIONS.get(str(b.get("region_code")), str(b.get("region_code")))),
-            ("地址", str(b.get("address", ""))),
+            ("名称", _str(take("name", "名称"))),
+            ("行业", reference.SECTORS.get(sector, sector)),
+            ("地区", reference.DIVISIONS.get(region, region)),
+            ("地址", _str(take("address", "地址"))),
         ]
     elif t == "merchant.verified":
         title = "市场监管部门已核验登记信息"
-        facts = [("核验日期", _d(b.get("verified_on")))]
+        facts = [("核验日期", date_text(take("verified_on", "核验日期", "date")))]
         tone = "ok"
     elif t == "pledge.made":
         title = "作出诚信计量承诺"
-        items = b.get("items") or []
+        valid_from = date_text(take("valid_from", "有效期起", "date"))
+        valid_until = date_text(take("valid_until", "有效期至", "date"))
+        items = take("items", "承诺事项", "count")
         facts = [
-            ("有效期", f"{_d(b.get('valid_from'))} 起，至 {_d(b.get('valid_until'))} 前"),
-            ("承诺事项", f"{len(items)} 项"),
+            ("有效期", f"{valid_from} 起，至 {valid_until} 前"),
+            ("承诺事项", f"{len(items)} 项" if isinstance(items, list) else "—"),
         ]
-        if b.get("signature"):
-            facts.append(("电子签名", "EIP-712，签名地址 " + str(b["signature"].get("signer", ""))))
+        signer = take("signature.signer", "签名地址")
+        if signer:
+            facts.append(("电子签名", "EIP-712，签名地址 " + str(signer)))
         tone = "ok"
     elif t == "pledge.withdrawn":
         title = "撤回诚信计量承诺"
-        facts = [("撤回日期", _d(b.get("withdrawn_on"))), ("原因", str(b.get("reason", "")))]
+        facts = [
+            ("撤回日期", date_text(take("withdrawn_on", "撤回日期", "date"))),
+            ("原因", _str(take("reason", "原因"))),
+        ]
         tone = "warn"
     elif t == "supervision.spot_check":
-        result = str(b.get("result", ""))
+        result = _str(take("result", "检查结果"))
         title = f"监督抽查：{result}"
-        facts = [("检查日期", _d(b.get("checked_on"))), ("检查机关", str(b.get("authority", "")))]
-        if b.get("draw_id"):
-            facts.append(("双随机抽查", str(b["draw_id"])))
+        facts = [
+            ("检查日期", date_text(take("checked_on", "检查日期", "date"))),
+            ("检查机关", _str(take("authority", "检查机关"))),
+        ]
+        draw_id = take("draw_id", "双随机抽查")
+        if draw_id:
+            facts.append(("双随机抽查", str(draw_id)))
         tone = "ok" if result == "未发现问题" else "bad"
     elif t == "supervision.penalty":
-        title = f"行政处罚（{b.get('decision_no', '')}）"
+        title = f"行政处罚（{_str(take('decision_no', '决定书文号'))}）"
         facts = [
-            ("决定日期", _d(b.get("decided_on"))),
-            ("处罚机关", str(b.get("authority", ""))),
-            ("罚没金额", _yuan(b.get("amount_fen"))),
-            ("通报批评", _yes(b.get("circulated_criticism"))),
-            ("已履行", _yes(b.get("performed"))),
+            ("决定日期", date_text(take("decided_on", "决定日期", "date"))),
+            ("处罚机关", _str(take("authority", "处罚机关"))),
+            ("罚没金额", yuan(take("amount_fen", "罚没金额", "yuan"))),
+            ("通报批评", yes_text(take("circulated_criticism", "通报批评", "yes"))),
+            ("已履行", yes_text(take("performed", "已履行", "yes"))),
         ]
         tone = "bad"
     elif t == "credit.repair_applied":
         title = "申请信用修复"
-        facts = [("申请日期", _d(b.get("applied_on"))), ("说明", str(b.get("statement", "")))]
+        facts = [
+            ("申请日期", date_text(take("applied_on", "申请日期", "date"))),
+            ("说明", _str(take("statement", "说明"))),
+        ]
     elif t == "credit.repair_decided":
-        ok = b.get("decision") == "approved"
+        ok = take("decision", "修复决定") == "approved"
         title = "信用修复：" + ("准予修复" if ok else "不予修复")
-        facts = [("决定日期", _d(b.get("decided_on"))), ("理由", str(b.get("reason", "")))]
+        facts = [
+            ("决定日期", date_text(take("decided_on", "决定日期", "date"))),
+            ("理由", _str(take("reason", "理由"))),
+        ]
         tone = "ok" if ok else "warn"
     elif t == "supervision.complaint_verified":
         title = "投诉举报经核实"
-        facts = [("核实日期", _d(b.get("verified_on"))), ("内容摘要", str(b.get("summary", "")))]
+        facts = [
+            ("核实日期", date_text(take("verified_on", "核实日期", "date"))),
+            ("内容摘要", _str(take("summary", "内容摘要"))),
+        ]
         tone = "bad"
     elif t in ("supervision.abnormal_list", "supervision.serious_list"):
         name = "经营异常名录" if t.endswith("abnormal_list") else "严重违法失信名单"
-        inn = b.get("action") == "in"
+        inn = take("action", "列入或移出") == "in"
         title = ("列入" if inn else "移出") + name
-        reason = str(b.get("reason", ""))
+        reason = _str(take("reason", "原因"))
         known = reference.ABNORMAL_LIST_REASONS.get(reason)
-        facts = [("日期", _d(b.get("on"))), ("原因", known.name if known else reason)]
+        facts = [
+            ("日期", date_text(take("on", "日期", "date"))),
+            ("原因", known.name if known else reason),
+        ]
         tone = "bad" if inn else "ok"
     elif t == "supervision.instrument":
-        title = f"强制检定计量器具：{b.get('instrument_type', '')}"
+        title = f"强制检定计量器具：{_str(take('instrument_type', '计量器具'))}"
         facts = [
-            ("出厂编号", str(b.get("serial", ""))),
-            ("检定证书", str(b.get("certificate_no", ""))),
-            ("检定日期", _d(b.get("verified_on"))),
-            ("有效期至", _d(b.get("valid_until"))),
+            ("出厂编号", _str(take("serial", "出厂编号"))),
+            ("检定证书", _str(take("certificate_no", "检定证书"))),
+            ("检定日期", date_text(take("verified_on", "检定日期", "date"))),
+            ("有效期至", date_text(take("valid_until", "有效期至", "date"))),
         ]
     elif t == "supervision.demonstration":
-        award = b.get("action") == "award"
+        award = take("action", "评定或撤销") == "award"
         title = "评为诚信计量示范单位" if award else "撤销诚信计量示范单位"
-        facts = [("日期", _d(b.get("on")))]
+        facts = [("日期", date_text(take("on", "日期", "date")))]
         if award:
-            facts.append(("有效期至", _d(b.get("valid_until"))))
-        elif b.get("reason"):
-            facts.append(("原因", str(b.get("reason"))))
+            facts.append(("有效期至", date_text(take("valid_until", "有效期至", "date"))))
+        else:
+            reason = take("reason", "原因")
+            if reason:
+                facts.append(("原因", str(reason)))
         tone = "ok" if award else "warn"
     elif t == "supervision.revocation":
         title = "撤销一条监管记录"
-        facts = [("原因", str(b.get("reason", "")))]
+        facts = [("原因", _str(take("reason", "原因")))]
     refs = [
         (REL_LABELS.get(str(r.get("rel")), str(r.get("rel"))), str(r.get("record")))
         for r in env.get("refs") or []
@@ -334,6 +401,7 @@ def describe(
     corrects = next((rid for rel, rid in refs if rel == "更正"), None)
     if corrects:
         title += "（更正）"
+    s.common(env)
     return RecordView(
         record_id=record_id,
         leaf_index=leaf_index,
@@ -345,13 +413,26 @@ def describe(
         tone=tone,
         corrects=corrects,
         refs=refs,
+        shown=s,
     )
 
 
-def _yuan(fen: Any) -> str:
-    from backend.disclosure.web import yuan
-
-    return yuan(int(fen)) if isinstance(fen, int) else "—"
+def missing_view(
+    *, record_type: str, record_id: str, leaf_index: int | None, anchored: bool
+) -> RecordView:
+    """A record the disclosure rule shows but no table holds: nothing to show but the
+    gap itself (验证 reports it; ``honest-metering audit`` names the missing row)."""
+    return RecordView(
+        record_id=record_id,
+        leaf_index=leaf_index,
+        type=record_type,
+        title=TYPE_LABELS.get(record_type, record_type) + "（数据表中缺少这条记录，无法显示内容）",
+        facts=[],
+        at="",
+        anchored=anchored,
+        tone="warn",
+        shown=Shown(record_id, missing=True),
+    )
 
 
 # --- home and search -----------------------------------------------------------------------
@@ -367,22 +448,14 @@ def _optional(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def latest_checkpoint(session: Session) -> Any:
-    from backend.ledger import service as ledger
-
     return _optional("checkpoint", ledger.latest_checkpoint, session)
 
 
 def anchoring(session: Session) -> Any:
-    from backend.ledger import service as ledger
-
     return _optional("anchoring", ledger.anchoring_info, session)
 
 
 def tier_stats(session: Session, *, today: date) -> Any:
-    try:
-        from backend.credit import service as credit
-    except ImportError:  # pragma: no cover - the credit package is part of the app
-        return None
     return _optional("tier stats", credit.tier_stats, session, today=today)
 
 
@@ -400,8 +473,6 @@ class StatsCache:
         self._value: tuple[float, date, Any, Any] | None = None
 
     def get(self, session: Session, *, today: date) -> tuple[Any, Any]:
-        from backend.pledges import service as pledges
-
         now = time.monotonic()
         with self._lock:
             cached = self._value
@@ -449,10 +520,6 @@ def cached_tiers(session: Session, usccs: Iterable[str]) -> dict[str, str]:
     """Tiers to show next to search results: the credit service's maintained ratings."""
     wanted = list(usccs)
     if not wanted:
-        return {}
-    try:
-        from backend.credit.models import MerchantRating
-    except ImportError:  # pragma: no cover
         return {}
     rows = session.execute(
         select(col(MerchantRating.uscc), col(MerchantRating.tier)).where(
@@ -516,6 +583,7 @@ class Instrument:
     valid_until: str
     overdue: bool
     record_id: str
+    shown: Shown | None = None
 
 
 @dataclass
@@ -536,10 +604,14 @@ class MerchantPage:
     lists: list[str]
     sign_available: bool
     credit_error: str | None = None
+    merchant_shown: Shown | None = None
+    """The header's name, sector, region and address: the registration record's fields."""
+    pledge_shown: Shown | None = None
+    """The current pledge's dates, items and signer: its ``pledge.made`` record's fields."""
 
 
 def _instruments(
-    records: Sequence[RecordView], envs: Mapping[str, Mapping[str, Any]], today: date
+    records: Sequence[RecordView], held: Mapping[str, Mapping[str, Any]], today: date
 ) -> list[Instrument]:
     """The latest certificate per instrument (a correction replaces what it corrects)."""
     corrected = {r.corrects for r in records if r.corrects}
@@ -547,25 +619,84 @@ def _instruments(
     for r in records:
         if r.type != "supervision.instrument" or r.record_id in corrected:
             continue
-        b = envs[r.record_id].get("body") or {}
-        key = (str(b.get("instrument_type", "")), str(b.get("serial", "")))
+        env = held.get(r.record_id)
+        if env is None:
+            continue
+        s = Shown(r.record_id)
+        key = (
+            _str(s.take(env, "body.instrument_type", "计量器具")),
+            _str(s.take(env, "body.serial", "出厂编号")),
+        )
+        valid_until = _str(s.take(env, "body.valid_until", "有效期至", "date"))
         try:
-            until = date.fromisoformat(str(b.get("valid_until")))
+            until = date.fromisoformat(valid_until)
         except ValueError:
             until = None
         inst = Instrument(
             type=key[0],
             serial=key[1],
-            certificate_no=str(b.get("certificate_no", "")),
-            verified_on=str(b.get("verified_on", "")),
-            valid_until=str(b.get("valid_until", "")),
+            certificate_no=_str(s.take(env, "body.certificate_no", "检定证书")),
+            verified_on=_str(lookup(env, "body.verified_on")),
+            valid_until=valid_until,
             overdue=until is not None and until <= today,
             record_id=r.record_id,
+            shown=s,
         )
         prev = latest.get(key)
         if prev is None or inst.verified_on >= prev.verified_on:
             latest[key] = inst
     return sorted(latest.values(), key=lambda i: (i.type, i.serial))
+
+
+def records_as_held(session: Session, wanted: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``record_id`` → the record as its owner's table holds it, for ``wanted``
+    (``record_id`` → record type). The page shows these, never the log's bytes: 验证
+    then compares them with the log, and a table edited behind the service's back
+    shows up as a difference instead of passing for the record."""
+
+    owners: dict[Any, dict[str, str]] = {}
+    for rid, rtype in wanted.items():
+        if rtype.startswith("merchant."):
+            owner: Any = merchant_queries
+        elif rtype.startswith("pledge.") or rtype == "supervision.demonstration":
+            owner = pledge_queries
+        elif rtype.startswith("credit."):
+            owner = credit_queries
+        elif rtype.startswith("supervision."):
+            owner = supervision_queries
+        else:
+            continue
+        owners.setdefault(owner, {})[rid] = rtype
+    held: dict[str, dict[str, Any]] = {}
+    for owner, ids in owners.items():
+        for rid, env in owner.records_as_held(session, ids).items():
+            # A row whose type is not the record's is not that record's projection.
+            if env["type"] == wanted.get(rid):
+                held[rid] = env
+    return held
+
+
+def _header_shown(merchant: MerchantPublic) -> Shown:
+    s = Shown(merchant.registration_record.record_id)
+    s.put("body.name", merchant.name, "名称")
+    s.put("body.sector", merchant.sector, "行业")
+    s.put("body.region_code", merchant.region_code, "地区")
+    s.put("body.sub_area", merchant.sub_area, "园区")
+    s.put("body.address", merchant.address, "地址")
+    s.put("at", merchant.registered_at, "登记时间", "time")
+    return s
+
+
+def _pledge_shown(pledge: Any) -> Shown:
+    s = Shown(pledge.made_record.record_id)
+    s.put("body.items", list(pledge.items), "承诺事项", "json")
+    s.put("body.extra_commitments", pledge.extra_commitments, "补充承诺")
+    s.put("body.valid_from", pledge.valid_from, "有效期起", "date")
+    s.put("body.valid_until", pledge.valid_until, "有效期至", "date")
+    s.put("at", pledge.made_at, "承诺时间", "time")
+    signer = pledge.signature.signer if pledge.signature is not None else None
+    s.put("body.signature.signer", signer, "电子签名")
+    return s
 
 
 def merchant_page(
@@ -577,8 +708,12 @@ def merchant_page(
     merchant: MerchantPublic | None = None,
 ) -> MerchantPage:
     """A shop's page. ``merchant``: its public view when the caller has it already
-    (the public page takes the kept one, ``backend/merchants/views.py``)."""
-    from backend.pledges import service as pledges
+    (the public page takes the kept one, ``backend/merchants/views.py``).
+
+    Which records are shown is the credit service's disclosure rule; what they say
+    is read from the tables (:func:`records_as_held`), so that the browser's 验证
+    can tell a table that no longer matches its record.
+    """
 
     if merchant is None:
         merchant = merchants.get_public(session, settings=settings, uscc=uscc, today=today)
@@ -587,7 +722,6 @@ def merchant_page(
     credit_error = None
     credit = history = records = None
     try:
-        from backend.credit import service as credit_service
 
         credit = credit_service.get_credit(session, uscc=code, as_of=None, today=today)
         history = credit_service.credit_history(session, uscc=code).items
@@ -604,42 +738,33 @@ def merchant_page(
             session, pledge_id=merchant.current_pledge.pledge_id, today=today
         )
 
-    views: list[RecordView] = []
-    envs: dict[str, Mapping[str, Any]] = {}
+    # (record id, type, leaf index, anchored) of every record the page lists.
+    listed: list[tuple[str, str, int | None, bool]] = []
     reg = merchant.registration_record
-    reg_env = _record_envelope(session, reg.record_id)
-    if reg_env is not None:
-        views.append(
-            describe(
-                reg_env,
-                record_id=reg.record_id,
-                leaf_index=reg.leaf_index,
-                anchored=reg.anchor_status.status == "anchored",
-            )
-        )
+    listed.append(
+        (reg.record_id, "merchant.registered", reg.leaf_index,
+         reg.anchor_status.status == "anchored")
+    )
     ver = merchant.verification.record
     if ver is not None:
-        ver_env = _record_envelope(session, ver.record_id)
-        if ver_env is not None:
-            views.append(
-                describe(
-                    ver_env,
-                    record_id=ver.record_id,
-                    leaf_index=ver.leaf_index,
-                    anchored=ver.anchor_status.status == "anchored",
-                )
-            )
+        listed.append(
+            (ver.record_id, "merchant.verified", ver.leaf_index,
+             ver.anchor_status.status == "anchored")
+        )
     if records is not None:
-        for item in records.items:
-            envs[item.record_id] = item.record
+        listed.extend(
+            (item.record_id, item.type, item.leaf_index, item.anchored) for item in records.items
+        )
+    held = records_as_held(session, {rid: rtype for rid, rtype, _, _ in listed})
+    views: list[RecordView] = []
+    for rid, rtype, idx, anchored in listed:
+        env = held.get(rid)
+        if env is None:
             views.append(
-                describe(
-                    item.record,
-                    record_id=item.record_id,
-                    leaf_index=item.leaf_index,
-                    anchored=item.anchored,
-                )
+                missing_view(record_type=rtype, record_id=rid, leaf_index=idx, anchored=anchored)
             )
+        else:
+            views.append(describe(env, record_id=rid, leaf_index=idx, anchored=anchored))
     sections: dict[str, list[RecordView]] = {}
     for v in sorted(views, key=lambda v: v.leaf_index or 0, reverse=True):
         sections.setdefault(SECTION_OF.get(v.type, "other"), []).append(v)
@@ -660,7 +785,7 @@ def merchant_page(
         chart=chart,
         pledge=pledge,
         sections=sections,
-        instruments=_instruments(views, envs, today),
+        instruments=_instruments(views, held, today),
         withheld=records.withheld if records is not None else 0,
         tier=tier,
         tier_label=TIER_LABELS.get(tier or "", "暂未评定"),
@@ -670,17 +795,9 @@ def merchant_page(
         lists=lists,
         sign_available=pledge is not None and pledge.status == "active",
         credit_error=credit_error,
+        merchant_shown=_header_shown(merchant),
+        pledge_shown=_pledge_shown(pledge) if pledge is not None else None,
     )
-
-
-def _record_envelope(session: Session, record_id: str) -> dict[str, Any] | None:
-    from backend.ledger import log as ledger_log
-
-    try:
-        leaf = ledger_log.get_leaf(session, record_id)
-    except DomainError:
-        return None
-    return json.loads(bytes(leaf.canonical))  # type: ignore[no-any-return]
 
 
 def ago(moment: datetime | None, now: datetime) -> str:
@@ -714,8 +831,6 @@ def merchant_area(
     session: Session, *, settings: Settings, principal: Principal, today: date
 ) -> dict[str, Any]:
     """The signed-in merchant's own view: its public page data, pledges, repairs."""
-    from backend.credit import repair
-    from backend.pledges import service as pledges
 
     assert principal.merchant_uscc is not None
     page = merchant_page(session, settings=settings, uscc=principal.merchant_uscc, today=today)
@@ -749,12 +864,9 @@ def merchant_area(
 
 def pledge_form(session: Session, *, principal: Principal, today: date) -> dict[str, Any]:
     """The current template of the merchant's sector, as checkboxes."""
-    from backend.pledges import service as pledges
-    from backend.pledges.templates import current_template
 
     assert principal.merchant_uscc is not None
     merchant = merchants.get_merchant(session, principal.merchant_uscc)
-    from backend.pledges import queries
 
     template = pledges.template_public(current_template(merchant.sector))
     current = queries.current_pledge(session, merchant.uscc, today)
@@ -773,7 +885,6 @@ def unverified_merchants(session: Session, *, limit: int = 50) -> tuple[int, lis
     """Registrations waiting for a regulator's verification, oldest first (a listing, no rule)."""
     from sqlalchemy import func
 
-    from backend.merchants.models import Merchant, MerchantVerification
 
     waiting = ~col(Merchant.uscc).in_(select(col(MerchantVerification.uscc)))
     total = int(
@@ -800,8 +911,6 @@ def unverified_merchants(session: Session, *, limit: int = 50) -> tuple[int, lis
 
 
 def regulator_home(session: Session, *, today: date) -> dict[str, Any]:
-    from backend.supervision import service as supervision
-
     total, waiting = unverified_merchants(session)
     complaints = _optional(
         "complaints",
@@ -826,7 +935,6 @@ def regulator_home(session: Session, *, today: date) -> dict[str, Any]:
 def _pending_repairs(session: Session) -> int:
     from sqlalchemy import func
 
-    from backend.credit.models import CreditRepair, CreditRepairDecision
 
     return int(
         session.execute(
@@ -838,8 +946,6 @@ def _pending_repairs(session: Session) -> int:
 
 
 def _draws_summary(session: Session, *, today: date) -> dict[str, int]:
-    from backend.inspections import draws
-
     overdue = draws.list_draws(session, overdue_only=True, limit=100, offset=0, today=today)
     return {"overdue": sum(d.overdue or 0 for d in overdue.items)}
 
@@ -1004,14 +1110,10 @@ def outcome_defaults(kind: str, *, today: date) -> dict[str, str]:
 
 
 def csv_columns() -> tuple[str, ...]:
-    from backend.supervision.models import CSV_COLUMNS
-
     return CSV_COLUMNS
 
 
 def policy_page(session: Session, *, today: date) -> dict[str, Any]:
-    from backend.credit import service as credit
-
     current = credit.get_policy(session, today=today)
     versions = credit.list_policies(session, today=today)
     doc = current.document.model_dump(mode="json")
@@ -1055,8 +1157,6 @@ def sector_names(codes: Iterable[str] | None) -> str:
 
 
 def inspections_page(session: Session, *, today: date) -> dict[str, Any]:
-    from backend.inspections import directory, draws
-
     return {
         "draws": draws.list_draws(session, limit=100, offset=0, today=today).items,
         "items": directory.list_items(session, active=True).items,
@@ -1067,8 +1167,6 @@ def inspections_page(session: Session, *, today: date) -> dict[str, Any]:
 def draw_page(
     session: Session, *, ctx: Any, ref: str, today: date, staff: bool = False
 ) -> dict[str, Any]:
-    from backend.inspections import draws
-
     d = draws.draw_public(session, ctx=ctx, ref=ref, today=today, staff=staff)
     records = [
         describe_draw_record(
@@ -1083,7 +1181,6 @@ def draw_page(
     selected = (d.plan or {}).get("selected") or {}
     names = {}
     if d.assignments:
-        from backend.merchants.models import Merchant
 
         wanted = [a.uscc for a in d.assignments]
         names = dict(
@@ -1155,8 +1252,6 @@ def describe_draw_record(
 
 
 def regulator_draws(session: Session, *, today: date) -> dict[str, Any]:
-    from backend.inspections import directory, draws
-
     return {
         "draws": draws.list_draws(session, limit=100, offset=0, today=today).items,
         "overdue": draws.list_draws(

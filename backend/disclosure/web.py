@@ -42,7 +42,9 @@ from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
 from backend.accounts.service import Principal
 from backend.config import Settings
 from backend.disclosure.apidocs import ASSETS_URL, DOCS_CSP, DOCS_PATHS
+from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
+from backend.ledger.contract import load_artifact
 from backend.timeutil import SHANGHAI
 
 log = logging.getLogger("honest_metering.disclosure")
@@ -187,12 +189,6 @@ def short_hash(value: str | None, n: int = 10) -> str:
     )
 
 
-def yuan(fen: int | None) -> str:
-    if fen is None:
-        return "—"
-    return f"{fen // 100:,}.{fen % 100:02d} 元"
-
-
 def _build_env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -217,7 +213,6 @@ env = _build_env()
 def contract_code_sha256() -> str:
     """SHA-256 of the published MeteringLedger runtime code (the committed artifact), so the
     browser can check that the address it reads checkpoints from runs that contract."""
-    from backend.ledger.contract import load_artifact
 
     code = bytes.fromhex(str(load_artifact()["deployedBytecode"]).removeprefix("0x"))
     return hashlib.sha256(code).hexdigest()
@@ -368,6 +363,8 @@ FRIENDLY = {
     "FormExpired": "表单已过期，请刷新页面后重新提交。",
     "RateLimited": "尝试次数过多，请稍后再试。",
     "TooManyAttempts": "尝试次数过多，请稍后再试。",
+    "ServerBusy": "同时登录和注册的人较多，请稍后再试。",
+    "DatabaseBusy": "系统正忙，请稍后再试。",
     "PledgeItemsInvalid": "承诺事项不完整：必选事项都要勾选。",
     "RecordNotFound": "没有找到这条记录。",
     "RecordNotAnchored": "这条记录尚未锚定到区块链，下一个检查点锚定后即可验证。",

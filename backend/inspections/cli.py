@@ -108,7 +108,7 @@ def verify_selected(args: argparse.Namespace) -> bool:
 
 
 def verify_run(args: argparse.Namespace) -> int:
-    from backend.inspections.verify import verify_draw
+    from backend.verification.draw import verify_draw
 
     verdict = verify_draw(
         args.draw, base_url=getattr(args, "url", None) or DEFAULT_URL, ledger_url=args.ledger

@@ -2,11 +2,13 @@
 (执法检查人员名录库) with their declared conflicts of interest, and inspection items
 (随机抽查事项清单).
 
-Every change is a record, appended in the same transaction as the row it
-updates (see ``docs/records.md``: ``inspection.inspector``, ``inspection.item``,
-``inspection.conflict``, ``inspection.conflict_withdrawn``). An inspector's
-name never enters a record: only ``name_digest = SHA-256(salt || UTF-8 name)``,
-with the salt in the private row. Conflict reasons stay private too.
+Every change is a record (see ``docs/records.md``: ``inspection.inspector``,
+``inspection.item``, ``inspection.conflict``, ``inspection.conflict_withdrawn``),
+written through the one write path (``backend.ledger.write``); the rows are the
+records' projections (``backend/inspections/records.py``), never written here. An
+inspector's name never enters a record: only ``name_digest = SHA-256(salt || UTF-8
+name)``; the name and the salt are private columns, given to the write path beside
+the record. Conflict reasons stay private too.
 
 Draws read the directories through :func:`active_inspectors` and
 :func:`active_conflicts`; nothing here touches the ledger.
@@ -14,7 +16,6 @@ Draws read the directories through :func:`active_inspectors` and
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from datetime import datetime
@@ -51,17 +52,21 @@ from backend.inspections.models import (
     ItemUpdate,
     ItemWritten,
 )
+from backend.inspections.records import (
+    CONFLICT,
+    CONFLICT_WITHDRAWN,
+    INSPECTOR,
+    ITEM,
+    name_digest,
+)
 from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import anchor_status
+from backend.ledger.write import write
 from backend.merchants.service import parse_region, parse_sector, parse_uscc
 from backend.merchants.text import clean_text
 from backend.timeutil import today_shanghai, utcnow
 
-INSPECTOR = "inspection.inspector"
-ITEM = "inspection.item"
-CONFLICT = "inspection.conflict"
-CONFLICT_WITHDRAWN = "inspection.conflict_withdrawn"
 STAFF: tuple[Role, ...] = ("regulator", "admin")
 # PostgreSQL advisory locks (SQLite write transactions are serialised already).
 PG_DIRECTORY_LOCK = 7340030
@@ -110,11 +115,8 @@ def serialise(session: Session, key: int) -> None:
 # --- inspectors -------------------------------------------------------------------------
 
 
-def name_digest(salt_hex: str, name: str) -> str:
-    return hashlib.sha256(bytes.fromhex(salt_hex) + name.encode("utf-8")).hexdigest()
-
-
 def _inspector_body(row: Inspector) -> dict[str, object]:
+    """The body of the record the row is the projection of."""
     return {
         "inspector_id": row.id,
         "unit": row.unit,
@@ -161,8 +163,10 @@ def inspector_public(row: Inspector, *, staff: bool) -> InspectorPublic:
 
 
 def _inspector_written(
-    session: Session, row: Inspector, rec: log.AppendedRecord
+    session: Session, inspector_id: str, rec: log.AppendedRecord
 ) -> InspectorWritten:
+    row = session.get(Inspector, inspector_id)
+    assert row is not None  # projected by backend/inspections/records.py
     return InspectorWritten(
         **inspector_public(row, staff=True).model_dump(),
         leaf_index=rec.leaf_index,
@@ -187,33 +191,40 @@ def create_inspector(
     p = require_role(principal, *STAFF)
     now = now or utcnow()
     serialise(session, PG_DIRECTORY_LOCK)
-    row = Inspector(
-        id=_inspector_id(session, data.id),
-        unit=_unit(data.unit),
-        region_code=parse_region(data.region_code),
-        active=data.active,
-        name=clean_text(data.name, field="name", max_len=NAME_MAX),
-        name_salt=secrets.token_hex(16),
-        created_at=now,
-        updated_at=now,
-        record_id="",
-        leaf_index=-1,
+    inspector_id = _inspector_id(session, data.id)
+    unit = _unit(data.unit)
+    region_code = parse_region(data.region_code)
+    name = clean_text(data.name, field="name", max_len=NAME_MAX)
+    salt = secrets.token_hex(16)
+    if session.get(Inspector, inspector_id) is not None:
+        raise InspectorExists(f"an inspector with id {inspector_id} already exists")
+    sealed = log.seal(
+        RecordDraft(
+            type=INSPECTOR,
+            subject=None,
+            actor=p.actor,
+            body={
+                "inspector_id": inspector_id,
+                "unit": unit,
+                "region_code": region_code,
+                "active": data.active,
+                "name_digest": name_digest(salt, name),
+            },
+        ),
+        at=now,
     )
-    if session.get(Inspector, row.id) is not None:
-        raise InspectorExists(f"an inspector with id {row.id} already exists")
-    (rec,) = log.append(
-        session,
-        RecordDraft(type=INSPECTOR, subject=None, actor=p.actor, body=_inspector_body(row)),
-        now=now,
-    )
-    row.record_id, row.leaf_index = rec.record_id, rec.leaf_index
-    session.add(row)
     try:
+        rec = write(
+            session,
+            [sealed],
+            now=now,
+            private={sealed.record_id: {"name": name, "name_salt": salt}},
+        ).one
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise InspectorExists(f"an inspector with id {row.id} already exists") from None
-    return _inspector_written(session, row, rec)
+        raise InspectorExists(f"an inspector with id {inspector_id} already exists") from None
+    return _inspector_written(session, inspector_id, rec)
 
 
 def update_inspector(
@@ -229,34 +240,34 @@ def update_inspector(
     now = now or utcnow()
     row = get_inspector(session, inspector_id)
     before = _inspector_body(row)
-    previous = row.record_id
+    body = dict(before)
+    private: dict[str, str] = {}
     if data.name is not None:
-        row.name = clean_text(data.name, field="name", max_len=NAME_MAX)
-        row.name_salt = secrets.token_hex(16)
+        # A new salt per name: the digest of a name never repeats across versions.
+        private["name"] = clean_text(data.name, field="name", max_len=NAME_MAX)
+        private["name_salt"] = secrets.token_hex(16)
+        body["name_digest"] = name_digest(private["name_salt"], private["name"])
     if data.unit is not None:
-        row.unit = _unit(data.unit)
+        body["unit"] = _unit(data.unit)
     if data.region_code is not None:
-        row.region_code = parse_region(data.region_code)
+        body["region_code"] = parse_region(data.region_code)
     if data.active is not None:
-        row.active = data.active
-    if data.name is None and _inspector_body(row) == before:
-        session.rollback()
+        body["active"] = data.active
+    if data.name is None and body == before:
         raise NothingChanged(f"the update does not change inspector {inspector_id}")
-    (rec,) = log.append(
-        session,
+    sealed = log.seal(
         RecordDraft(
             type=INSPECTOR,
             subject=None,
             actor=p.actor,
-            body=_inspector_body(row),
-            refs=(Ref("supersedes", previous),),
+            body=body,
+            refs=(Ref("supersedes", row.record_id),),
         ),
-        now=now,
+        at=now,
     )
-    row.record_id, row.leaf_index, row.updated_at = rec.record_id, rec.leaf_index, now
-    session.add(row)
+    rec = write(session, [sealed], now=now, private={sealed.record_id: private}).one
     session.commit()
-    return _inspector_written(session, row, rec)
+    return _inspector_written(session, inspector_id, rec)
 
 
 def list_inspectors(
@@ -304,6 +315,17 @@ def conflict_public(row: InspectorConflict, *, staff: bool) -> ConflictPublic:
     )
 
 
+def _conflict_written(
+    session: Session, row: InspectorConflict, rec: log.AppendedRecord
+) -> ConflictWritten:
+    return ConflictWritten(
+        **conflict_public(row, staff=True).model_dump(),
+        record_id=rec.record_id,
+        leaf_index=rec.leaf_index,
+        anchor_status=anchor_status(session, rec.leaf_index),
+    )
+
+
 def declare_conflict(
     session: Session,
     *,
@@ -335,8 +357,7 @@ def declare_conflict(
             f"inspector {inspector.id} already has an active conflict with {uscc} "
             f"(conflict {existing[0]})"
         )
-    (rec,) = log.append(
-        session,
+    sealed = log.seal(
         RecordDraft(
             type=CONFLICT,
             subject=None,
@@ -344,26 +365,14 @@ def declare_conflict(
             body={"inspector_id": inspector.id, "uscc": uscc, "declared_on": on.isoformat()},
             refs=(Ref("inspector", inspector.record_id),),
         ),
-        now=now,
-    )
-    row = InspectorConflict(
-        inspector_id=inspector.id,
-        uscc=uscc,
-        declared_on=on,
-        reason=reason,
         at=now,
-        account_id=p.account_id,
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
     )
-    session.add(row)
+    rec = write(session, [sealed], now=now, private={sealed.record_id: {"reason": reason}}).one
     session.commit()
-    return ConflictWritten(
-        **conflict_public(row, staff=True).model_dump(),
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
-        anchor_status=anchor_status(session, rec.leaf_index),
-    )
+    row = session.execute(
+        select(InspectorConflict).where(col(InspectorConflict.record_id) == rec.record_id)
+    ).scalar_one()  # projected by backend/inspections/records.py
+    return _conflict_written(session, row, rec)
 
 
 def withdraw_conflict(
@@ -385,7 +394,7 @@ def withdraw_conflict(
             f"conflict {conflict_id} was withdrawn on {row.withdrawn_on}"
         )
     on = today_shanghai(now)
-    (rec,) = log.append(
+    rec = write(
         session,
         RecordDraft(
             type=CONFLICT_WITHDRAWN,
@@ -399,16 +408,11 @@ def withdraw_conflict(
             refs=(Ref("revokes", row.record_id),),
         ),
         now=now,
-    )
-    row.withdrawn_on, row.withdrawn_record_id = on, rec.record_id
-    session.add(row)
+    ).one
     session.commit()
-    return ConflictWritten(
-        **conflict_public(row, staff=True).model_dump(),
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
-        anchor_status=anchor_status(session, rec.leaf_index),
-    )
+    row = session.get(InspectorConflict, conflict_id)
+    assert row is not None
+    return _conflict_written(session, row, rec)
 
 
 def list_conflicts(session: Session, *, inspector_id: str) -> list[ConflictPublic]:
@@ -445,6 +449,7 @@ def _sectors(values: list[str]) -> list[str]:
 
 
 def _item_body(row: InspectionItem) -> dict[str, object]:
+    """The body of the record the row is the projection of."""
     return {
         "item_id": row.id,
         "title": row.title,
@@ -468,7 +473,9 @@ def item_public(row: InspectionItem) -> ItemPublic:
     )
 
 
-def _item_written(session: Session, row: InspectionItem, rec: log.AppendedRecord) -> ItemWritten:
+def _item_written(session: Session, item_id: int, rec: log.AppendedRecord) -> ItemWritten:
+    row = session.get(InspectionItem, item_id)
+    assert row is not None  # projected by backend/inspections/records.py
     return ItemWritten(
         **item_public(row).model_dump(),
         leaf_index=rec.leaf_index,
@@ -493,27 +500,21 @@ def create_item(
     next_id = (
         int(session.execute(select(func.coalesce(func.max(InspectionItem.id), 0))).scalar_one()) + 1
     )
-    row = InspectionItem(
-        id=next_id,
-        title=clean_text(data.title, field="title", max_len=TITLE_MAX),
-        legal_basis=clean_text(
+    body = {
+        "item_id": next_id,
+        "title": clean_text(data.title, field="title", max_len=TITLE_MAX),
+        "legal_basis": clean_text(
             data.legal_basis, field="legal_basis", max_len=LEGAL_BASIS_MAX, multiline=True
         ),
-        sectors=_sectors(data.sectors),
-        method=clean_text(data.method, field="method", max_len=METHOD_MAX, multiline=True),
-        active=data.active,
-        created_at=now,
-        updated_at=now,
-        record_id="",
-        leaf_index=-1,
-    )
-    (rec,) = log.append(
-        session, RecordDraft(type=ITEM, subject=None, actor=p.actor, body=_item_body(row)), now=now
-    )
-    row.record_id, row.leaf_index = rec.record_id, rec.leaf_index
-    session.add(row)
+        "sectors": _sectors(data.sectors),
+        "method": clean_text(data.method, field="method", max_len=METHOD_MAX, multiline=True),
+        "active": data.active,
+    }
+    rec = write(
+        session, RecordDraft(type=ITEM, subject=None, actor=p.actor, body=body), now=now
+    ).one
     session.commit()
-    return _item_written(session, row, rec)
+    return _item_written(session, next_id, rec)
 
 
 def update_item(
@@ -528,37 +529,34 @@ def update_item(
     now = now or utcnow()
     row = get_item(session, item_id)
     before = _item_body(row)
-    previous = row.record_id
+    body = dict(before)
     if data.title is not None:
-        row.title = clean_text(data.title, field="title", max_len=TITLE_MAX)
+        body["title"] = clean_text(data.title, field="title", max_len=TITLE_MAX)
     if data.legal_basis is not None:
-        row.legal_basis = clean_text(
+        body["legal_basis"] = clean_text(
             data.legal_basis, field="legal_basis", max_len=LEGAL_BASIS_MAX, multiline=True
         )
     if data.sectors is not None:
-        row.sectors = _sectors(data.sectors)
+        body["sectors"] = _sectors(data.sectors)
     if data.method is not None:
-        row.method = clean_text(data.method, field="method", max_len=METHOD_MAX, multiline=True)
+        body["method"] = clean_text(data.method, field="method", max_len=METHOD_MAX, multiline=True)
     if data.active is not None:
-        row.active = data.active
-    if _item_body(row) == before:
-        session.rollback()
+        body["active"] = data.active
+    if body == before:
         raise NothingChanged(f"the update does not change inspection item {item_id}")
-    (rec,) = log.append(
+    rec = write(
         session,
         RecordDraft(
             type=ITEM,
             subject=None,
             actor=p.actor,
-            body=_item_body(row),
-            refs=(Ref("supersedes", previous),),
+            body=body,
+            refs=(Ref("supersedes", row.record_id),),
         ),
         now=now,
-    )
-    row.record_id, row.leaf_index, row.updated_at = rec.record_id, rec.leaf_index, now
-    session.add(row)
+    ).one
     session.commit()
-    return _item_written(session, row, rec)
+    return _item_written(session, item_id, rec)
 
 
 def list_items(session: Session, *, active: bool | None = None) -> ItemPage:

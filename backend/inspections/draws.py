@@ -23,6 +23,10 @@ Order of effects, so that a crash anywhere leaves something a retry can finish:
    ``draw.revealed`` and ``draw.plan`` (or ``draw.failed``) with the plan rows.
    A reveal already on chain (a crash after the transaction) is adopted.
 
+Records go through the one write path (:func:`backend.ledger.write.write`, which
+appends them in the caller's transaction). The ``draw`` tables are this module's
+operational state, written here beside the records; they are not projections (yet).
+
 The seed is secret until the reveal: it is in the ``draw`` row only, never in a
 record or a response before ``revealed``. This module never reads the clock
 except through its ``now`` arguments and :mod:`backend.timeutil`.
@@ -34,7 +38,7 @@ import gc
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -72,6 +76,7 @@ from backend.inspections.models import (
     RecusalPublic,
     SpotCheckResult,
 )
+from backend.inspections.records import COMMITTED, EXPIRED, FAILED, PLAN, REVEALED
 from backend.ledger import log
 from backend.ledger.chain import LedgerClient, LedgerError
 from backend.ledger.contract import LedgerRevert
@@ -79,18 +84,13 @@ from backend.ledger.models import LogLeaf
 from backend.ledger.records import SYSTEM, Actor, RecordDraft, Ref
 from backend.ledger.service import ledger_url_for
 from backend.ledger.status import anchor_status
+from backend.ledger.write import write
 from backend.merchants.models import Merchant, MerchantVerification
 from backend.merchants.service import parse_region, parse_sector
-from backend.supervision.models import SupervisionRecord
 from backend.timeutil import today_shanghai, utcnow
 
 logger = logging.getLogger("honest_metering.draws")
 
-COMMITTED = "draw.committed"
-REVEALED = "draw.revealed"
-PLAN = "draw.plan"
-FAILED = "draw.failed"
-EXPIRED = "draw.expired"
 COMMITMENT_VERSION = 1
 RESULT_WORKING_DAYS = 20
 STAFF = directory.STAFF
@@ -459,11 +459,11 @@ def create_draw(
             },
         }
         refs = [Ref("item", inputs.item.record_id), Ref("policy", policy.record_id)]
-        (rec,) = log.append(
+        rec = write(
             s,
             RecordDraft(type=COMMITTED, subject=None, actor=p.actor, body=body, refs=refs),
             now=now,
-        )
+        ).one
         draw_id = rec.record_id
         s.add(
             Draw(
@@ -674,7 +674,7 @@ def _expire(ctx: AppContext, row: Draw, head: int, now: datetime) -> None:
         assert fresh is not None
         if fresh.status != "committed":
             return
-        (rec,) = log.append(
+        rec = write(
             s,
             RecordDraft(
                 type=EXPIRED,
@@ -689,7 +689,7 @@ def _expire(ctx: AppContext, row: Draw, head: int, now: datetime) -> None:
                 refs=(Ref("expires", row.id),),
             ),
             now=now,
-        )
+        ).one
         fresh.status = "expired"
         fresh.outcome_record_id = rec.record_id
         s.add(fresh)
@@ -878,7 +878,7 @@ def _publish(
             "chain_id": row.chain_id,
             "contract": row.contract_address,
         }
-        (revealed,) = log.append(
+        revealed = write(
             s,
             RecordDraft(
                 type=REVEALED,
@@ -888,7 +888,7 @@ def _publish(
                 refs=(Ref("reveals", draw_id),),
             ),
             now=now,
-        )
+        ).one
         tiers = {e.uscc: e.tier for e in entries}
         try:
             plan = selection.run_draw(
@@ -900,7 +900,7 @@ def _publish(
                 conflicts=pairs,
             )
         except selection.NotEnoughInspectors as exc:
-            (outcome,) = log.append(
+            outcome = write(
                 s,
                 RecordDraft(
                     type=FAILED,
@@ -918,12 +918,12 @@ def _publish(
                     refs=(Ref("fails", draw_id), Ref("follows", revealed.record_id)),
                 ),
                 now=now,
-            )
+            ).one
             row.status = "failed"
             row.failure = str(exc)
         else:
             plan_json = selection.plan_to_json(plan)
-            (outcome,) = log.append(
+            outcome = write(
                 s,
                 RecordDraft(
                     type=PLAN,
@@ -933,7 +933,7 @@ def _publish(
                     refs=(Ref("plans", draw_id), Ref("follows", revealed.record_id)),
                 ),
                 now=now,
-            )
+            ).one
             due = row.results_due
             _bulk_insert(
                 s,
@@ -1050,44 +1050,32 @@ def _body_of(leaf: LogLeaf | None) -> dict[str, Any] | None:
     return body
 
 
+@dataclass(frozen=True)
+class DrawResult:
+    """A current spot-check record that names a draw (supervision owns those records)."""
+
+    record_id: str
+    body: Mapping[str, Any]
+
+
+ResultsReader = Callable[[Session, Sequence[str]], dict[str, dict[str, list[DrawResult]]]]
+_results_reader: ResultsReader | None = None
+
+
+def set_results_reader(reader: ResultsReader) -> None:
+    """Supervision, which records the results and sits above this package, says how to
+    read them (``backend/domains.py`` wires it)."""
+    global _results_reader
+    _results_reader = reader
+
+
 def current_results(
     session: Session, draw_ids: Sequence[str]
-) -> dict[str, dict[str, list[SupervisionRecord]]]:
-    """draw id -> uscc -> the current spot-check records that name the draw.
-
-    Current: not superseded by a correction, not revoked (both are later rows
-    whose ``target_record_id`` names the record).
-    """
-    out: dict[str, dict[str, list[SupervisionRecord]]] = {d: {} for d in draw_ids}
-    if not draw_ids:
-        return out
-    rows = (
-        session.execute(
-            select(SupervisionRecord).where(
-                col(SupervisionRecord.draw_id).in_(list(draw_ids)),
-                col(SupervisionRecord.kind) == "spot_check",
-            )
-        )
-        .scalars()
-        .all()
-    )
-    ids = [r.record_id for r in rows]
-    replaced: set[str] = set()
-    for i in range(0, len(ids), _IN_CHUNK):
-        replaced.update(
-            t
-            for (t,) in session.execute(
-                select(col(SupervisionRecord.target_record_id)).where(
-                    col(SupervisionRecord.target_record_id).in_(ids[i : i + _IN_CHUNK])
-                )
-            )
-            if t is not None
-        )
-    for r in sorted(rows, key=lambda r: r.leaf_index):
-        if r.record_id in replaced or r.draw_id is None:
-            continue
-        out[r.draw_id].setdefault(r.uscc, []).append(r)
-    return out
+) -> dict[str, dict[str, list[DrawResult]]]:
+    """draw id -> uscc -> the current spot-check records that name the draw, oldest first."""
+    if _results_reader is None:
+        raise RuntimeError("no draw results reader: import backend.domains")
+    return _results_reader(session, draw_ids)
 
 
 def _assignments(

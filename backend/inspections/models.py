@@ -1,12 +1,12 @@
 """Inspection directories and verifiable draws (双随机、一公开): tables and API models.
 
 - ``inspector`` / ``inspection_item`` are the current state of the directory
-  (执法检查人员名录库) and the item list (随机抽查事项清单). Every change appends an
-  ``inspection.*`` record first; the row is a cache of the newest record
-  (``record_id``), so the history is the log. An inspector's ``name`` (and the
-  salt of its digest) is private: it never leaves this table in clear.
-- ``inspector_conflict`` mirrors ``inspection.conflict`` records; a withdrawal
-  is a record of its own that the row points at (``withdrawn_record_id``).
+  (执法检查人员名录库) and the item list (随机抽查事项清单): projections of the
+  ``inspection.*`` records (``backend/inspections/records.py``), as of the newest
+  version (``record_id``), so the history is the log. An inspector's ``name`` (and
+  the salt of its digest) is private: it never leaves this table in clear.
+- ``inspector_conflict`` is the projection of ``inspection.conflict`` records; a
+  withdrawal is a record of its own that the row points at (``withdrawn_record_id``).
 - ``draw`` and the ``draw_*`` tables hold a draw's committed inputs, exactly as
   hashed into its ``draw.committed`` record, and, after the reveal, its plan.
   Committed inputs are inserted once and never changed: ``honest-metering

@@ -262,6 +262,51 @@ def pending_summary(session: Session) -> tuple[int, int, datetime | None]:
     return size, size - anchored, _aware(oldest) if oldest is not None else None
 
 
+def check_chain_holds(
+    ledger: LedgerClient, last: Checkpoint | None, *, action: str = "refusing to anchor"
+) -> int:
+    """The contract's checkpoint count, after checking that the chain still holds the
+    database's newest checkpoint ``last`` (and so every one before it: the contract only
+    appends). Raises :class:`LedgerDisagreement` naming what is missing: the contract
+    is another one or has no code (the chain was reset), it has fewer checkpoints, or
+    its checkpoint differs. ``action`` ends the message (what the caller does about it).
+    """
+    contract = ledger.contract()
+    chain_id = ledger.chain_id
+    address = contract.address
+    if last is not None:
+        if (last.chain_id, last.contract_address.lower()) != (chain_id, address.lower()):
+            raise LedgerDisagreement(
+                f"the database's checkpoints were anchored in contract "
+                f"{last.contract_address} on chain {last.chain_id}, but the ledger is "
+                f"contract {address} on chain {chain_id}; {action} (was the "
+                "chain reset or HM_CONTRACT_ADDRESS changed?)"
+            )
+        if not ledger.has_code(address):
+            raise LedgerDisagreement(
+                f"the database records {last.seq + 1} checkpoints in contract {address} "
+                f"on chain {chain_id}, but there is no contract code at that address: the "
+                f"chain was reset or restarted without its state; {action}"
+            )
+    count = int(ledger.call(contract.functions.checkpointCount()))
+    if last is not None:
+        db_count = last.seq + 1
+        if db_count > count:
+            raise LedgerDisagreement(
+                f"the database records {db_count} checkpoints but contract {address} on "
+                f"chain {chain_id} has only {count}: the chain lost checkpoints (reset or "
+                f"restarted without its state?); {action}"
+            )
+        on_chain = onchain.checkpoint_at(contract, last.seq)
+        if (on_chain.tree_size, on_chain.root) != (last.tree_size, bytes(last.root)):
+            raise LedgerDisagreement(
+                f"checkpoint {last.seq} differs: database has size {last.tree_size} root "
+                f"0x{bytes(last.root).hex()}, contract has size {on_chain.tree_size} root "
+                f"0x{on_chain.root.hex()}"
+            )
+    return count
+
+
 class Anchorer:
     """Reconciles with the contract and anchors; the caller holds the anchor lock."""
 
@@ -282,7 +327,6 @@ class Anchorer:
         contract = ledger.contract()
         chain_id = ledger.chain_id
         address = contract.address
-        count = int(ledger.call(contract.functions.checkpointCount()))
         with self.ctx.db.read() as s:
             last = last_checkpoint(s)
             db_count = 0 if last is None else last.seq + 1
@@ -293,27 +337,7 @@ class Anchorer:
                 f"{db_count - 1}: rows were deleted or inserted by hand; run "
                 "`honest-metering audit`"
             )
-        if last is not None:
-            if (last.chain_id, last.contract_address.lower()) != (chain_id, address.lower()):
-                raise LedgerDisagreement(
-                    f"the database's checkpoints were anchored in contract "
-                    f"{last.contract_address} on chain {last.chain_id}, but the ledger is "
-                    f"contract {address} on chain {chain_id}; refusing to anchor (was the "
-                    "chain reset or HM_CONTRACT_ADDRESS changed?)"
-                )
-            if db_count > count:
-                raise LedgerDisagreement(
-                    f"the database records {db_count} checkpoints but contract {address} on "
-                    f"chain {chain_id} has only {count}: the chain lost checkpoints (reset or "
-                    "restarted without its state?); refusing to anchor"
-                )
-            on_chain = onchain.checkpoint_at(contract, last.seq)
-            if (on_chain.tree_size, on_chain.root) != (last.tree_size, bytes(last.root)):
-                raise LedgerDisagreement(
-                    f"checkpoint {last.seq} differs: database has size {last.tree_size} root "
-                    f"0x{bytes(last.root).hex()}, contract has size {on_chain.tree_size} root "
-                    f"0x{on_chain.root.hex()}"
-                )
+        count = check_chain_holds(ledger, last, action="refusing to anchor")
         if last is not None:
             with self.ctx.db.read() as s:
                 size = ledger_log.tree_size(s)

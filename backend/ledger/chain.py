@@ -35,6 +35,7 @@ from web3.exceptions import ContractLogicError, TimeExhausted
 
 from backend.config import Settings
 from backend.errors import LedgerUnavailable
+from backend.ledger.contract import ABI, BYTECODE, revert_from_exception
 from backend.privatefiles import private_dir, private_file
 
 # Importing eth_account (above) imports py_ecc, which raises the whole process's recursion
@@ -406,8 +407,6 @@ class LedgerClient:
     # contract ---------------------------------------------------------------
 
     def contract(self, address: str | None = None) -> Any:
-        from backend.ledger.contract import ABI
-
         addr = address or self.contract_address
         if addr is None:
             raise LedgerError("no MeteringLedger contract address is known yet")
@@ -418,7 +417,6 @@ class LedgerClient:
 
     def deploy_with_receipt(self, *, reveal_delay_blocks: int) -> tuple[str, TxResult]:
         """Deploy a MeteringLedger (this key becomes admin and anchorer); its address and tx."""
-        from backend.ledger.contract import ABI, BYTECODE
 
         factory = self.w3.eth.contract(abi=ABI, bytecode=BYTECODE)
         result = self.send(factory.constructor(reveal_delay_blocks))
@@ -530,7 +528,6 @@ class LedgerClient:
 
 def _as_revert(exc: ContractLogicError) -> Exception:
     """The contract's custom error as LedgerRevert, else a LedgerError with the node's words."""
-    from backend.ledger.contract import revert_from_exception
 
     revert = revert_from_exception(exc)
     if revert is not None:

@@ -114,7 +114,7 @@ def _bundle_arguments(p: argparse.ArgumentParser) -> None:
 
 def _verify_bundle(args: argparse.Namespace) -> int:
     from backend.ledger.bundle import BundleFormatError
-    from backend.ledger.verify import Verdict, load_bundle_file, verify_bundle
+    from backend.verification.bundle import Verdict, load_bundle_file, verify_bundle
 
     try:
         data = json.load(sys.stdin) if str(args.bundle) == "-" else load_bundle_file(args.bundle)
@@ -216,6 +216,34 @@ def _progress_printer() -> Callable[[int, int], None]:
     return show
 
 
+def _stage_printer() -> Callable[[str, int, int], None]:
+    """Progress of the projection audit: ``stage: done / total``, at most every 5 s."""
+    last = [0.0]
+    current = [""]
+
+    def show(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage == current[0] and done < total and now - last[0] < 5.0:
+            return
+        last[0], current[0] = now, stage
+        print(f"audit: {stage}: {done:,} / {total:,}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _audit_projections(session: Any, *, quiet: bool) -> list[Any]:
+    """Rebuild every projection from the log in memory and compare it with the tables."""
+    from backend.config import get_settings
+    from backend.ledger import projection
+    from backend.timeutil import today_shanghai
+
+    ctx = projection.CheckContext(
+        get_settings(), today_shanghai(), None if quiet else _stage_printer()
+    )
+    _, found = projection.audit_all(session, ctx)
+    return found
+
+
 def _audit(args: argparse.Namespace) -> int:
     from backend.config import get_settings
     from backend.db import Database
@@ -225,7 +253,7 @@ def _audit(args: argparse.Namespace) -> int:
     from backend.ledger.contract import ABI
     from backend.ledger.models import LedgerState
     from backend.ledger.onchain import all_checkpoints
-    from backend.ledger.verify import connect
+    from backend.verification.bundle import connect
 
     settings = get_settings()
     db = Database(settings.db_url)
@@ -266,6 +294,7 @@ def _audit(args: argparse.Namespace) -> int:
             report = run_audit(
                 s, checkpoints, progress=None if args.quiet else _progress_printer()
             )
+            tables = _audit_projections(s, quiet=args.quiet)
     finally:
         if client is not None:
             client.close()
@@ -273,18 +302,70 @@ def _audit(args: argparse.Namespace) -> int:
 
     for f in report.findings:
         print("FINDING " + f.line())
+    for d in tables:
+        print("FINDING table " + d.line())
     for note in report.notes:
         print("note: " + note)
-    if report.ok:
+    if report.ok and not tables:
         print(
             f"audit passed: all {report.records_checked} record(s) match the "
-            f"{report.checkpoints_checked} on-chain checkpoint(s)"
+            f"{report.checkpoints_checked} on-chain checkpoint(s), and every table the "
+            "public reads matches the log"
             + (f"; {report.unanchored} record(s) are not anchored yet" if report.unanchored
                else "")
         )
         return EXIT_OK
-    print(f"audit FAILED: {len(report.findings)} finding(s) in {report.tree_size} record(s)")
+    print(
+        f"audit FAILED: {len(report.findings)} finding(s) in {report.tree_size} record(s), "
+        f"{len(tables)} table row(s) that do not match the log"
+        + ("; repair the tables with `honest-metering rebuild --from-log`" if tables else "")
+    )
     return EXIT_FAILED
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from sqlalchemy import text
+
+    from backend.config import get_settings
+    from backend.db import Database
+    from backend.ledger import projection
+    from backend.timeutil import today_shanghai
+
+    if not args.from_log:
+        _err("rebuild needs --from-log (the log is the only source a table is rebuilt from)")
+        return EXIT_INCOMPLETE
+    settings = get_settings()
+    db = Database(settings.db_url)
+    db.migrate()
+    ctx = projection.CheckContext(
+        settings, today_shanghai(), None if args.quiet else _stage_printer()
+    )
+    try:
+        with db.session() as s:
+            if s.get_bind().dialect.name == "postgresql":
+                # Appends wait: the tables must not move while they are compared and fixed.
+                s.execute(text("SELECT size FROM log_head WHERE id = 1 FOR UPDATE"))
+            found = projection.rebuild_all(s, ctx, dry_run=args.dry_run)
+            if not args.dry_run:
+                s.commit()
+    finally:
+        db.dispose()
+    verb = "would change" if args.dry_run else "changed"
+    fixed = [d for d in found if projection.repairable(d)]
+    kept = [d for d in found if not projection.repairable(d)]
+    for d in fixed:
+        print(f"{verb}: {d.line()}")
+    for d in kept:
+        print(f"cannot repair from the log (restore it from a backup): {d.line()}")
+    if not found:
+        print("rebuild: every table already matches the log; nothing to do")
+    else:
+        print(
+            f"rebuild: {verb} {len(fixed)} row(s)"
+            + (f"; {len(kept)} cannot be repaired from the log" if kept else "")
+            + (" (dry run: nothing written)" if args.dry_run else "")
+        )
+    return EXIT_OK
 
 
 # --- registration ------------------------------------------------------------------------
@@ -333,3 +414,16 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_audit)
+
+    p = sub.add_parser(
+        "rebuild",
+        help="repair the tables the public reads from the log (records are the truth)",
+        description="Replays the log into every projection table, compares, and repairs "
+        "each row that differs (deletes rows in no record, restores missing and altered "
+        "ones); kept merchant views and ratings are rebuilt. --dry-run prints what it "
+        "would change. Exit codes: 0 done, 2 could not run.",
+    )
+    p.add_argument("--from-log", action="store_true", help="rebuild from the record log")
+    p.add_argument("--dry-run", action="store_true", help="print, do not write")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_rebuild)

@@ -6,30 +6,46 @@ allowed; results are rendered in standard JSON-RPC form (quantities and byte
 strings as 0x-hex). With an external node this endpoint is off: clients use
 the node.
 
-Two limits keep one client from taking the chain from everyone else (py-evm runs
-under one lock, which the anchoring worker needs too):
+Public reads must never hold up anchoring or a draw, and must never run long:
 
-- ``eth_getLogs`` scans at most ``MAX_LOG_BLOCK_RANGE`` blocks per call (the scan
-  costs about 0.3 ms a block on a small machine) and returns at most
-  ``MAX_LOG_RESULTS`` logs; a wider query is refused with EIP-1474's -32005 and a
-  message in the words nodes use ("query exceeds max block range N"), which
+- Every call runs in a read worker process on a snapshot of the chain
+  (backend/ledger/reader.py), never in this process nor under the lock the
+  anchoring worker and draws take. A call still running after
+  ``HM_RPC_CALL_TIMEOUT_S`` is cut off (its worker is killed and replaced) and
+  answered with -32005 naming the limit, like geth's ``RPCEVMTimeout``. At most
+  ``reader.QUEUE_PER_WORKER`` requests per worker are admitted at once; more get
+  503 ``RpcBusy`` with ``Retry-After`` at once.
+- ``eth_call`` and ``eth_estimateGas`` may ask for at most ``HM_RPC_GAS_CAP`` gas
+  (the cap when they name none), like geth's ``RPCGasCap``; more is refused with
+  -32005 naming the cap, before anything runs.
+- ``eth_getLogs`` scans at most ``MAX_LOG_BLOCK_RANGE`` blocks per call and returns
+  at most ``MAX_LOG_RESULTS`` logs; a wider query is refused with EIP-1474's -32005
+  and a message in the words nodes use ("query exceeds max block range N"), which
   client libraries recognise and answer by paging. A ``blockHash`` query reads one
   block and is never refused for its range.
-- Each client address may make ``HM_RPC_CALLS_PER_MINUTE`` calls a minute (a batch
-  counts as its number of calls): a token bucket that holds a minute's calls and
-  refills continuously. Refused requests get 429 with ``Retry-After`` in the
-  service's one error shape and cost nothing. The buckets live in this process's
-  memory, not in the database like the login limiter (backend/accounts/
-  ratelimit.py): this endpoint exists only with the embedded chain, which one
-  process serves (backend/ops/server.py refuses several workers on it), so a
-  shared count would buy nothing and would cost a database write on every read.
-  Memory is bounded: at most ``MAX_TRACKED_CLIENTS`` addresses are remembered, the
-  least recently seen forgotten first (one idle for a minute has a full bucket, so
-  forgetting it changes nothing). The address is ``request.client.host``: behind a
-  reverse proxy run uvicorn with ``--proxy-headers --forwarded-allow-ips=<proxy>``.
+- Each client address has a budget of ``HM_RPC_CALLS_PER_MINUTE`` calls a minute,
+  charged by cost: a token bucket that holds a minute's calls and refills
+  continuously. A cheap call costs one. ``eth_call``, ``eth_estimateGas`` and
+  ``eth_getLogs`` first reserve their worst case (their gas limit at one call per
+  ``GAS_PER_CALL`` gas, the block range at one per ``BLOCKS_PER_CALL`` blocks, and
+  the whole time limit at one per ``SECONDS_PER_CALL`` s), then are charged what
+  they used (gas, blocks scanned or time in the worker, whichever costs more; at
+  least one); the rest comes back. A call cut off is charged its reservation. A
+  request (a batch reserves for all its calls) that the budget cannot cover gets
+  429 with ``Retry-After`` in the service's one error shape and costs nothing. The
+  buckets live in this process's memory, not in the database like the login
+  limiter (backend/accounts/ratelimit.py): this endpoint exists only with the
+  embedded chain, which one process serves (backend/ops/server.py refuses several
+  workers on it), so a shared count would buy nothing and would cost a database
+  write on every read. Memory is bounded: at most ``MAX_TRACKED_CLIENTS`` addresses
+  are remembered, the least recently seen forgotten first (one idle for a minute
+  has a full bucket, so forgetting it changes nothing). The address is
+  ``request.client.host``: behind a reverse proxy run uvicorn with
+  ``--proxy-headers --forwarded-allow-ips=<proxy>``.
 
-This module must never forward a method that changes the chain or signs, and never
-scan the chain or spend a client's budget without the limits above.
+This module must never forward a method that changes the chain or signs, never run
+a call in the serving process, and never scan the chain or spend a client's budget
+without the limits above.
 """
 
 from __future__ import annotations
@@ -42,6 +58,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_typing import HexStr
@@ -50,24 +67,32 @@ from fastapi.responses import JSONResponse
 from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
+from backend.config import Settings
 from backend.context import AppContext
 from backend.deps import CtxDep
-from backend.errors import DomainError, NotFound, RateLimited, error_responses
+from backend.errors import DomainError, NotFound, RateLimited, ServiceUnavailable, error_responses
+from backend.ledger.reader import QUEUE_PER_WORKER, ReadAborted, ReadLimits, ReadPool, Usage
 
 logger = logging.getLogger("honest_metering.rpc")
 
 router = APIRouter(tags=["ledger"])
 
 MAX_BATCH = 100
-CALL_GAS_CAP = 30_000_000
 # eth_getLogs: blocks one call may scan (fromBlock..toBlock inclusive, after tags are
 # resolved and toBlock is cut at the head), and logs one call may return.
 MAX_LOG_BLOCK_RANGE = 5_000
 MAX_LOG_RESULTS = 10_000
 # Client addresses whose rate-limit buckets are remembered at once.
 MAX_TRACKED_CLIENTS = 10_000
-# The AppContext local (``ctx.local``) holding this process's RateLimiter.
+# What a call costs in calls of the budget, beyond the one every call costs.
+GAS_PER_CALL = 100_000  # eth_call / eth_estimateGas: gas (py-evm: ~0.1 s of cheap opcodes)
+BLOCKS_PER_CALL = 100  # eth_getLogs: blocks scanned (~0.03 s)
+SECONDS_PER_CALL = 0.1  # any of those: time in a read worker
+# Methods that run the EVM (gas cap, reservation by gas).
+EVM_METHODS = frozenset({"eth_call", "eth_estimateGas"})
+# The AppContext locals (``ctx.local``) holding this process's RateLimiter and ReadPool.
 RATE_LIMITER = "rpc.rate_limiter"
+READ_POOL = "rpc.read_pool"
 _BLOCK_TAGS = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
 
 # JSON-RPC 2.0 error codes
@@ -77,11 +102,18 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 EXECUTION_REVERTED = 3
+SERVER_ERROR = -32000  # what geth answers for "gas required exceeds allowance"
 LIMIT_EXCEEDED = -32005  # EIP-1474
 
 
 class RpcDisabled(NotFound):
     pass
+
+
+class RpcBusy(ServiceUnavailable):
+    """Every read worker is taken: retry in a second."""
+
+    headers = {"Retry-After": "1"}
 
 
 class RpcError(Exception):
@@ -185,7 +217,15 @@ def _revert_data(exc: Exception) -> bytes | None:
 # --- methods -----------------------------------------------------------------------
 
 
-def _get_block(w3: Web3, params: list[Any]) -> Any:
+@dataclass
+class Env:
+    """The limits one call runs under, and what it used (filled in as it runs)."""
+
+    limits: ReadLimits
+    usage: Usage = field(default_factory=Usage)
+
+
+def _get_block(w3: Web3, params: list[Any], env: Env) -> Any:
     block = _block_id(_param(params, 0, "block"))
     full = bool(_param(params, 1, "full transactions", False))
     try:
@@ -212,20 +252,20 @@ def _log_block(w3: Web3, value: Any, *, head: int, what: str) -> int:
     )
 
 
-def validate_log_range(first: int, last: int) -> None:
-    """Refuse an eth_getLogs query that would scan more than ``MAX_LOG_BLOCK_RANGE`` blocks."""
+def validate_log_range(first: int, last: int, *, max_range: int) -> None:
+    """Refuse an eth_getLogs query that would scan more than ``max_range`` blocks."""
     span = last - first + 1
-    if span > MAX_LOG_BLOCK_RANGE:
+    if span > max_range:
         raise RpcError(
             LIMIT_EXCEEDED,
-            f"query exceeds max block range {MAX_LOG_BLOCK_RANGE}: blocks {first} to {last} "
-            f"are {span} blocks; ask for at most {MAX_LOG_BLOCK_RANGE} blocks at a time, or "
+            f"query exceeds max block range {max_range}: blocks {first} to {last} "
+            f"are {span} blocks; ask for at most {max_range} blocks at a time, or "
             "for one block by blockHash",
-            {"maxBlockRange": MAX_LOG_BLOCK_RANGE, "fromBlock": hex(first), "toBlock": hex(last)},
+            {"maxBlockRange": max_range, "fromBlock": hex(first), "toBlock": hex(last)},
         )
 
 
-def _get_logs(w3: Web3, params: list[Any]) -> Any:
+def _get_logs(w3: Web3, params: list[Any], env: Env) -> Any:
     flt = _param(params, 0, "filter")
     if not isinstance(flt, dict):
         raise RpcError(INVALID_PARAMS, "eth_getLogs needs a filter object")
@@ -256,78 +296,137 @@ def _get_logs(w3: Web3, params: list[Any]) -> Any:
         last = min(_log_block(w3, flt.get("toBlock", "latest"), head=head, what="toBlock"), head)
         if first > last:
             return []
-        validate_log_range(first, last)
+        validate_log_range(first, last, max_range=env.limits.max_log_block_range)
         asked = f"blocks {first} to {last}"
     out["fromBlock"], out["toBlock"] = first, last
+    env.usage.blocks = last - first + 1
     logs = w3.eth.get_logs(out)  # type: ignore[arg-type]
-    if len(logs) > MAX_LOG_RESULTS:
+    max_results = env.limits.max_log_results
+    if len(logs) > max_results:
         raise RpcError(
             LIMIT_EXCEEDED,
-            f"query returned more than {MAX_LOG_RESULTS} results ({asked}): ask for a "
+            f"query returned more than {max_results} results ({asked}): ask for a "
             "narrower block range or a narrower filter",
-            {"maxResults": MAX_LOG_RESULTS},
+            {"maxResults": max_results},
         )
     return logs
 
 
-def _call(w3: Web3, params: list[Any]) -> Any:
-    tx = _param(params, 0, "call object")
+def asked_gas(tx: Any, *, gas_cap: int) -> int:
+    """The gas an eth_call / eth_estimateGas call object asks for (the cap when it names
+    none); refused with -32005 naming ``HM_RPC_GAS_CAP`` when it asks for more."""
+    if not isinstance(tx, dict) or tx.get("gas") is None:
+        return gas_cap
+    gas = _quantity(tx["gas"], "gas")
+    if gas > gas_cap:
+        raise RpcError(
+            LIMIT_EXCEEDED,
+            f"gas {gas} exceeds the gas cap of this endpoint, {gas_cap} (HM_RPC_GAS_CAP): "
+            f"ask for at most {gas_cap} gas, or name none",
+            {"limit": "HM_RPC_GAS_CAP", "gasCap": hex(gas_cap), "gas": hex(gas)},
+        )
+    return gas
+
+
+def _call_object(tx: Any, method: str, *, gas_cap: int) -> dict[str, Any]:
     if not isinstance(tx, dict) or "to" not in tx:
-        raise RpcError(INVALID_PARAMS, "eth_call needs a call object with 'to'")
+        raise RpcError(INVALID_PARAMS, f"{method} needs a call object with 'to'")
     call: dict[str, Any] = {"to": _address(tx["to"])}
     data = tx.get("data", tx.get("input"))
     if data is not None:
         call["data"] = data
     # A read: the sender, value and fees are dropped (no view here depends on them, and
     # an unfunded sender would fail on the embedded chain); gas is capped.
-    gas = _quantity(tx["gas"], "gas") if tx.get("gas") is not None else CALL_GAS_CAP
-    call["gas"] = min(gas, CALL_GAS_CAP)
+    call["gas"] = asked_gas(tx, gas_cap=gas_cap)
+    return call
+
+
+def _evm_failure(exc: Exception, *, gas: int, gas_cap: int) -> Exception:
+    """A failed EVM call as the JSON-RPC error nodes give (revert, out of gas), else as is."""
+    data_bytes = _revert_data(exc)
+    if data_bytes is not None or "revert" in str(exc).lower():
+        return RpcError(
+            EXECUTION_REVERTED,
+            "execution reverted",
+            None if data_bytes is None else "0x" + data_bytes.hex(),
+        )
+    if "out of gas" in str(exc).lower() or type(exc).__name__ == "OutOfGas":
+        return RpcError(
+            SERVER_ERROR,
+            f"gas required exceeds allowance ({gas}): the call ran out of gas"
+            + (
+                f" at the gas cap of this endpoint (HM_RPC_GAS_CAP = {gas_cap})"
+                if gas >= gas_cap
+                else ""
+            ),
+            {"limit": "HM_RPC_GAS_CAP", "gasCap": hex(gas_cap)} if gas >= gas_cap else None,
+        )
+    return exc
+
+
+def _call(w3: Web3, params: list[Any], env: Env) -> Any:
+    gas_cap = env.limits.gas_cap
+    call = _call_object(_param(params, 0, "call object"), "eth_call", gas_cap=gas_cap)
     block = _block_id(_param(params, 1, "block", "latest"))
     try:
         return w3.eth.call(call, block)  # type: ignore[arg-type]
     except Exception as exc:
-        data_bytes = _revert_data(exc)
-        if data_bytes is not None or "revert" in str(exc).lower():
-            raise RpcError(
-                EXECUTION_REVERTED,
-                "execution reverted",
-                None if data_bytes is None else "0x" + data_bytes.hex(),
-            ) from None
-        raise
+        failure = _evm_failure(exc, gas=call["gas"], gas_cap=gas_cap)
+        if failure is exc:
+            raise
+        raise failure from None
 
 
-def _receipt(w3: Web3, params: list[Any]) -> Any:
+def _estimate_gas(w3: Web3, params: list[Any], env: Env) -> Any:
+    # The read worker runs the estimate on blocks whose gas limit is the gas asked for
+    # (backend/ledger/reader.py), so the search stops there.
+    gas_cap = env.limits.gas_cap
+    call = _call_object(_param(params, 0, "call object"), "eth_estimateGas", gas_cap=gas_cap)
+    block = _block_id(_param(params, 1, "block", "latest"))
+    try:
+        gas = int(w3.eth.estimate_gas(call, block))  # type: ignore[arg-type]
+    except Exception as exc:
+        failure = _evm_failure(exc, gas=call["gas"], gas_cap=gas_cap)
+        if failure is exc:
+            raise
+        raise failure from None
+    env.usage.gas = max(env.usage.gas, gas)
+    return gas
+
+
+def _receipt(w3: Web3, params: list[Any], env: Env) -> Any:
     try:
         return w3.eth.get_transaction_receipt(_param(params, 0, "transaction hash"))
     except TransactionNotFound:
         return None
 
 
-def _transaction(w3: Web3, params: list[Any]) -> Any:
+def _transaction(w3: Web3, params: list[Any], env: Env) -> Any:
     try:
         return w3.eth.get_transaction(_param(params, 0, "transaction hash"))
     except TransactionNotFound:
         return None
 
 
-METHODS: dict[str, Callable[[Web3, list[Any]], Any]] = {
-    "eth_chainId": lambda w3, p: w3.eth.chain_id,
-    "net_version": lambda w3, p: str(w3.eth.chain_id),
-    "web3_clientVersion": lambda w3, p: "honest-metering/embedded-chain (read-only)",
-    "eth_syncing": lambda w3, p: False,
-    "eth_blockNumber": lambda w3, p: w3.eth.block_number,
+METHODS: dict[str, Callable[[Web3, list[Any], Env], Any]] = {
+    "eth_chainId": lambda w3, p, e: w3.eth.chain_id,
+    "net_version": lambda w3, p, e: str(w3.eth.chain_id),
+    "web3_clientVersion": lambda w3, p, e: "honest-metering/embedded-chain (read-only)",
+    "eth_syncing": lambda w3, p, e: False,
+    "eth_blockNumber": lambda w3, p, e: w3.eth.block_number,
     "eth_getBlockByNumber": _get_block,
     "eth_getBlockByHash": _get_block,
     "eth_getTransactionReceipt": _receipt,
     "eth_getTransactionByHash": _transaction,
     "eth_getLogs": _get_logs,
-    "eth_getCode": lambda w3, p: w3.eth.get_code(
+    "eth_getCode": lambda w3, p, e: w3.eth.get_code(
         _address(_param(p, 0, "address")), _block_id(_param(p, 1, "block", "latest"))
     ),
-    "eth_getBalance": lambda w3, p: w3.eth.get_balance(
+    "eth_getBalance": lambda w3, p, e: w3.eth.get_balance(
         _address(_param(p, 0, "address")), _block_id(_param(p, 1, "block", "latest"))
     ),
     "eth_call": _call,
+    "eth_estimateGas": _estimate_gas,
 }
 
 
@@ -355,7 +454,10 @@ def _error(req_id: Any, code: int, message: str, data: Any = None) -> dict[str, 
     return {"jsonrpc": "2.0", "id": req_id, "error": err}
 
 
-def handle_one(w3: Web3, req: Any) -> dict[str, Any]:
+def handle_one(
+    w3: Web3, req: Any, *, limits: ReadLimits, usage: Usage | None = None
+) -> dict[str, Any]:
+    """Answer one call on ``w3`` (in a read worker: backend/ledger/reader.py)."""
     if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or "method" not in req:
         rid = req.get("id") if isinstance(req, dict) else None
         return _error(rid, INVALID_REQUEST, "invalid JSON-RPC 2.0 request")
@@ -373,7 +475,7 @@ def handle_one(w3: Web3, req: Any) -> dict[str, Any]:
             f"read-only ({', '.join(sorted(METHODS))})",
         )
     try:
-        result = to_rpc(fn(w3, params))
+        result = to_rpc(fn(w3, params, Env(limits, usage if usage is not None else Usage())))
     except RpcError as exc:
         return _error(req_id, exc.code, exc.message, exc.data)
     except DomainError as exc:
@@ -386,6 +488,66 @@ def handle_one(w3: Web3, req: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": req_id, "result": result}
 
 
+# --- cost -------------------------------------------------------------------------
+
+
+def _method(req: Any) -> Any:
+    return req.get("method") if isinstance(req, dict) else None
+
+
+def _block_number_or_none(value: Any) -> int | None:
+    try:
+        block = _block_id(value)
+    except RpcError:
+        return None
+    return block if isinstance(block, int) else None
+
+
+def _calls(seconds: float) -> int:
+    return math.ceil(seconds / SECONDS_PER_CALL)
+
+
+def reservation(req: Any, limits: ReadLimits) -> int:
+    """The most one call may cost, in calls of the budget (reserved before it runs)."""
+    method = _method(req)
+    params = req.get("params") if isinstance(req, dict) else None
+    first = params[0] if isinstance(params, list) and params else None
+    if method in EVM_METHODS:
+        try:
+            gas = asked_gas(first, gas_cap=limits.gas_cap)
+        except RpcError:
+            return 1  # refused before it runs
+        return max(1 + math.ceil(gas / GAS_PER_CALL), _calls(limits.timeout_s))
+    if method == "eth_getLogs":
+        blocks = limits.max_log_block_range
+        if isinstance(first, dict):
+            if "blockHash" in first:
+                blocks = 1
+            else:
+                lo = _block_number_or_none(first.get("fromBlock", "latest"))
+                hi = _block_number_or_none(first.get("toBlock", "latest"))
+                if lo is not None and hi is not None:
+                    blocks = max(1, min(hi - lo + 1, blocks))
+        return max(1 + math.ceil(blocks / BLOCKS_PER_CALL), _calls(limits.timeout_s))
+    return 1
+
+
+def cost(req: Any, usage: Usage, *, reserved: int) -> int:
+    """What one call cost, in calls of the budget: at least one; for the methods that
+    run the EVM or scan blocks, the gas, blocks or time it used, whichever is more; a
+    call cut off at the time limit, its whole reservation."""
+    if usage.cut_off:
+        return reserved
+    method = _method(req)
+    if method in EVM_METHODS or method == "eth_getLogs":
+        return max(
+            1 + usage.gas // GAS_PER_CALL,
+            1 + usage.blocks // BLOCKS_PER_CALL,
+            int(usage.seconds / SECONDS_PER_CALL),
+        )
+    return 1
+
+
 # --- rate limit --------------------------------------------------------------------
 
 
@@ -393,11 +555,13 @@ class RateLimiter:
     """A token bucket per client address, in this process's memory.
 
     A bucket holds at most ``calls_per_minute`` calls and refills continuously at
-    ``calls_per_minute`` a minute; a request takes as many as it makes calls. A bucket
-    is kept as the one time at which it will be full again (the "generic cell rate"
-    form of a token bucket), so a refill is arithmetic on that time and nothing runs
-    in the background. ``clock`` (seconds, monotonic) is injectable so that tests need
-    not sleep.
+    ``calls_per_minute`` a minute; a request takes what it may cost before it runs
+    (:meth:`take`), and what it did not use is given back, or what it used beyond is
+    taken, afterwards (:meth:`settle`). A bucket is kept as the one time at which it
+    will be full again (the "generic cell rate" form of a token bucket), so a refill is
+    arithmetic on that time and nothing runs in the background; a debt is that time
+    further ahead. ``clock`` (seconds, monotonic) is injectable so that tests need not
+    sleep.
     """
 
     def __init__(
@@ -420,6 +584,11 @@ class RateLimiter:
     def __len__(self) -> int:
         return len(self._full_at)
 
+    def _remember(self, client: str, full_at: float) -> None:
+        self._full_at[client] = full_at
+        while len(self._full_at) > self.max_clients:
+            self._full_at.popitem(last=False)
+
     def take(self, client: str, calls: int) -> float:
         """Spend ``calls`` of ``client``'s budget and return 0, or spend nothing and return
         the seconds until the budget will allow them. ``calls`` must fit in a full bucket."""
@@ -431,10 +600,26 @@ class RateLimiter:
             after = full_at + calls * self._interval_s
             # Empty after this request when ``after`` is a whole bucket's refill away.
             wait = max(0.0, after - now - self.calls_per_minute * self._interval_s)
-            self._full_at[client] = full_at if wait else after
-            while len(self._full_at) > self.max_clients:
-                self._full_at.popitem(last=False)
+            self._remember(client, full_at if wait else after)
         return wait
+
+    def available(self, client: str) -> float:
+        """The calls ``client`` may spend now (negative while it owes)."""
+        now = self._clock()
+        with self._lock:
+            full_at = max(self._full_at.get(client, now), now)
+        return self.calls_per_minute - (full_at - now) / self._interval_s
+
+    def settle(self, client: str, *, taken: int, used: int) -> None:
+        """After a request that took ``taken`` calls: give back what it did not use, or
+        take what it used beyond (the bucket may then owe calls, and refuses until the
+        debt is refilled)."""
+        if used == taken:
+            return
+        now = self._clock()
+        with self._lock:
+            full_at = self._full_at.pop(client, now) + (used - taken) * self._interval_s
+            self._remember(client, max(full_at, now))
 
 
 def _rate_limiter(ctx: AppContext) -> RateLimiter | None:
@@ -450,12 +635,64 @@ def _rate_limited(limiter: RateLimiter, wait_s: float) -> JSONResponse:
     retry = max(1, math.ceil(wait_s))
     err = RateLimited(
         f"too many JSON-RPC calls from this address: at most {limiter.calls_per_minute} a "
-        f"minute (a batch counts as its number of calls); try again in {retry} s",
+        "minute (a batch counts as its calls; eth_call, eth_estimateGas and eth_getLogs "
+        f"count by the gas, blocks and time they use); try again in {retry} s",
         retry_after_s=retry,
     )
     return JSONResponse(
         err.to_dict(), status_code=err.status_code, headers={"Retry-After": str(retry)}
     )
+
+
+# --- read workers ------------------------------------------------------------------
+
+
+def read_limits(settings: Settings) -> ReadLimits:
+    """The limits of a call now (module values are read at each call, so tests may
+    change them)."""
+    return ReadLimits(
+        gas_cap=settings.rpc_gas_cap,
+        timeout_s=settings.rpc_call_timeout_s,
+        max_log_block_range=MAX_LOG_BLOCK_RANGE,
+        max_log_results=MAX_LOG_RESULTS,
+    )
+
+
+def _read_pool(ctx: AppContext) -> ReadPool:
+    """This process's read workers, started on first use (after the chain exists)."""
+    from backend.ledger.chain import CHAIN_DB_FILE
+
+    ctx.require_ledger()  # creates the chain (and deploys the contract) on first start
+    pool: ReadPool = ctx.local(
+        READ_POOL,
+        lambda: ReadPool(
+            chain_db=ctx.settings.data_dir / CHAIN_DB_FILE,
+            workers=ctx.settings.rpc_read_workers,
+        ),
+    )
+    return pool
+
+
+def run_call(pool: ReadPool, req: Any, limits: ReadLimits) -> tuple[dict[str, Any], Usage]:
+    """One call in a read worker; a call cut off or lost as a JSON-RPC error naming why."""
+    req_id = req.get("id") if isinstance(req, dict) else None
+    try:
+        return pool.run(req, limits)
+    except ReadAborted as exc:
+        if exc.timed_out:
+            method = _method(req)
+            logger.warning("JSON-RPC %s cut off after %g s", method, limits.timeout_s)
+            return _error(
+                req_id,
+                LIMIT_EXCEEDED,
+                f"execution aborted (timeout = {limits.timeout_s:g}s): {method} ran longer "
+                f"than this endpoint allows a call (HM_RPC_CALL_TIMEOUT_S = "
+                f"{limits.timeout_s:g} s)",
+                {"limit": "HM_RPC_CALL_TIMEOUT_S", "timeoutSeconds": limits.timeout_s},
+            ), Usage(seconds=limits.timeout_s, cut_off=True)
+        return _error(req_id, INTERNAL_ERROR, f"the call was not answered: {exc}"), Usage(
+            cut_off=True
+        )
 
 
 # --- the endpoint ------------------------------------------------------------------
@@ -466,11 +703,16 @@ def _rate_limited(limiter: RateLimiter, wait_s: float) -> JSONResponse:
     summary="Read-only Ethereum JSON-RPC for the embedded chain",
     description="Standard JSON-RPC 2.0 (single or batch). Allowed methods: "
     + ", ".join(sorted(METHODS))
-    + f". eth_getLogs scans at most {MAX_LOG_BLOCK_RANGE} blocks per call (-32005 beyond). "
-    "Each client address may make HM_RPC_CALLS_PER_MINUTE calls a minute, a batch counting "
-    "as its calls (429 with Retry-After beyond). Off (404) when the service uses an "
+    + ". eth_call and eth_estimateGas may ask for at most HM_RPC_GAS_CAP gas, and each "
+    "call is cut off after HM_RPC_CALL_TIMEOUT_S (-32005 naming the limit). "
+    f"eth_getLogs scans at most {MAX_LOG_BLOCK_RANGE} blocks per call (-32005 beyond). "
+    "Each client address may spend HM_RPC_CALLS_PER_MINUTE calls a minute, a batch "
+    f"counting as its calls, eth_call / eth_estimateGas one more per {GAS_PER_CALL} gas, "
+    f"eth_getLogs one more per {BLOCKS_PER_CALL} blocks, or one per "
+    f"{SECONDS_PER_CALL:g} s they run (429 with Retry-After beyond). 503 RpcBusy with "
+    "Retry-After when every read worker is taken. Off (404) when the service uses an "
     "external node.",
-    responses=error_responses(404, 429),
+    responses=error_responses(404, 429, 503),
 )
 async def rpc(request: Request, ctx: CtxDep) -> JSONResponse:
     if not ctx.settings.embedded_chain:
@@ -484,25 +726,46 @@ async def rpc(request: Request, ctx: CtxDep) -> JSONResponse:
     except Exception:
         payload, parsed = None, False
     limiter = _rate_limiter(ctx)
+    limits = read_limits(ctx.settings)
     max_batch = MAX_BATCH if limiter is None else min(MAX_BATCH, limiter.calls_per_minute)
     is_batch = isinstance(payload, list)
     batch_ok = is_batch and 0 < len(payload) <= max_batch
+    calls: list[Any] = payload if batch_ok else [payload]
+    runs = parsed and (batch_ok or not is_batch)
+    reserved = [reservation(c, limits) for c in calls] if runs else [1]
+    client = request.client.host if request.client else "unknown"
+    taken = 0
     if limiter is not None:
         # Every request costs at least one call, a malformed one too.
-        client = request.client.host if request.client else "unknown"
-        wait = limiter.take(client, len(payload) if batch_ok else 1)
+        taken = min(sum(reserved), limiter.calls_per_minute)
+        wait = limiter.take(client, taken)
         if wait:
             return _rate_limited(limiter, wait)
     if not parsed:
         return JSONResponse(_error(None, PARSE_ERROR, "request body is not valid JSON"))
+    if is_batch and not batch_ok:
+        return JSONResponse(
+            _error(None, INVALID_REQUEST, f"a batch holds 1 to {max_batch} requests")
+        )
     from starlette.concurrency import run_in_threadpool
 
-    w3 = (await run_in_threadpool(ctx.require_ledger)).w3
-    if is_batch:
-        if not batch_ok:
-            return JSONResponse(
-                _error(None, INVALID_REQUEST, f"a batch holds 1 to {max_batch} requests")
-            )
-        results = [await run_in_threadpool(handle_one, w3, r) for r in payload]
-        return JSONResponse(results)
-    return JSONResponse(await run_in_threadpool(handle_one, w3, payload))
+    pool = await run_in_threadpool(_read_pool, ctx)
+    if not pool.admit():
+        if limiter is not None:
+            limiter.settle(client, taken=taken, used=1)
+        raise RpcBusy(
+            f"all {pool.workers} JSON-RPC read workers are taken (at most "
+            f"{pool.workers * QUEUE_PER_WORKER} requests at once); retry in a second"
+        )
+    used = 0
+    results: list[dict[str, Any]] = []
+    try:
+        for req, most in zip(calls, reserved, strict=True):
+            answer, usage = await run_in_threadpool(run_call, pool, req, limits)
+            results.append(answer)
+            used += cost(req, usage, reserved=most)
+    finally:
+        pool.release()
+        if limiter is not None:
+            limiter.settle(client, taken=taken, used=max(used, 1))
+    return JSONResponse(results if is_batch else results[0])

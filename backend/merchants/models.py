@@ -63,7 +63,8 @@ class MerchantVerification(SQLModel, table=True):
 
 
 class MerchantWallet(SQLModel, table=True):
-    """A wallet binding; the newest row per merchant is the current wallet."""
+    """A wallet binding (``merchant.wallet_bound``); the newest row per merchant is the
+    current wallet."""
 
     __tablename__ = "merchant_wallet"
     __table_args__ = (Index("ix_merchant_wallet_uscc_id", "uscc", "id"),)
@@ -73,6 +74,11 @@ class MerchantWallet(SQLModel, table=True):
     address: str = Field(max_length=42)
     bound_at: datetime
     account_id: int | None = Field(default=None, foreign_key="account.id")
+    # NULL only on bindings made before wallet bindings were records (migration 0006).
+    record_id: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True, unique=True)
+    )
+    leaf_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class MerchantView(SQLModel, table=True):

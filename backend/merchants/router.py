@@ -6,7 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from backend.accounts.deps import CurrentUser, OptionalUser, RegulatorUser, client_address
+from backend.accounts.deps import (
+    CurrentUser,
+    OptionalUser,
+    PasswordWork,
+    RegulatorUser,
+    client_address,
+)
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.errors import error_responses
 from backend.merchants import service, views
@@ -29,7 +35,13 @@ router = APIRouter(
 )
 
 
-@router.post("", response_model=MerchantRegistered, status_code=201)
+@router.post(
+    "",
+    response_model=MerchantRegistered,
+    status_code=201,
+    dependencies=[PasswordWork],
+    responses=error_responses(503),
+)
 def register(
     ctx: CtxDep,
     session: SessionDep,

@@ -11,14 +11,12 @@ the log ever disclosing it.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-import rfc8785
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +34,6 @@ from backend.accounts.service import (
     validate_password,
 )
 from backend.config import Settings
-from backend.credit import service as credit
 from backend.credit.models import MerchantRating
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.ledger import log
@@ -48,6 +45,7 @@ from backend.ledger.status import (
     anchor_statuses,
     written,
 )
+from backend.ledger.write import write
 from backend.merchants import reference
 from backend.merchants.models import (
     ADDRESS_MAX,
@@ -65,13 +63,12 @@ from backend.merchants.models import (
     VerificationPublic,
     VerificationWritten,
 )
+from backend.merchants.records import REGISTERED, VERIFIED, WALLET_BOUND, contact_digest
 from backend.merchants.text import clean_text
-from backend.merchants.uscc import ALPHABET, InvalidUSCC, normalize_uscc, validate_uscc
 from backend.pledges import queries
 from backend.pledges.models import DemonstrationAward, Pledge
+from backend.uscc import ALPHABET, InvalidUSCC, normalize_uscc, validate_uscc
 
-REGISTERED = "merchant.registered"
-VERIFIED = "merchant.verified"
 TIERS = ("A", "B", "C", "D")
 SEARCH_LIMIT_MAX = 100
 _PHONE = re.compile(r"\+?[0-9][0-9 ()\-]{4,30}")
@@ -181,11 +178,6 @@ def parse_phone(raw: str) -> str:
     return text
 
 
-def contact_digest(salt_hex: str, *, person: str, phone: str) -> str:
-    value = rfc8785.dumps({"contact_person": person, "contact_phone": phone})
-    return hashlib.sha256(bytes.fromhex(salt_hex) + value).hexdigest()
-
-
 def registration_body(merchant: Merchant) -> dict[str, object]:
     return {
         "uscc": merchant.uscc,
@@ -202,6 +194,11 @@ def registration_body(merchant: Merchant) -> dict[str, object]:
 
 def verification_body(verified_on: date) -> dict[str, object]:
     return {"verified_on": verified_on.isoformat()}
+
+
+def wallet_draft(uscc: str, address: str, actor: Actor) -> RecordDraft:
+    """``merchant.wallet_bound``: the wallet whose signatures the pledges may carry."""
+    return RecordDraft(type=WALLET_BOUND, subject=uscc, actor=actor, body={"address": address})
 
 
 # --- reads ------------------------------------------------------------------------
@@ -515,15 +512,15 @@ def register_merchant(
     validate_password(data.password, username=uscc)
 
     if principal is None:
-        key = ratelimit.registration_key(address)
-        ratelimit.check(
+        # Taken and committed before the hash: a concurrent burst cannot outrun it.
+        ratelimit.take(
             session,
-            key=key,
+            key=ratelimit.registration_key(address),
             limit=ratelimit.ADDRESS_REGISTRATION,
             now=now,
             what="registrations from this address",
-            count_all=True,
         )
+        session.commit()
     if session.get(Merchant, uscc) is not None:
         raise MerchantAlreadyRegistered(f"a merchant with credit code {uscc} is already registered")
     # Hash outside the write transaction: Argon2 takes a while, the lock should not.
@@ -551,16 +548,25 @@ def register_merchant(
         )
         # Self-registration is an act of the public: the account only exists after it.
         actor = principal.actor if principal is not None else Actor("public", None)
-        (rec,) = log.append(
-            session,
+        registration = log.seal(
             RecordDraft(
                 type=REGISTERED, subject=uscc, actor=actor, body=registration_body(merchant)
             ),
-            now=now,
+            at=now,
         )
-        merchant.record_id, merchant.leaf_index = rec.record_id, rec.leaf_index
-        session.add(merchant)
-        session.flush()
+        drafts = [registration]
+        if wallet is not None:
+            drafts.append(log.seal(wallet_draft(uscc, wallet, actor), at=now))
+        # The merchant row is the registration's projection, rated from the start by
+        # the write path's re-rating; the contact is private, beside the record.
+        private = {
+            registration.record_id: {
+                "contact_person": person,
+                "contact_phone": phone,
+                "contact_salt": merchant.contact_salt,
+            }
+        }
+        rec = write(session, drafts, now=now, private=private).records[0]
         account = new_account(
             session,
             username=uscc,
@@ -569,24 +575,13 @@ def register_merchant(
             merchant_uscc=uscc,
             now=now,
         )
-        if wallet is not None:
-            session.add(
-                MerchantWallet(uscc=uscc, address=wallet, bound_at=now, account_id=account.id)
-            )
-        if principal is None:
-            ratelimit.record(
-                session, keys=[ratelimit.registration_key(address)], now=now, succeeded=True
-            )
-        # A new merchant is rated from the start (the tier filter and pages need it).
-        credit.rerate_merchant(
-            session, uscc, as_of=queries.shanghai_date(now), cause_record_id=rec.record_id, now=now
-        )
         session.commit()
     except IntegrityError:
         session.rollback()
         raise MerchantAlreadyRegistered(
             f"a merchant with credit code {uscc} is already registered"
         ) from None
+    merchant = get_merchant(session, uscc)
     view = public_view(session, merchant, settings=settings, today=queries.shanghai_date(now))
     w = written(session, rec)
     return MerchantRegistered(
@@ -620,7 +615,7 @@ def verify_merchant(
         )
     if session.get(MerchantVerification, merchant.uscc) is not None:
         raise MerchantAlreadyVerified(f"merchant {merchant.uscc} is already verified")
-    (rec,) = log.append(
+    rec = write(
         session,
         RecordDraft(
             type=VERIFIED,
@@ -630,21 +625,14 @@ def verify_merchant(
             refs=(Ref("verifies", merchant.record_id),),
         ),
         now=now,
-    )
-    row = MerchantVerification(
-        uscc=merchant.uscc,
-        verified_on=on,
-        at=now,
-        account_id=p.account_id,
-        record_id=rec.record_id,
-        leaf_index=rec.leaf_index,
-    )
-    session.add(row)
+    ).one
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
         raise MerchantAlreadyVerified(f"merchant {merchant.uscc} is already verified") from None
+    row = session.get(MerchantVerification, merchant.uscc)
+    assert row is not None  # projected by backend/merchants/records.py
     w = written(session, rec)
     return VerificationWritten(
         uscc=merchant.uscc,
@@ -674,8 +662,6 @@ def bind_wallet(
         raise InvalidWalletAddress("address must not be empty")
     now = now or queries.utcnow()
     if current_wallet(session, code) != wallet:
-        session.add(
-            MerchantWallet(uscc=code, address=wallet, bound_at=now, account_id=p.account_id)
-        )
+        write(session, wallet_draft(code, wallet, p.actor), now=now)
         session.commit()
     return public_view(session, merchant, settings=settings, today=queries.shanghai_date(now))

@@ -45,6 +45,7 @@ from backend.background import BackgroundThread
 from backend.config import Settings
 from backend.context import AppContext
 from backend.db import Database, upsert
+from backend.ledger import projection
 from backend.ledger.models import Checkpoint, LogLeaf
 from backend.merchants import service
 from backend.merchants.models import Merchant, MerchantPublic, MerchantView, MerchantWallet
@@ -326,3 +327,43 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     if if_none_match.strip() == "*":
         return True
     return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def _audit_views(session: Session, ctx: projection.CheckContext) -> list[projection.Difference]:
+    """Every kept view whose stamp still holds (so a lookup would serve it as it is)
+    against a view built afresh from the tables (which audit checks against the log)."""
+    stale_now = set(stale(session, today=ctx.today))
+    kept = {
+        u: (body, leaf, wallet)
+        for u, body, leaf, wallet in session.execute(
+            select(VIEW.c.uscc, VIEW.c.body, VIEW.c.last_leaf, VIEW.c.last_wallet)
+        )
+        if u not in stale_now
+    }
+    found: list[projection.Difference] = []
+    codes = sorted(kept)
+    for i in range(0, len(codes), BATCH):
+        part = codes[i : i + BATCH]
+        at = {u: (int(kept[u][1]), kept[u][2]) for u in part}
+        fresh = service.public_views(session, at, settings=ctx.settings, today=ctx.today)
+        for u in part:
+            want = fresh.get(u)
+            if want is None:
+                found.append(projection.Difference("merchant_view", (u,), "inserted", None))
+            elif want.model_dump_json() != kept[u][0]:
+                found.append(projection.Difference(
+                    "merchant_view", (u,), "altered", None, ("body",),
+                    detail="the kept view differs from one built from the tables",
+                ))
+    return found
+
+
+def _rebuild_views(session: Session, ctx: projection.CheckContext) -> int:
+    """Kept views are caches: drop them all; lookups and the warmer build them again."""
+    return int(session.connection().execute(VIEW.delete()).rowcount or 0)
+
+
+VIEWS_CHECK = projection.Check("merchant_view", _audit_views, _rebuild_views)

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from backend.context import AppContext
 from backend.deps import CtxDep
 from backend.errors import Unauthorized
-from backend.ops import metrics
+from backend.ops import exposition, metrics
 from backend.ops.limits import BodyLimits
 from backend.ops.nul import RefuseNul
 
@@ -42,7 +42,7 @@ def prometheus_metrics(ctx: CtxDep, request: Request) -> Response:
             raise MetricsTokenRequired(
                 "GET /metrics needs the header Authorization: Bearer <HM_METRICS_TOKEN>"
             )
-    return Response(metrics.render(ctx), media_type=metrics.CONTENT_TYPE)
+    return Response(exposition.render(ctx), media_type=metrics.CONTENT_TYPE)
 
 
 def warn_if_metrics_public(ctx: AppContext) -> None:

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import Settings
+from backend.db import Database
 from backend.ops import logs, metrics
 from backend.ops import workers as balanced
+from backend.ops.header_timeout import http_protocol
 from backend.privatefiles import private_dir
 
 MULTIPROC_SUBDIR = "metrics-multiproc"
@@ -31,7 +33,6 @@ class ServeRefused(RuntimeError):
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Server options shared by ``serve`` and tests that run the app under uvicorn."""
-    from backend.ops.header_timeout import http_protocol
 
     return {
         # httptools with a header-read timeout (uvicorn has none: slowloris).
@@ -78,7 +79,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         return 2
     logs.configure_logging(settings)
     if workers > 1:
-        from backend.db import Database
 
         private_dir(settings.data_dir)
         db = Database(settings.db_url)
@@ -96,8 +96,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         "factory": True, "host": host, "port": port, "workers": workers,
         **uvicorn_options(settings),
     }
-    if workers > 1 and balanced.reuse_port_supported():
-        balanced.run(uvicorn.Config("backend.app:create_app", **options))
-    else:
+    if workers == 1:
         uvicorn.run("backend.app:create_app", **options)
+    elif balanced.reuse_port_supported():
+        balanced.run(balanced.WorkerConfig("backend.app:create_app", **options))
+    else:
+        from uvicorn.supervisors import Multiprocess
+
+        config = balanced.WorkerConfig("backend.app:create_app", **options)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0

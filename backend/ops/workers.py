@@ -13,6 +13,11 @@ only the first generation of workers is handed one socket each. A worker that
 replaces a dead one listens on all of them, so connections hashed to the dead
 worker's socket are still served (they wait in its backlog until then).
 
+Workers end with their supervisor (:class:`WorkerConfig`): uvicorn's supervisor
+stops its workers when it is asked to, but a supervisor killed outright (SIGKILL,
+the OOM killer) would leave them serving and anchoring, and a restarted service
+would bind beside them.
+
 This module must never bind a socket without ``SO_REUSEPORT`` next to the
 workers' sockets: the kernel would refuse the bind, or a socket that nobody
 accepts on would swallow its share of the connections.
@@ -20,11 +25,34 @@ accepts on would swallow its share of the connections.
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 import socket
 from typing import Any
 
 from uvicorn import Config
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+from backend.ops import parentdeath
+
+# A worker whose supervisor died is sent SIGTERM (uvicorn's graceful shutdown:
+# in-flight requests finish, the anchoring lock is released) and ended outright
+# if it is still running this many seconds later.
+ORPHAN_GRACE_S = 10.0
+
+
+class WorkerConfig(Config):
+    """uvicorn's Config, whose workers end when the supervisor process dies.
+
+    ``load`` runs in each worker before it serves (whichever way the supervisor
+    started it: at start, after a crash, on SIGHUP or SIGTTIN), so the tie to the
+    supervisor is made there rather than in one of uvicorn's start-up paths.
+    """
+
+    def load(self) -> None:
+        if multiprocessing.parent_process() is not None:
+            parentdeath.exit_with_parent(signum=signal.SIGTERM, grace_s=ORPHAN_GRACE_S)
+        super().load()
 
 
 def reuse_port_supported() -> bool:

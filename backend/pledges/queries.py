@@ -15,14 +15,16 @@ the date, never stored. This module only reads; it imports no other domain.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
+from typing import Any
 
 from sqlalchemy import and_, exists, func, not_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
+from backend.ledger.records import format_time
 from backend.ledger.status import WrittenRecord, anchor_status
 from backend.pledges.models import (
     DemonstrationAward,
@@ -39,7 +41,7 @@ from backend.pledges.models import (
     WithdrawalPublic,
 )
 from backend.pledges.templates import TEMPLATES
-from backend.timeutil import SHANGHAI, shanghai_date, utcnow  # noqa: F401  (re-exported)
+from backend.timeutil import SHANGHAI, aware, shanghai_date, utcnow  # noqa: F401  (re-exported)
 
 
 def add_months(d: date, months: int) -> date:
@@ -298,3 +300,106 @@ def award_of(
         withdrawal_reason=withdrawal.reason if withdrawal else None,
         withdrawal_record=withdrawal_written,
     )
+
+
+# --- records as the tables hold them (for pages; see backend/disclosure) -------
+
+PLEDGE_MADE = "pledge.made"
+PLEDGE_WITHDRAWN = "pledge.withdrawn"
+DEMONSTRATION = "supervision.demonstration"
+_RENEWED = aliased(Pledge, name="renewed")
+
+
+def records_as_held(session: Session, wanted: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``record_id`` → the pledge or demonstration record as its row holds it:
+    ``type``, ``at``, ``body``, ``refs`` (the envelope's fields, in its JSON form),
+    for ``wanted`` (``record_id`` → the record's type, which picks the table).
+
+    A page shows this, not the log, so that the browser's 验证, which compares the
+    page with the record from the log, notices a table that no longer matches its
+    record. Ids without a row are left out.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    made = sorted(rid for rid, t in wanted.items() if t == PLEDGE_MADE)
+    withdrawn = sorted(rid for rid, t in wanted.items() if t == PLEDGE_WITHDRAWN)
+    demonstrations = sorted(rid for rid, t in wanted.items() if t == DEMONSTRATION)
+    if made:
+        rows = session.execute(
+            select(Pledge, col(_RENEWED.record_id))
+            .outerjoin(_RENEWED, col(_RENEWED.id) == col(Pledge.renews_pledge_id))
+            .where(col(Pledge.record_id).in_(made))
+        )
+        for p, renews in rows:
+            out[p.record_id] = {
+                "type": PLEDGE_MADE,
+                "at": format_time(aware(p.made_at)),
+                "body": {
+                    "pledge_id": p.id,
+                    "template": {
+                        "sector": p.template_sector,
+                        "version": p.template_version,
+                        "digest": p.template_digest,
+                    },
+                    "items": p.items,
+                    "extra_commitments": p.extra_commitments,
+                    "valid_from": p.valid_from.isoformat(),
+                    "valid_until": p.valid_until.isoformat(),
+                    "signature": (
+                        {"scheme": "eip712", "signer": p.signer, "signature": p.signature}
+                        if p.signer and p.signature
+                        else None
+                    ),
+                },
+                "refs": [{"rel": "renews", "record": renews}] if renews else [],
+            }
+    if withdrawn:
+        for w, pledged in session.execute(
+            select(PledgeWithdrawal, col(Pledge.record_id))
+            .join(Pledge, col(Pledge.id) == col(PledgeWithdrawal.pledge_id))
+            .where(col(PledgeWithdrawal.record_id).in_(withdrawn))
+        ):
+            out[w.record_id] = {
+                "type": PLEDGE_WITHDRAWN,
+                "at": format_time(aware(w.at)),
+                "body": {
+                    "pledge_id": w.pledge_id,
+                    "withdrawn_on": w.withdrawn_on.isoformat(),
+                    "reason": w.reason,
+                },
+                "refs": [{"rel": "revokes", "record": pledged}],
+            }
+    if demonstrations:
+        for a in session.execute(
+            select(DemonstrationAward).where(
+                col(DemonstrationAward.record_id).in_(demonstrations)
+            )
+        ).scalars():
+            out[a.record_id] = {
+                "type": DEMONSTRATION,
+                "at": format_time(aware(a.at)),
+                "body": {
+                    "action": "award",
+                    "on": a.awarded_on.isoformat(),
+                    "valid_until": a.valid_until.isoformat(),
+                },
+                "refs": [],
+            }
+        for dw, awarded in session.execute(
+            select(DemonstrationWithdrawal, col(DemonstrationAward.record_id))
+            .join(
+                DemonstrationAward,
+                col(DemonstrationAward.id) == col(DemonstrationWithdrawal.award_id),
+            )
+            .where(col(DemonstrationWithdrawal.record_id).in_(demonstrations))
+        ):
+            out[dw.record_id] = {
+                "type": DEMONSTRATION,
+                "at": format_time(aware(dw.at)),
+                "body": {
+                    "action": "withdraw",
+                    "on": dw.withdrawn_on.isoformat(),
+                    "reason": dw.reason,
+                },
+                "refs": [{"rel": "revokes", "record": awarded}],
+            }
+    return out

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from backend.accounts.deps import MerchantUser, OptionalUser, RegulatorUser
+from backend.accounts.deps import MerchantUser, RegulatorUser
 from backend.accounts.idempotency import HEADER as IDEMPOTENCY_HEADER
 from backend.deps import CtxDep, Offset, ReadSessionDep, SessionDep
 from backend.errors import error_responses
@@ -62,7 +62,7 @@ def get_template(sector: str, version: int) -> PledgeTemplatePublic:
 def make_pledge(
     session: SessionDep,
     response: Response,
-    user: OptionalUser,
+    user: MerchantUser,
     body: PledgeCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> PledgeWritten:
@@ -90,7 +90,7 @@ def get_pledge(session: ReadSessionDep, pledge_id: str) -> PledgePublic:
 def withdraw(
     session: SessionDep,
     response: Response,
-    user: OptionalUser,
+    user: MerchantUser,
     pledge_id: str,
     body: PledgeWithdraw,
     idempotency_key: IdempotencyKey = None,

@@ -39,12 +39,11 @@ from backend.accounts.service import (
     require_role,
 )
 from backend.config import Settings
-from backend.credit import service as credit
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.inputs import validate_horizon
-from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import written
+from backend.ledger.write import write
 from backend.merchants import reference
 from backend.merchants import service as merchants
 from backend.merchants.models import Merchant, MerchantVerification
@@ -57,7 +56,6 @@ from backend.pledges.models import (
     DemonstrationAward,
     DemonstrationUnitItem,
     DemonstrationUnitList,
-    DemonstrationWithdrawal,
     DemonstrationWritten,
     OverviewStats,
     Pledge,
@@ -67,11 +65,11 @@ from backend.pledges.models import (
     PledgeList,
     PledgePublic,
     PledgeTemplatePublic,
-    PledgeWithdrawal,
     PledgeWritten,
     Target,
     TypedDataResponse,
 )
+from backend.pledges.records import DEMONSTRATION, PLEDGE_MADE, PLEDGE_WITHDRAWN, award_id_of
 from backend.pledges.signs import SignData
 from backend.pledges.templates import (
     TEMPLATES,
@@ -84,9 +82,6 @@ from backend.pledges.templates import (
     validate_acceptance,
 )
 
-PLEDGE_MADE = "pledge.made"
-PLEDGE_WITHDRAWN = "pledge.withdrawn"
-DEMONSTRATION = "supervision.demonstration"
 # Local defaults (domain.md): pledges one year, awards three years.
 PLEDGE_VALIDITY_MONTHS = 12
 PLEDGE_MAX_MONTHS = 60
@@ -409,7 +404,7 @@ def make_pledge(
     try:
         previous = queries.renewable_pledge(session, merchant.uscc)
         pledge_id = uuid.uuid4().hex
-        (rec,) = log.append(
+        rec = write(
             session,
             RecordDraft(
                 type=PLEDGE_MADE,
@@ -421,26 +416,7 @@ def make_pledge(
                 refs=(Ref("renews", previous.record_id),) if previous else (),
             ),
             now=now,
-        )
-        pledge = Pledge(
-            id=pledge_id,
-            uscc=merchant.uscc,
-            template_sector=prepared.template.sector,
-            template_version=prepared.template.version,
-            template_digest=prepared.digest,
-            items=prepared.items,
-            extra_commitments=prepared.extra_commitments,
-            valid_from=prepared.valid_from,
-            valid_until=prepared.valid_until,
-            made_at=now,
-            account_id=principal.account_id,
-            record_id=rec.record_id,
-            leaf_index=rec.leaf_index,
-            renews_pledge_id=previous.id if previous else None,
-            signer=signer,
-            signature=signature,
-        )
-        session.add(pledge)
+        ).one
         if key is not None:
             idempotency.remember(
                 session,
@@ -455,9 +431,6 @@ def make_pledge(
                 },
                 now=now,
             )
-        credit.rerate_merchant(
-            session, merchant.uscc, as_of=today, cause_record_id=rec.record_id, now=now
-        )
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -474,6 +447,7 @@ def make_pledge(
         raise PledgeConflict(
             f"another pledge for {merchant.uscc} was made at the same moment; reload and retry"
         ) from None
+    pledge = get_pledge_row(session, pledge_id)
     w = written(session, rec)
     return _pledge_written(
         session, pledge, record_id=w.record_id, leaf_index=w.leaf_index, today=today
@@ -523,7 +497,7 @@ def withdraw_pledge(
             f"pledge {pledge_id} is {status}; only an active pledge can be withdrawn", status=status
         )
     try:
-        (rec,) = log.append(
+        rec = write(
             session,
             RecordDraft(
                 type=PLEDGE_WITHDRAWN,
@@ -533,18 +507,7 @@ def withdraw_pledge(
                 refs=(Ref("revokes", pledge.record_id),),
             ),
             now=now,
-        )
-        session.add(
-            PledgeWithdrawal(
-                pledge_id=pledge.id,
-                withdrawn_on=today,
-                reason=text,
-                at=now,
-                account_id=principal.account_id,
-                record_id=rec.record_id,
-                leaf_index=rec.leaf_index,
-            )
-        )
+        ).one
         if key is not None:
             idempotency.remember(
                 session,
@@ -559,9 +522,6 @@ def withdraw_pledge(
                 },
                 now=now,
             )
-        credit.rerate_merchant(
-            session, pledge.uscc, as_of=today, cause_record_id=rec.record_id, now=now
-        )
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -648,8 +608,7 @@ def demonstration(
                     f"merchant {merchant.uscc} is already a demonstration unit until "
                     f"{current.valid_until} (award {current.id})"
                 )
-            award_id = uuid.uuid4().hex
-            (rec,) = log.append(
+            rec = write(
                 session,
                 RecordDraft(
                     type=DEMONSTRATION,
@@ -658,18 +617,8 @@ def demonstration(
                     body=award_body(on=on, valid_until=valid_until),
                 ),
                 now=now,
-            )
-            award = DemonstrationAward(
-                id=award_id,
-                uscc=merchant.uscc,
-                awarded_on=on,
-                valid_until=valid_until,
-                at=now,
-                account_id=p.account_id,
-                record_id=rec.record_id,
-                leaf_index=rec.leaf_index,
-            )
-            session.add(award)
+            ).one
+            award = session.get(DemonstrationAward, award_id_of(rec.record_id))
         else:
             if action.valid_until is not None:
                 raise InvalidDemonstrationAction("`valid_until` is only for an award")
@@ -683,7 +632,7 @@ def demonstration(
                 action.reason or "", field="reason", max_len=REASON_MAX, multiline=True
             )
             award = current
-            (rec,) = log.append(
+            rec = write(
                 session,
                 RecordDraft(
                     type=DEMONSTRATION,
@@ -693,25 +642,13 @@ def demonstration(
                     refs=(Ref("revokes", award.record_id),),
                 ),
                 now=now,
-            )
-            session.add(
-                DemonstrationWithdrawal(
-                    award_id=award.id,
-                    withdrawn_on=on,
-                    reason=reason,
-                    at=now,
-                    account_id=p.account_id,
-                    record_id=rec.record_id,
-                    leaf_index=rec.leaf_index,
-                )
-            )
-        credit.rerate_merchant(
-            session, merchant.uscc, as_of=today, cause_record_id=rec.record_id, now=now
-        )
+            ).one
         session.commit()
     except IntegrityError:
         session.rollback()
         raise Conflict("the demonstration status changed at the same moment; retry") from None
+    assert award is not None
+    session.refresh(award)
     public = queries.award_public(session, award, today)
     w = written(session, rec)
     return DemonstrationWritten(

@@ -34,7 +34,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Table, func, insert, select, tuple_
+from sqlalchemy import Table, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
@@ -47,14 +47,18 @@ from backend.credit import service as credit
 from backend.errors import Conflict, DomainError, NotFound, PayloadTooLarge, ValidationFailed
 from backend.groupcommit import GroupCommit
 from backend.inputs import validate_horizon
+from backend.inspections import draws as inspection_draws
 from backend.inspections.models import Draw, DrawAssignment
 from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import AnchorStatus, anchor_status
+from backend.ledger.write import write
 from backend.merchants.models import Merchant
 from backend.merchants.reference import ABNORMAL_LIST_REASONS
 from backend.merchants.service import parse_uscc
 from backend.merchants.text import InvalidText, clean_text
+from backend.pledges import service as pledges
+from backend.pledges.models import DemonstrationAction
 from backend.supervision.models import (
     CSV_COLUMNS,
     KINDS,
@@ -838,34 +842,10 @@ def _write(
         sealed.append(one)
         by_merchant.setdefault(p.uscc, []).append(one)
     pending = credit.prepare_rerate(session, by_merchant, as_of=today, now=now, versions=versions)
-
-    appended = log.append_sealed(session, sealed)  # the log lock is held from here to commit
-    rows = []
-    for (who, p), rec in zip(items, appended, strict=True):
-        env = rec.envelope
-        rows.append(
-            {
-                "record_id": rec.record_id,
-                "leaf_index": rec.leaf_index,
-                "uscc": p.uscc,
-                "kind": p.kind,
-                "effective_on": p.effective_on or today,
-                "body": env["body"],
-                "refs": env["refs"],
-                "target_record_id": env["refs"][0]["record"] if env["refs"] else None,
-                "draw_id": p.draw_id,
-                "at": now,
-                "account_id": who.account_id,
-            }
-        )
-    for i in range(0, len(rows), 5000):
-        session.execute(insert(SupervisionRecord), rows[i : i + 5000])
-    # The record that caused each merchant's re-rating: its last one here.
-    causes = {p.uscc: rec.record_id for (_, p), rec in zip(items, appended, strict=True)}
-    ratings = credit.store_rerate(
-        session, pending, appended_from=appended[0].leaf_index, cause_record_ids=causes, now=now
-    )
-    return appended, ratings
+    # Appends (taking the log lock until commit), projects the supervision_record rows
+    # and stores the ratings computed above.
+    done = write(session, sealed, now=now, prepared={"credit": pending})
+    return done.records, done.results["credit"]
 
 
 def _public(row: SupervisionRecord, st: MerchantState | None) -> SupervisionRecordPublic:
@@ -1010,8 +990,6 @@ def record_outcomes(
 def _demonstration(
     session: Session, *, principal: Principal, data: DemonstrationInput, now: datetime
 ) -> SupervisionRecordWritten:
-    from backend.pledges import service as pledges
-    from backend.pledges.models import DemonstrationAction
 
     # The demonstration service bounds `on` by the registration and today and
     # `valid_until` by today; the floor of every outcome date still applies first.
@@ -1302,14 +1280,13 @@ def submit_complaint(
 ) -> ComplaintReceived:
     """Anyone may complain, anonymously too; limited per client address."""
     now = now or utcnow()
-    key = complaint_key(address)
-    ratelimit.check(
+    # Taken atomically; committed (or rolled back) with the complaint.
+    ratelimit.take(
         session,
-        key=key,
+        key=complaint_key(address),
         limit=COMPLAINTS_PER_ADDRESS,
         now=now,
         what="complaints from this address",
-        count_all=True,
     )
     code = parse_uscc(data.uscc)
     if session.get(Merchant, code) is None:
@@ -1329,7 +1306,6 @@ def submit_complaint(
         account_id=principal.account_id if principal is not None else None,
     )
     session.add(complaint)
-    ratelimit.record(session, keys=[key], now=now, succeeded=True)
     session.commit()
     return ComplaintReceived(complaint_id=complaint.id, uscc=code, submitted_at=now)
 
@@ -1452,3 +1428,48 @@ def review_complaint(
         leaf_index=rec.leaf_index if rec else None,
         anchor_status=anchor_status(session, rec.leaf_index) if rec else None,
     )
+
+
+# --- draw results ---------------------------------------------------------------------
+
+
+def draw_results(
+    session: Session, draw_ids: Sequence[str]
+) -> dict[str, dict[str, list[inspection_draws.DrawResult]]]:
+    """draw id -> uscc -> the current spot-check records that name the draw (the reader
+    ``backend.inspections.draws.current_results`` uses).
+
+    Current: not superseded by a correction, not revoked (both are later rows
+    whose ``target_record_id`` names the record).
+    """
+    out: dict[str, dict[str, list[inspection_draws.DrawResult]]] = {d: {} for d in draw_ids}
+    if not draw_ids:
+        return out
+    rows = (
+        session.execute(
+            select(SupervisionRecord).where(
+                col(SupervisionRecord.draw_id).in_(list(draw_ids)),
+                col(SupervisionRecord.kind) == "spot_check",
+            )
+        )
+        .scalars()
+        .all()
+    )
+    ids = [r.record_id for r in rows]
+    replaced: set[str] = set()
+    for i in range(0, len(ids), 500):
+        replaced.update(
+            t
+            for (t,) in session.execute(
+                select(col(SupervisionRecord.target_record_id)).where(
+                    col(SupervisionRecord.target_record_id).in_(ids[i : i + 500])
+                )
+            )
+            if t is not None
+        )
+    for r in sorted(rows, key=lambda r: r.leaf_index):
+        if r.record_id in replaced or r.draw_id is None:
+            continue
+        found = inspection_draws.DrawResult(r.record_id, r.body)
+        out[r.draw_id].setdefault(r.uscc, []).append(found)
+    return out

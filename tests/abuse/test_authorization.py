@@ -111,6 +111,14 @@ def _logout(w: World, fresh: bool) -> Req:
     return Req("/auth/logout")
 
 
+def _api_logout(w: World, fresh: bool) -> Req:
+    return Req("/api/auth/logout")
+
+
+# Routes that revoke the credential they are sent with: send() renews it afterwards.
+LOGS_OUT = frozenset({"POST /auth/logout", "POST /api/auth/logout"})
+
+
 def _register(w: World, fresh: bool) -> Req:
     w.forget_limits()
     return Req("/api/merchants", json=factories.merchant_body())
@@ -371,6 +379,7 @@ MATRIX: dict[str, Row] = {
     "POST /auth/login": Row(_login, (OK, OK, OK, OK, OK), "ignored"),
     "POST /api/auth/password": Row(_password, (401, OK, OK, OK, OK), must_succeed=False),
     "POST /auth/logout": Row(_logout, (401, OK, OK, OK, OK)),
+    "POST /api/auth/logout": Row(_api_logout, (401, OK, OK, OK, OK)),
     "POST /api/accounts": Row(_staff_account, (401, 403, 403, 403, OK)),
     # merchants register themselves or through a regulator; an admin manages accounts only
     "POST /api/merchants": Row(_register, (OK, 403, 403, OK, 403)),
@@ -464,7 +473,7 @@ def send(
     else:
         headers.update(w.bearer(identity))
     w.client.cookies.clear()
-    return w.client.request(
+    resp = w.client.request(
         method,
         req.url,
         json=req.json,
@@ -474,6 +483,9 @@ def send(
         headers=headers,
         follow_redirects=False,
     )
+    if key in LOGS_OUT:
+        w.renew(identity)
+    return resp
 
 
 def outcome(resp: httpx.Response) -> Expect:

@@ -86,6 +86,19 @@ class World:
     def own(self) -> dict[str, str]:
         return self.bearer("merchant")
 
+    def renew(self, identity: str) -> None:
+        """New tokens for a real identity: a logout revokes the ones it was sent with."""
+        account_id = self.account_ids.get(identity)
+        if account_id is None:
+            return
+        with self.client.app.state.ctx.db.read() as s:  # type: ignore[attr-defined]
+            row = s.get(Account, account_id)
+            assert row is not None
+            self.tokens[identity] = (
+                _mint(self.settings, row, kind="access"),
+                _mint(self.settings, row, kind="session"),
+            )
+
     def csrf_for(self, identity: str) -> str | None:
         """The CSRF token of ``identity``'s browser session (what its pages embed)."""
         cookie = self.session_cookie(identity)
@@ -110,7 +123,7 @@ class World:
     def forget_limits(self) -> None:
         """Every request here comes from one address: reset the per-address limits."""
         with self.client.app.state.ctx.db.session() as s:  # type: ignore[attr-defined]
-            s.execute(text("DELETE FROM login_attempt"))
+            s.execute(text("DELETE FROM rate_limit"))
             s.commit()
 
     def new_merchant(self) -> str:

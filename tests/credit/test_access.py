@@ -88,7 +88,7 @@ def _bulk(w: World, h: dict[str, str]) -> Any:
 def forget_complaints(client: TestClient) -> None:
     """Reset the per-address complaint limit: every request here comes from one address."""
     with client.app.state.ctx.db.session() as s:  # type: ignore[attr-defined]
-        s.execute(text("DELETE FROM login_attempt WHERE key LIKE 'complaint:%'"))
+        s.execute(text("DELETE FROM rate_limit WHERE key LIKE 'complaint:%'"))
         s.commit()
 
 

@@ -154,6 +154,33 @@ const [texts, done] = [arguments[0], arguments[arguments.length - 1]];
     assert [g[1] for g in got] == [merkle.leaf_hash(e.encode()).hex() for e in expected]
 
 
+@pytest.mark.browser
+def test_page_formats_match_python(browser: Any, live_server: LiveServer) -> None:
+    """The money, date, time and yes/no text 验证 re-derives is the page's own, exactly:
+    otherwise an honest page would fail its check, or a doctored one could pass."""
+    from backend.disclosure.shown import date_text, yes_text, yuan
+    from backend.disclosure.web import zh_time
+
+    _open_verifier(browser, live_server)
+    amounts: list[Any] = [0, 1, 9, 10, 99, 100, 101, 410000, 100000, 99999999, 123456789012,
+                          10**13, -1, -100, -410001, None, "410000", 1.5, True, [], {}]
+    dates: list[Any] = ["2026-11-13", "2026-01-01", "1999-12-31", "2026-02-30", "2026-1-1",
+                        "2026-11-13T08:00:00Z", "garbage", "", None, False, 5, "20261113"]
+    times: list[Any] = ["2026-12-03T15:31:22.123456Z", "2026-12-31T16:00:00.000000Z",
+                        "2026-06-30T23:59:59.999999Z", "2026-01-01T00:00:00+08:00", "", None]
+    truths: list[Any] = [True, False, None, 0, 1, "", "x", [], [0], {}, {"a": 1}]
+    got = browser.execute_script(
+        "const V = window.HMVerify, a = arguments;"
+        "return [a[0].map(V.formatYuan), a[1].map(V.zhDate), a[2].map(V.zhTime),"
+        " a[3].map(v => V.shownText('yes', v))];",
+        amounts, dates, times, truths,
+    )
+    assert got[0] == [yuan(v) for v in amounts]
+    assert got[1] == [date_text(v) for v in dates]
+    assert got[2] == [zh_time(v) for v in times]
+    assert got[3] == [yes_text(v) for v in truths]
+
+
 def test_abi_constants_match_the_compiled_contract() -> None:
     from web3 import Web3
 

@@ -29,7 +29,7 @@ from tests.inspections.helpers import (
     reveal,
     seed_merchants,
 )
-from tests.inspections.test_verify_draw import _verify
+from tests.verification.test_verify_draw import _verify
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from backend.app import create_app
 from backend.inspections import selection
-from backend.inspections.verify import verify_draw
 from backend.ledger.contract import LedgerRevert
+from backend.verification.draw import verify_draw
 from tests import factories
 from tests.conftest import make_settings
 from tests.inspections.helpers import (

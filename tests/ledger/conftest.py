@@ -32,9 +32,10 @@ SUBJECT = "91511902MA62Q3T556"
 
 
 def append_records(
-    ctx: AppContext, n: int, *, type: str = "supervision.spot_check", start: int = 0
+    ctx: AppContext, n: int, *, type: str = "test.entry", start: int = 0
 ) -> list[AppendedRecord]:
-    """Append ``n`` records in one transaction, as a domain service would."""
+    """Append ``n`` records in one transaction. The type has no projection: these tests
+    are about the log and the chain, not about the tables records project to."""
     drafts = [
         RecordDraft(
             type=type,

@@ -18,7 +18,7 @@ from backend.ledger import merkle
 from backend.ledger.anchoring import Anchorer
 from backend.ledger.bundle import parse_bundle, unhex
 from backend.ledger.contract import ABI, decode_error
-from backend.ledger.verify import Verdict, check_offline
+from backend.verification.bundle import Verdict, check_offline
 from tests.conftest import make_settings
 from tests.ledger.conftest import append_records, serve
 
@@ -216,7 +216,7 @@ class TestReadiness:
         r = client.get("/readyz")
         assert r.status_code == 200
         body = r.json()
-        assert body["checks"] == {"database": "up", "ledger": "up"}
+        assert body["checks"] == {"database": "up", "ledger": "up", "checkpoints": "up"}
         a = body["anchoring"]
         assert a["pending_leaves"] == 3
         assert a["oldest_pending_age_s"] >= 0

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from backend.app import create_app
 from backend.db import Database
-from backend.merchants import demo
+from backend.demo import seed as demo
 from tests import factories
 from tests.conftest import make_settings
 

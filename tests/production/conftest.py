@@ -40,8 +40,8 @@ import pytest
 from backend.ledger.anchoring import PG_LOCK_KEY
 from backend.ledger.contract import ABI
 from backend.ledger.onchain import all_checkpoints
-from backend.ledger.verify import connect
 from backend.timeutil import today_shanghai
+from backend.verification.bundle import connect
 from tests.conftest import (
     ANVIL_KEY,
     ROOT,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from backend.db import Database
+from backend.demo.seed import merchant_count, seed_demo
 from backend.ledger.anchoring import PgAdvisoryLock
-from backend.merchants.demo import merchant_count, seed_demo
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.postgres

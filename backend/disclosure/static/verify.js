@@ -237,6 +237,168 @@
     return '地址上运行的是公开的 MeteringLedger 合约代码（SHA-256 ' + got.slice(0, 16) + '…）。';
   }
 
+  // --- what the page shows (backend/disclosure/shown.py) ---------------------------
+  //
+  // The page reads tables, which an operator could edit; the record is the truth. Each
+  // place a page shows a record's fields carries data-record (the record id),
+  // data-shown (envelope path → the value the text was made from) and data-shown-how
+  // (path → {as: format, label}). The formats below re-implement the page's own
+  // (shown.py); tests/disclosure/test_verify_js.py holds the two to the same output.
+
+  function formatYuan(fen) {
+    if (typeof fen !== 'number' || !Number.isSafeInteger(fen)) return '—';
+    var a = Math.abs(fen);
+    var whole = String(Math.floor(a / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+    var cents = a % 100;
+    return (fen < 0 ? '-' : '') + whole + '.' + (cents < 10 ? '0' : '') + cents + ' 元';
+  }
+
+  function zhDate(v) {
+    if (v === null || v === undefined || v === '' || v === false) return '—';
+    if (typeof v !== 'string') return JSON.stringify(v);
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v.slice(0, 10));
+    if (!m) return v;
+    var y = Number(m[1]), mo = Number(m[2]), d = Number(m[3]);
+    var t = new Date(Date.UTC(y, mo - 1, d));
+    if (y < 1 || t.getUTCMonth() !== mo - 1 || t.getUTCDate() !== d) return v;
+    return y + '年' + mo + '月' + d + '日';
+  }
+
+  // A moment in Beijing time (UTC+8, no daylight saving since 1991), to the minute.
+  function zhTime(v) {
+    if (v === null || v === undefined || v === '') return '—';
+    if (typeof v !== 'string') return JSON.stringify(v);
+    var m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.exec(v);
+    if (!m) return v;
+    var ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+    var tz = m[7];
+    if (tz && tz !== 'Z') {
+      var sign = tz[0] === '-' ? -1 : 1;
+      var hm = tz.slice(1).replace(':', '');
+      ms -= sign * (Number(hm.slice(0, 2)) * 60 + Number(hm.slice(2))) * 60000;
+    }
+    var t = new Date(ms + 8 * 3600000);
+    var pad = function (n) { return (n < 10 ? '0' : '') + n; };
+    return t.getUTCFullYear() + '年' + (t.getUTCMonth() + 1) + '月' + t.getUTCDate() + '日 ' +
+      pad(t.getUTCHours()) + ':' + pad(t.getUTCMinutes());
+  }
+
+  // Python's truthiness, which the page's 是/否 follows.
+  function truthy(v) {
+    if (Array.isArray(v)) return v.length > 0;
+    if (v !== null && typeof v === 'object') return Object.keys(v).length > 0;
+    return !!v;
+  }
+
+  /* The text a person reads for value `v` shown as `fmt`; for text and json, the value itself. */
+  function shownText(fmt, v) {
+    switch (fmt) {
+      case 'yuan': return formatYuan(v);
+      case 'date': return zhDate(v);
+      case 'time': return zhTime(v);
+      case 'yes': return truthy(v) ? '是' : '否';
+      case 'count': return Array.isArray(v) ? v.length + ' 项' : '—';
+      default:
+        if (v === null || v === undefined) return '—';
+        if (typeof v === 'string') return v.normalize('NFC');
+        return canonicalize(v);
+    }
+  }
+
+  // Formats whose visible text verify.js re-derives, so the text itself is checked too.
+  var VISIBLE_FORMATS = { yuan: true, date: true, yes: true };
+
+  function lookup(obj, path) {
+    var v = obj;
+    var parts = path.split('.');
+    for (var i = 0; i < parts.length; i++) {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+      v = Object.prototype.hasOwnProperty.call(v, parts[i]) ? v[parts[i]] : null;
+    }
+    return v === undefined ? null : v;
+  }
+
+  /* The places on this page that show fields of record `recordId`. */
+  function pageShown(recordId, root) {
+    var out = [];
+    (root || document).querySelectorAll('[data-shown]').forEach(function (el) {
+      if (el.getAttribute('data-record') !== recordId) return;
+      var values = null, how = null;
+      try {
+        values = JSON.parse(el.getAttribute('data-shown'));
+        how = JSON.parse(el.getAttribute('data-shown-how') || '{}');
+      } catch (e) {
+        values = null;
+      }
+      out.push({
+        element: el,
+        recordId: recordId,
+        values: values,
+        how: how || {},
+        missing: el.getAttribute('data-shown-missing') === 'true'
+      });
+    });
+    return out;
+  }
+
+  /*
+   * Compare what the page shows with the record's own fields (`record`: the parsed
+   * envelope from the proof bundle, never from the page). Returns {checked, labels, diffs};
+   * each diff is {label, path, shown, recorded}.
+   */
+  function comparePage(record, recordId, shown) {
+    var diffs = [];
+    var labels = [];
+    var checked = 0;
+    shown.forEach(function (s) {
+      if (s.recordId !== recordId) {
+        diffs.push({ label: '记录编号', path: 'record_id', shown: s.recordId, recorded: recordId });
+        return;
+      }
+      if (s.missing) {
+        diffs.push({ label: '记录内容', path: '', shown: '（数据表中没有这条记录，页面无法显示其内容）', recorded: '（记录存在于日志中）' });
+        return;
+      }
+      if (!s.values || typeof s.values !== 'object') {
+        diffs.push({ label: '页面数据', path: 'data-shown', shown: '（无法读取）', recorded: '' });
+        return;
+      }
+      Object.keys(s.values).forEach(function (path) {
+        var how = s.how[path] || {};
+        var fmt = how.as || 'text';
+        var label = how.label || path;
+        var recorded = shownText(fmt, lookup(record, path));
+        var shownValue = shownText(fmt, s.values[path]);
+        checked++;
+        if (labels.indexOf(label) < 0) labels.push(label);
+        if (shownValue !== recorded) {
+          diffs.push({ label: label, path: path, shown: shownValue, recorded: recorded });
+          return;
+        }
+        if (!VISIBLE_FORMATS[fmt]) return;
+        s.element.querySelectorAll('[data-field]').forEach(function (f) {
+          if (f.getAttribute('data-field') !== path) return;
+          var text = (f.textContent || '').trim();
+          if (text !== recorded) diffs.push({ label: label, path: path, shown: text, recorded: recorded });
+        });
+      });
+    });
+    return { checked: checked, labels: labels, diffs: diffs };
+  }
+
+  function describeDiffs(diffs) {
+    var seen = {};
+    return diffs.filter(function (d) {
+      // The same field shown the same way in two places (the header and the record) is one finding.
+      var key = JSON.stringify([d.path, d.shown, d.recorded]);
+      if (seen[key]) return false;
+      seen[key] = true;
+      return true;
+    }).map(function (d) {
+      return d.label + (d.path ? '（' + d.path + '）' : '') + '：页面显示“' + d.shown + '”，链上记录为“' + d.recorded + '”';
+    }).join('；');
+  }
+
   // --- the bundle -------------------------------------------------------------------
 
   var HASH_RE = /^0x[0-9a-f]{64}$/;
@@ -276,8 +438,10 @@
   /*
    * Verify a decoded bundle. `options.rpcUrls` lists JSON-RPC endpoints to try
    * (the bundle's own ledger_url is tried first); `options.onStep(step)` is
-   * called as each step starts and ends. Resolves to
-   * {verified, incomplete, reason, steps, bundle, chain}.
+   * called as each step starts and ends. `options.shown` (from pageShown) lists what
+   * the page shows of the record: after the record is proven, a last step compares
+   * it with the record's own fields. Resolves to
+   * {verified, incomplete, reason, steps, bundle, chain, page, pageMismatch}.
    */
   async function verifyBundle(bundle, options) {
     options = options || {};
@@ -412,6 +576,21 @@
         return '交易 ' + cp.transaction_hash + '（区块 ' + cp.block_number + '）执行成功，合约发出了 CheckpointAnchored(' +
           cp.index + ', ' + cp.tree_size + ', ' + cp.root + ') 事件。';
       });
+
+      if (options.shown && options.shown.length) {
+        await step('page', '页面显示与记录一致', async function () {
+          // The record's own fields: the bytes just proven, never the page.
+          var record = JSON.parse(bundle.record);
+          var cmp = comparePage(record, bundle.record_id, options.shown);
+          result.page = cmp;
+          if (cmp.diffs.length) {
+            result.pageMismatch = true;
+            throw new VerifyError('页面显示与链上记录不一致：' + describeDiffs(cmp.diffs) + '。');
+          }
+          return '将本页显示的 ' + cmp.checked + ' 项内容（' + cmp.labels.join('、') +
+            '）与上面验证过的记录原文逐项核对，全部一致。';
+        });
+      }
       result.verified = true;
     } catch (e) {
       result.reason = e && e.message ? e.message : String(e);
@@ -484,18 +663,20 @@
   }
 
   /* Runs the verifier and renders its steps into `container` as they happen. */
-  async function verifyInto(container, bundle) {
+  async function verifyInto(container, bundle, shown) {
     var ui = stepList(container);
     var verdict = ui.verdict;
     var result = await verifyBundle(bundle, {
       rpcUrls: pageRpcUrls(),
       codeSha256: pageCodeSha256(),
-      onStep: ui.onStep
+      onStep: ui.onStep,
+      shown: shown
     });
     var state = result.verified ? 'verified' : result.incomplete ? 'incomplete' : 'failed';
     ui.finish(state, verdict.textContent);
     if (result.verified) {
-      verdict.textContent = '✓ 已验证：这条记录真实存在于已锚定到区块链的日志中，自锚定以来未被改动、删除或倒签。';
+      verdict.textContent = '✓ 已验证：这条记录真实存在于已锚定到区块链的日志中，自锚定以来未被改动、删除或倒签。' +
+        (result.page ? '本页显示的内容（' + result.page.labels.join('、') + '）也已与这条记录逐项核对，完全一致。' : '');
       var cp = bundle.checkpoint;
       var tx = el('dl', 'chain-facts');
       [
@@ -514,6 +695,8 @@
       container.appendChild(tx);
     } else if (result.incomplete) {
       verdict.textContent = '未能完成验证：' + result.reason;
+    } else if (result.pageMismatch) {
+      verdict.textContent = '✗ ' + result.reason + '记录本身已验证（在链上日志中，未被改动）；是本页显示的内容与它不符，本页所依据的数据可能被改动过。';
     } else {
       verdict.textContent = '✗ 验证失败：' + result.reason;
     }
@@ -575,7 +758,7 @@
         btn.setAttribute('aria-expanded', 'true');
         try {
           var bundle = await fetchBundle(id);
-          await verifyInto(target, bundle);
+          await verifyInto(target, bundle, pageShown(id));
         } catch (e) {
           showParseError(target, e.message || String(e));
           if (e.incomplete) {
@@ -660,6 +843,12 @@
     pageCodeSha256: pageCodeSha256,
     ICONS: ICONS,
     verifyBundle: verifyBundle,
+    formatYuan: formatYuan,
+    zhDate: zhDate,
+    zhTime: zhTime,
+    shownText: shownText,
+    pageShown: pageShown,
+    comparePage: comparePage,
     verifyInto: verifyInto,
     stepList: stepList,
     SELECTOR_CHECKPOINT: SELECTOR_CHECKPOINT,

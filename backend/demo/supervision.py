@@ -1,6 +1,6 @@
 """Demo data: two years of a city regulator's honest-metering supervision.
 
-Plans, for the demo merchants of :mod:`backend.merchants.demo`, what the
+Plans, for the demo merchants of :mod:`backend.demo.seed`, what the
 Bazhong regulator would have recorded — spot checks (all seven published
 result values, most of them 未发现问题), penalties (lower-amount and heavier;
 performed, some later, a few repaired through credit repair), verified

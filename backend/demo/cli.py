@@ -12,7 +12,7 @@ from backend.config import get_settings
 
 def _demo(args: argparse.Namespace) -> int:
     from backend.context import AppContext
-    from backend.merchants import demo
+    from backend.demo import seed as demo
 
     settings = get_settings()
     if settings.env == "production":
@@ -50,8 +50,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _demo_draw(ctx: Any) -> str:
     """The demo's random inspection draw, which needs the ledger (not part of seeding)."""
+    from backend.demo.inspections import run_demo_draw
     from backend.errors import DomainError
-    from backend.inspections.demo import run_demo_draw
 
     try:
         row = run_demo_draw(ctx)
@@ -66,7 +66,7 @@ def _demo_draw(ctx: Any) -> str:
 
 
 def register(sub: Any) -> None:
-    from backend.merchants.demo_data import DEFAULT_SEED
+    from backend.demo.data import DEFAULT_SEED
 
     p = sub.add_parser(
         "demo", help="seed made-up Bazhong demo data into an empty registry (not in production)"

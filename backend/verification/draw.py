@@ -35,6 +35,7 @@ from web3 import Web3
 
 from backend.inspections import onchain, selection
 from backend.ledger import merkle
+from backend.ledger.contract import ABI, load_artifact
 from backend.ledger.records import InvalidRecord, parse_canonical
 
 Status = Literal["ok", "FAIL"]
@@ -286,7 +287,6 @@ def _check_recusals(
 def _check_chain(
     v: DrawVerdict, w3: Web3, url: str, detail: dict[str, Any], body: dict[str, Any]
 ) -> onchain.OnChainDraw:
-    from backend.ledger.contract import ABI, load_artifact
 
     chain = body["chain"]
     try:

@@ -7,7 +7,7 @@ From the service's public API only, it fetches
 3. the merchant's publicly shown records (``GET /api/merchants/{uscc}/records``) and
    each one's proof bundle (``GET /api/records/{id}/proof``);
 
-checks every bundle against the ledger with :mod:`backend.ledger.verify` (the
+checks every bundle against the ledger with :mod:`backend.verification.bundle` (the
 record is in the log whose anchored tree head the contract holds), checks that
 the policy versions form one ``supersedes`` chain and picks the one in force,
 recomputes the rating with the pure :func:`backend.credit.rating.rate`, and
@@ -34,6 +34,7 @@ import httpx
 
 from backend.credit import rating
 from backend.credit.policy import CreditPolicy, select_policy
+from backend.verification.bundle import connect, verify_bundle
 
 Status = Literal["ok", "FAIL"]
 
@@ -135,7 +136,6 @@ def _prove(
     fetch: _Fetch, record_ids: list[str], *, ledger_url: str | None, w3: Any
 ) -> tuple[dict[str, dict[str, Any]], str | None, bool, Any]:
     """Fetch and verify each record's bundle; returns the envelopes by id."""
-    from backend.ledger.verify import connect, verify_bundle
 
     envelopes: dict[str, dict[str, Any]] = {}
     for rid in record_ids:

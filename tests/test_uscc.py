@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.merchants.uscc import (
+from backend.uscc import (
     ALPHABET,
     InvalidUSCC,
     check_char,

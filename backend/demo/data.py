@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, Final
 
 from backend.merchants.reference import DIVISIONS
-from backend.merchants.uscc import ALPHABET, compute_check_chars
+from backend.uscc import ALPHABET, compute_check_chars
 
 DEFAULT_SEED: Final = 511900
 

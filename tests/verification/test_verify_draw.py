@@ -15,7 +15,7 @@ from sqlalchemy import text
 from backend.app import create_app
 from backend.cli import main
 from backend.config import Settings
-from backend.inspections.verify import DrawVerdict, verify_draw
+from backend.verification.draw import DrawVerdict, verify_draw
 from tests import factories
 from tests.conftest import free_port, make_settings, wait_for_port
 from tests.inspections.helpers import (

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from backend.merchants.demo_data import DEFAULT_SEED, generate_merchants
+from backend.demo.data import DEFAULT_SEED, generate_merchants
 from backend.merchants.reference import (
     DIVISIONS,
     SECTORS,
@@ -15,7 +15,7 @@ from backend.merchants.reference import (
     validate_sector,
     validate_sub_area,
 )
-from backend.merchants.uscc import uscc_parts, validate_uscc
+from backend.uscc import uscc_parts, validate_uscc
 
 KEYS = {
     "uscc",

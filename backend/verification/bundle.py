@@ -22,6 +22,7 @@ from web3 import Web3
 
 from backend.ledger import merkle, onchain
 from backend.ledger.bundle import BundleFormatError, ProofBundle, parse_bundle, unhex
+from backend.ledger.contract import ABI
 from backend.ledger.records import InvalidRecord, parse_canonical
 
 Status = Literal["ok", "FAIL", "skipped"]
@@ -191,7 +192,6 @@ def _unreachable(v: Verdict, name: str, url: str, exc: Exception) -> None:
 
 def check_on_chain(b: ProofBundle, w3: Web3, v: Verdict, *, url: str) -> bool:
     """The checkpoint as the contract holds it, its transaction, and ``verifyInclusion``."""
-    from backend.ledger.contract import ABI
 
     cp = b.checkpoint
     try:

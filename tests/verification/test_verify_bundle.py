@@ -19,7 +19,7 @@ import pytest
 from backend.app import create_app
 from backend.ledger import merkle
 from backend.ledger.anchoring import Anchorer
-from backend.ledger.verify import verify_bundle
+from backend.verification.bundle import verify_bundle
 from tests.conftest import ROOT, AnvilNode, free_port, make_settings, require, start_anvil
 from tests.ledger.conftest import append_records, run_cli, serve
 
@@ -254,7 +254,7 @@ class TestVerifyCommand:
 
 def test_verifier_imports_no_database_code() -> None:
     code = (
-        "import sys, backend.ledger.verify, backend.ledger.cli\n"
+        "import sys, backend.verification.bundle, backend.ledger.cli\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'sqlmodel', "
         "'alembic', 'psycopg') or m in ('backend.db', 'backend.context'))\n"
         "assert not bad, bad\n"

@@ -31,6 +31,7 @@ from backend.accounts.models import Account
 from backend.accounts.service import Principal
 from backend.background import BackgroundThread
 from backend.context import AppContext
+from backend.demo.supervision import AUTHORITY
 from backend.errors import DomainError, LedgerUnavailable
 from backend.inspections import directory, draws
 from backend.inspections.models import (
@@ -45,7 +46,6 @@ from backend.inspections.models import (
 )
 from backend.merchants.models import Merchant
 from backend.supervision import service as supervision
-from backend.supervision.demo import AUTHORITY
 from backend.supervision.models import SupervisionRecord
 from backend.timeutil import today_shanghai, utcnow
 

@@ -11,15 +11,15 @@ seeded into a production database: both the command and the startup hook
 refuse when ``HM_ENV=production``.
 
 The regulator's side — supervision outcomes, complaints, credit repairs
-(:mod:`backend.supervision.demo`) and the inspection directories
-(:mod:`backend.inspections.demo`) — is recorded by calling the services
+(:mod:`backend.demo.supervision`) and the inspection directories
+(:mod:`backend.demo.inspections`) — is recorded by calling the services
 themselves on the simulated days, each with that day as its clock, so their
 validation, records and ratings are the real ones. Their commits join the
 seeding transaction (``join_transaction_mode``): seeding stays all or
 nothing. Every merchant is rated at the end. A random inspection draw needs
 the ledger, so it is no part of seeding: ``honest-metering demo`` runs one
 afterwards, and a first start of the service in the background
-(:mod:`backend.inspections.demo`).
+(:mod:`backend.demo.inspections`).
 
 Appends are batched per simulated day, outcomes per recording day, so seeding
 takes seconds.
@@ -48,25 +48,20 @@ from backend.context import AppContext
 from backend.credit import service as credit
 from backend.credit.policy import DEFAULT_POLICY
 from backend.db import Database
-from backend.inspections import demo as inspections_demo
+from backend.demo import inspections as inspections_demo
+from backend.demo import supervision as supervision_demo
+from backend.demo.data import DEFAULT_SEED, generate_merchants
+from backend.demo.supervision import DemoMerchant, HistorySummary
 from backend.inspections.models import InspectionItem, Inspector
 from backend.ledger import log as ledger_log
+from backend.ledger import write as ledger_write
 from backend.ledger.models import LogLeaf
 from backend.ledger.records import Actor, RecordDraft, Ref
 from backend.merchants import service as merchants
-from backend.merchants.demo_data import DEFAULT_SEED, generate_merchants
-from backend.merchants.models import Merchant, MerchantVerification
+from backend.merchants.models import Merchant
 from backend.pledges import service as pledges
-from backend.pledges.models import (
-    DemonstrationAward,
-    DemonstrationWithdrawal,
-    Pledge,
-    PledgeWithdrawal,
-)
 from backend.pledges.queries import add_months
 from backend.pledges.templates import current_template, template_digest
-from backend.supervision import demo as supervision_demo
-from backend.supervision.demo import DemoMerchant, HistorySummary
 from backend.timeutil import SHANGHAI, shanghai_date, utcnow
 
 log = logging.getLogger(__name__)
@@ -191,6 +186,8 @@ class _Seeder:
         self.rng = random.Random(seed)
         self.events: list[_Event] = []
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.private: dict[str, dict[str, Any]] = {}
+        """Merchants' private contact columns by registration record id."""
         self.summary = DemoSummary()
         self.next_account = (
             int(session.execute(select(func.max(col(Account.id)))).scalar_one_or_none() or 0) + 1
@@ -277,9 +274,11 @@ class _Seeder:
             def done(rid: str, idx: int) -> None:
                 # Verifications, always on a later day, refer to this record.
                 self.record_ids[("merchant", row.uscc)] = rid
-                values = row.model_dump()
-                values.update(registered_at=at, record_id=rid, leaf_index=idx)
-                self.rows["merchant"].append(values)
+                self.private[rid] = {
+                    "contact_person": row.contact_person,
+                    "contact_phone": row.contact_phone,
+                    "contact_salt": row.contact_salt,
+                }
                 self.rows["account"].append(
                     {
                         "id": account_id,
@@ -334,16 +333,7 @@ class _Seeder:
             )
 
             def done(rid: str, idx: int) -> None:
-                self.rows["merchant_verification"].append(
-                    {
-                        "uscc": row.uscc,
-                        "verified_on": on,
-                        "at": at,
-                        "account_id": self.regulator_id,
-                        "record_id": rid,
-                        "leaf_index": idx,
-                    }
-                )
+                pass  # the merchant_verification row is the record's projection
 
             return draft, done
 
@@ -421,26 +411,6 @@ class _Seeder:
 
             def done(rid: str, idx: int) -> None:
                 self.record_ids[("pledge", pledge_id)] = rid
-                self.rows["pledge"].append(
-                    {
-                        "id": pledge_id,
-                        "uscc": row.uscc,
-                        "template_sector": prepared.template.sector,
-                        "template_version": prepared.template.version,
-                        "template_digest": prepared.digest,
-                        "items": prepared.items,
-                        "extra_commitments": prepared.extra_commitments,
-                        "valid_from": prepared.valid_from,
-                        "valid_until": prepared.valid_until,
-                        "made_at": at,
-                        "account_id": account_id,
-                        "record_id": rid,
-                        "leaf_index": idx,
-                        "renews_pledge_id": previous,
-                        "signer": None,
-                        "signature": None,
-                    }
-                )
 
             return draft, done
 
@@ -460,17 +430,7 @@ class _Seeder:
             )
 
             def done(rid: str, idx: int) -> None:
-                self.rows["pledge_withdrawal"].append(
-                    {
-                        "pledge_id": pledge_id,
-                        "withdrawn_on": on,
-                        "reason": reason,
-                        "at": at,
-                        "account_id": account_id,
-                        "record_id": rid,
-                        "leaf_index": idx,
-                    }
-                )
+                pass  # the pledge_withdrawal row is the record's projection
 
             return draft, done
 
@@ -511,18 +471,6 @@ class _Seeder:
 
             def done(rid: str, idx: int) -> None:
                 self.record_ids[("award", award_id)] = rid
-                self.rows["demonstration_award"].append(
-                    {
-                        "id": award_id,
-                        "uscc": row.uscc,
-                        "awarded_on": on,
-                        "valid_until": until,
-                        "at": at,
-                        "account_id": self.regulator_id,
-                        "record_id": rid,
-                        "leaf_index": idx,
-                    }
-                )
 
             return draft, done
 
@@ -542,17 +490,7 @@ class _Seeder:
             )
 
             def done(rid: str, idx: int) -> None:
-                self.rows["demonstration_withdrawal"].append(
-                    {
-                        "award_id": award_id,
-                        "withdrawn_on": withdraw_on,
-                        "reason": reason,
-                        "at": at,
-                        "account_id": self.regulator_id,
-                        "record_id": rid,
-                        "leaf_index": idx,
-                    }
-                )
+                pass  # the demonstration_withdrawal row is the record's projection
 
             return draft, done
 
@@ -635,15 +573,9 @@ class _Seeder:
 
     # --- writing -----------------------------------------------------------------------
 
-    TABLE_ORDER = (
-        ("merchant", Merchant),
-        ("account", Account),
-        ("merchant_verification", MerchantVerification),
-        ("pledge", Pledge),
-        ("pledge_withdrawal", PledgeWithdrawal),
-        ("demonstration_award", DemonstrationAward),
-        ("demonstration_withdrawal", DemonstrationWithdrawal),
-    )
+    TABLE_ORDER = (("account", Account),)
+    """The rows the demo writes itself: accounts (no record); every other row is a
+    record's projection."""
 
     def write(self) -> None:
         """Day by day: append the records and insert their rows, then run the day's
@@ -663,7 +595,15 @@ class _Seeder:
                 appended = ledger_log.append(self.s, [d for d, _ in built], now=at)
                 for (_, done), rec in zip(built, appended, strict=True):
                     done(rec.record_id, rec.leaf_index)
+                # Merchants first (accounts refer to them), then the accounts, then the
+                # records that name an account; each row is its record's projection.
+                first = [r for r in appended if r.envelope["type"] == merchants.REGISTERED]
+                ledger_write.project(self.s, first, private=self.private)
                 self._flush_rows()
+                ledger_write.project(
+                    self.s, [r for r in appended if r.envelope["type"] != merchants.REGISTERED]
+                )
+                self.private.clear()
                 self.summary.records += len(appended)
                 self.last_at = max(self.last_at, at)
             afternoon = datetime.combine(day, time(16, 0), SHANGHAI).astimezone(UTC)

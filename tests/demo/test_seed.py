@@ -23,13 +23,12 @@ from backend.config import Settings
 from backend.credit import service as credit
 from backend.credit.models import CreditRepair, CreditRepairDecision, MerchantRating
 from backend.db import Database
+from backend.demo import seed as demo
 from backend.inspections.models import Draw, InspectionItem, Inspector, InspectorConflict
 from backend.ledger import log
 from backend.ledger.models import LogLeaf
-from backend.merchants import demo
 from backend.merchants.models import Merchant, MerchantVerification
 from backend.merchants.reference import DIVISIONS, SECTORS, SPOT_CHECK_RESULTS
-from backend.merchants.uscc import is_valid_uscc
 from backend.pledges import queries
 from backend.pledges.models import (
     DemonstrationAward,
@@ -40,6 +39,7 @@ from backend.pledges.models import (
 from backend.pledges.queries import add_months
 from backend.supervision.models import Complaint, ComplaintReview, SupervisionRecord
 from backend.timeutil import shanghai_date, utcnow
+from backend.uscc import is_valid_uscc
 from tests.conftest import make_settings
 
 Seeded = tuple[Settings, Database, float, datetime, demo.DemoSummary]

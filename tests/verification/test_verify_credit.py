@@ -18,7 +18,7 @@ from backend import cli
 from backend.accounts import service as accounts
 from backend.app import create_app
 from backend.credit.models import MerchantRating
-from backend.credit.verify import verify_credit
+from backend.verification.credit import verify_credit
 from tests import factories
 from tests.conftest import free_port, make_settings
 from tests.supervision import outcomes as o

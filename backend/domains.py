@@ -1,0 +1,29 @@
+"""Every domain's record declarations, loaded: projections and after-append hooks.
+
+``backend.ledger.write.write`` refuses to append before this module is imported,
+so no record can reach the log without its projection and its re-rating. The
+app (``backend/app.py``), the command line (``backend/cli.py``) and the tests
+import it; nothing below the app layer does.
+"""
+
+from __future__ import annotations
+
+import backend.models  # noqa: F401  (every table, for foreign-key order)
+from backend.credit import records as credit_records  # noqa: F401
+from backend.credit import service as credit_service
+from backend.inspections import draws
+from backend.inspections import records as inspections_records  # noqa: F401
+from backend.ledger import projection, write
+from backend.merchants import records as merchants_records  # noqa: F401
+from backend.merchants import views as merchant_views
+from backend.pledges import records as pledges_records  # noqa: F401
+from backend.supervision import records as supervision_records  # noqa: F401
+from backend.supervision import service as supervision_service
+
+write.register_hook(credit_service.RERATE_HOOK)
+projection.register_check(credit_service.RATINGS_CHECK)
+projection.register_check(credit_service.HISTORY_CHECK)
+projection.register_check(merchant_views.VIEWS_CHECK)
+draws.set_results_reader(supervision_service.draw_results)
+write.mark_ready()
+

@@ -1,0 +1,119 @@
+"""The merchant registry's record kinds and their projections.
+
+- ``merchant.registered`` -> ``merchant``: the registration as recorded. The
+  contact (person, phone) never enters the record in clear; the row keeps it with
+  the salt of the record's ``contact_digest`` (private columns, checked by audit
+  against the digest, never shown to the public).
+- ``merchant.verified`` -> ``merchant_verification``.
+- ``merchant.wallet_bound`` -> ``merchant_wallet``: the wallet whose EIP-712
+  signatures the merchant's pledges may carry (the newest binding is current).
+
+Pure declarations: nothing here reads a clock, settings or the database except
+through the ``Rows`` a projection is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import rfc8785
+from sqlalchemy import Table
+
+from backend.ledger.projection import Projection, Rec, Rows, day, register
+from backend.merchants.models import Merchant, MerchantVerification, MerchantWallet
+
+REGISTERED = "merchant.registered"
+VERIFIED = "merchant.verified"
+WALLET_BOUND = "merchant.wallet_bound"
+
+MERCHANT: Table = Merchant.__table__  # type: ignore[attr-defined]
+VERIFICATION: Table = MerchantVerification.__table__  # type: ignore[attr-defined]
+WALLET: Table = MerchantWallet.__table__  # type: ignore[attr-defined]
+CONTACT_COLUMNS = frozenset({"contact_person", "contact_phone", "contact_salt"})
+
+
+def contact_digest(salt_hex: str, *, person: str, phone: str) -> str:
+    """``SHA-256(salt || RFC8785({"contact_person": p, "contact_phone": t}))``, hex."""
+    value = rfc8785.dumps({"contact_person": person, "contact_phone": phone})
+    return hashlib.sha256(bytes.fromhex(salt_hex) + value).hexdigest()
+
+
+def _registered(rec: Rec, rows: Rows) -> None:
+    b = rec.body
+    rows.insert(
+        MERCHANT,
+        {
+            "uscc": b["uscc"],
+            "name": b["name"],
+            "sector": b["sector"],
+            "region_code": b["region_code"],
+            "sub_area": b.get("sub_area"),
+            "address": b["address"],
+            "registered_at": rec.at,
+            "record_id": rec.record_id,
+            "leaf_index": rec.leaf_index,
+            **rows.private_of(rec.record_id),
+        },
+    )
+
+
+def _check_contact(live: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
+    try:
+        digest = contact_digest(
+            str(live.get("contact_salt") or ""),
+            person=str(live.get("contact_person") or ""),
+            phone=str(live.get("contact_phone") or ""),
+        )
+    except ValueError:
+        return "contact_salt is not hex"
+    if digest != body.get("contact_digest"):
+        return "contact_person/contact_phone/contact_salt do not match the record's contact_digest"
+    return None
+
+
+def _verified(rec: Rec, rows: Rows) -> None:
+    rows.insert(
+        VERIFICATION,
+        {
+            "uscc": rec.subject,
+            "verified_on": day(rec.body["verified_on"]),
+            **rec.provenance(),
+        },
+    )
+
+
+def _wallet(rec: Rec, rows: Rows) -> None:
+    rows.insert(
+        WALLET,
+        {
+            "uscc": rec.subject,
+            "address": rec.body["address"],
+            "bound_at": rec.at,
+            "account_id": rec.account_id,
+            "record_id": rec.record_id,
+            "leaf_index": rec.leaf_index,
+        },
+    )
+
+
+register(
+    Projection(
+        MERCHANT,
+        key=("uscc",),
+        types=frozenset({REGISTERED}),
+        apply=_registered,
+        private=CONTACT_COLUMNS,
+        check_private=_check_contact,
+    ),
+    Projection(VERIFICATION, key=("uscc",), types=frozenset({VERIFIED}), apply=_verified),
+    Projection(
+        WALLET,
+        key=("record_id",),
+        types=frozenset({WALLET_BOUND}),
+        apply=_wallet,
+        unique=(),
+        surrogate=frozenset({"id"}),
+    ),
+)
