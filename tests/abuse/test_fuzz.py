@@ -17,9 +17,9 @@ that
 test_fuzz_postgres.py runs the same as anonymous and as a regulator on PostgreSQL.
 
 Bounded and reproducible: ``MAX_EXAMPLES`` per operation and phase, derandomized with a
-fixed seed, no example database. About a minute and a half here on an idle machine (2
-cores), three to eight minutes while other work loads it; PostgreSQL's two identities
-take about as long as SQLite's four.
+fixed seed, no example database. Measured on the shared 2-core machine under a load of
+5-6: SQLite's four identities 8.5 min (5 min of CPU), PostgreSQL's two 4.5 min (2.7 min
+of CPU).
 """
 
 from __future__ import annotations
