@@ -55,7 +55,14 @@ from backend.credit.models import (
     TierCount,
     TierStats,
 )
-from backend.credit.policy import DEFAULT_POLICY, TIERS, CreditPolicy, select_policy
+from backend.credit.policy import (
+    DEFAULT_POLICY,
+    RATING_SPEC_PATH,
+    RATING_SPEC_SHA256,
+    TIERS,
+    CreditPolicy,
+    select_policy,
+)
 from backend.credit.records import POLICY
 from backend.db import Database, upsert
 from backend.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
@@ -278,6 +285,16 @@ def put_policy(
             f"version {given!r}; reload the policy and try again"
         )
     doc["version"] = expected
+    # A new version follows the rules this service implements (docs/credit-rating.md §11).
+    spec = doc.get("spec_sha256")
+    if spec is None:
+        doc["spec_sha256"] = RATING_SPEC_SHA256
+    elif spec != RATING_SPEC_SHA256:
+        raise InvalidPolicy(
+            f"spec_sha256 {spec!r} names a rating specification this service does not "
+            f"implement; it implements {RATING_SPEC_PATH} with SHA-256 {RATING_SPEC_SHA256} "
+            "(omit spec_sha256 to use it)"
+        )
     try:
         policy = CreditPolicy.model_validate(doc)
     except ValidationError as exc:
