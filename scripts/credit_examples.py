@@ -23,6 +23,7 @@ from typing import Any
 
 from backend.credit import rating
 from backend.credit.policy import DEFAULT_POLICY, CreditPolicy, select_policy
+from backend.credit.service import PolicyVersion, compute, factor_json
 from backend.ledger.records import (
     Actor,
     RecordDraft,
@@ -435,22 +436,12 @@ SPECS: list[Spec] = [
 ]
 
 
-def _factor_json(f: rating.Factor) -> dict[str, Any]:
-    return {
-        "record_id": f.record_id,
-        "kind": f.kind,
-        "points": f.points,
-        "reason_zh": f.reason_zh,
-        "applies_until": f.applies_until.isoformat() if f.applies_until else None,
-    }
-
-
-def expected(records: list[Record], policies: list[CreditPolicy], as_of: date) -> dict[str, Any]:
-    """What the reference implementation gives; the same as the service's ``compute``."""
-    policy = select_policy(policies, as_of)
-    result, changes = rating.rate_with_change_dates(records, policy, as_of)
-    later = [p.effective_from for p in policies if p.effective_from > as_of]
-    candidates = ([changes[0]] if changes else []) + ([min(later)] if later else [])
+def expected(records: list[Record], versions: list[PolicyVersion], as_of: date) -> dict[str, Any]:
+    """What the reference implementation gives (the service's own ``compute``)."""
+    result, nxt = compute(records, versions, as_of)
+    policy = select_policy([v.policy for v in versions], as_of)
+    later = {v.policy.effective_from for v in versions if v.policy.effective_from > as_of}
+    changes = sorted({*rating.change_dates(records, policy, as_of), *later})
     return {
         "as_of": as_of.isoformat(),
         "policy_version": result.policy_version,
@@ -459,18 +450,27 @@ def expected(records: list[Record], policies: list[CreditPolicy], as_of: date) -
         "tier": result.tier,
         "on_abnormal_list": result.on_abnormal_list,
         "on_serious_list": result.on_serious_list,
-        "abnormal_listed_on": (
-            result.abnormal_listed_on.isoformat() if result.abnormal_listed_on else None
-        ),
-        "serious_listed_on": (
-            result.serious_listed_on.isoformat() if result.serious_listed_on else None
-        ),
+        "abnormal_listed_on": _iso(result.abnormal_listed_on),
+        "serious_listed_on": _iso(result.serious_listed_on),
         "due_for_serious_list": result.due_for_serious_list,
         "due_for_serious_list_removal": result.due_for_serious_list_removal,
-        "factors": [_factor_json(f) for f in result.factors],
-        "change_dates": [d.isoformat() for d in sorted({*changes, *later})],
-        "next_change_on": min(candidates).isoformat() if candidates else None,
+        "factors": [factor_json(f) for f in result.factors],
+        "change_dates": [d.isoformat() for d in changes],
+        "next_change_on": _iso(nxt),
     }
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def versions_of(names: list[str]) -> list[PolicyVersion]:
+    """The named policy documents as the service holds them (record ids made up)."""
+    out = []
+    for i, name in enumerate(names):
+        policy = CreditPolicy.model_validate(POLICIES[name])
+        out.append(PolicyVersion(policy.version, f"{i:064x}", i, policy))
+    return out
 
 
 def build() -> dict[str, Any]:
@@ -478,7 +478,7 @@ def build() -> dict[str, Any]:
     for name, covers, summary, policy_names, dates, make in SPECS:
         e = Example(name)
         make(e)
-        policies = [CreditPolicy.model_validate(POLICIES[p]) for p in policy_names]
+        versions = versions_of(policy_names)
         examples.append(
             {
                 "name": name,
@@ -486,7 +486,7 @@ def build() -> dict[str, Any]:
                 "summary": summary,
                 "policies": policy_names,
                 "records": e.records,
-                "ratings": [expected(e.records, policies, d) for d in dates],
+                "ratings": [expected(e.records, versions, d) for d in dates],
             }
         )
     return {

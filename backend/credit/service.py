@@ -396,7 +396,8 @@ def compute(
     return result, min(candidates) if candidates else None
 
 
-def _factor_json(f: rating.Factor) -> dict[str, Any]:
+def factor_json(f: rating.Factor) -> dict[str, Any]:
+    """A factor as JSON (the cached row, and docs/credit-rating-examples.json)."""
     return {
         "record_id": f.record_id,
         "kind": f.kind,
@@ -421,7 +422,7 @@ def _row(r: Rated, now: datetime) -> dict[str, Any]:
         "on_serious_list": x.on_serious_list,
         "due_for_serious_list": x.due_for_serious_list,
         "due_for_serious_list_removal": x.due_for_serious_list_removal,
-        "factors": [_factor_json(f) for f in x.factors],
+        "factors": [factor_json(f) for f in x.factors],
     }
 
 
@@ -970,7 +971,7 @@ def get_credit(session: Session, *, uscc: str, as_of: date | None, today: date) 
         due_for_serious_list=result.due_for_serious_list,
         due_for_serious_list_removal=result.due_for_serious_list_removal,
         next_change_on=nxt,
-        factors=[_factor_public(_factor_json(f)) for f in result.factors],
+        factors=[_factor_public(factor_json(f)) for f in result.factors],
         spot_check_rate_bp=v.policy.spot_check_rate_for(result.tier),
         source="current" if day == today else "computed",
     )
