@@ -74,6 +74,7 @@ class Example:
         refs: tuple[tuple[str, Record], ...] = (),
         at: str | None = None,
         role: str = "regulator",
+        subject: str = SUBJECT,
     ) -> Record:
         moment = (
             datetime.fromisoformat(at.replace("Z", "+00:00"))
@@ -84,7 +85,7 @@ class Example:
         env = build_envelope(
             RecordDraft(
                 type=type_,
-                subject=SUBJECT,
+                subject=subject,
                 actor=Actor(role, "1"),
                 body=body,
                 refs=tuple(Ref(rel, r["record_id"]) for rel, r in refs),
@@ -473,6 +474,53 @@ def versions_of(names: list[str]) -> list[PolicyVersion]:
     return out
 
 
+# Records an implementation must refuse (docs/credit-rating.md §12): (name, error, builder).
+
+
+def _unknown_result(e: Example) -> None:
+    e.spot_check(D(2026, 2, 1), "合格")
+
+
+def _bad_action(e: Example) -> None:
+    e.abnormal("remove", D(2026, 2, 1))
+
+
+def _mixed_subjects(e: Example) -> None:
+    e.spot_check(D(2026, 2, 1))
+    e.add("supervision.complaint_verified",
+          {"complaint_id": "TS-9", "verified_on": "2026-02-02", "summary": "短斤缺两"},
+          on=D(2026, 2, 2), subject="92511923MA6A1B2C3M")
+
+
+def _missing_field(e: Example) -> None:
+    p = e.penalty(D(2026, 2, 1), "巴市监罚〔2026〕2号")
+    del p["body"]["lower_amount"]  # the id no longer matches: the rating reads it anyway
+
+
+def _one_id_two_records(e: Example) -> None:
+    first = e.spot_check(D(2026, 2, 1))
+    twin = json.loads(json.dumps(first))
+    twin["body"]["result"] = "发现问题已责令改正"
+    e.records.append(twin)
+
+
+REFUSALS: list[tuple[str, str, Callable[[Example], None]]] = [
+    ("unknown-spot-check-result", "UnknownSpotCheckResult", _unknown_result),
+    ("list-action-not-in-or-out", "InvalidRecord", _bad_action),
+    ("two-subjects", "MixedSubjects", _mixed_subjects),
+    ("penalty-without-lower-amount", "InvalidRecord", _missing_field),
+    ("one-id-two-records", "InvalidRecord", _one_id_two_records),
+]
+
+
+def refused(records: list[Record], versions: list[PolicyVersion], as_of: date) -> str:
+    try:
+        compute(records, versions, as_of)
+    except rating.RatingError as exc:
+        return type(exc).__name__
+    raise AssertionError("the rating accepted records it must refuse")
+
+
 def build() -> dict[str, Any]:
     examples = []
     for name, covers, summary, policy_names, dates, make in SPECS:
@@ -489,17 +537,29 @@ def build() -> dict[str, Any]:
                 "ratings": [expected(e.records, versions, d) for d in dates],
             }
         )
+    refusals = []
+    for name, error, make in REFUSALS:
+        e = Example(name)
+        make(e)
+        as_of = D(2026, 6, 1)
+        assert refused(e.records, versions_of(["v1"]), as_of) == error, name
+        refusals.append(
+            {"name": name, "policies": ["v1"], "as_of": as_of.isoformat(), "records": e.records,
+             "error": error}
+        )
     return {
         "about": (
             "Worked examples of docs/credit-rating.md. Each example: the policy versions "
             "known (keys of 'policies'), one merchant's records as envelopes (docs/records.md; "
             "record_id = SHA-256(0x00 || JCS bytes)), and for each rating date what the "
-            "rating gives. Written by scripts/credit_examples.py; checked by "
+            "rating gives; 'refusals': records the rating must refuse, with the error. Written by "
+            "scripts/credit_examples.py; checked by "
             "tests/credit/test_rating_spec.py."
         ),
         "subject": SUBJECT,
         "policies": POLICIES,
         "examples": examples,
+        "refusals": refusals,
     }
 
 

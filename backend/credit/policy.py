@@ -80,7 +80,7 @@ Months = Annotated[int, Field(strict=True, ge=1, le=MONTHS_MAX)]
 Fen = Annotated[int, Field(strict=True, gt=0, le=INT_MAX)]
 
 RATING_SPEC_PATH = "docs/credit-rating.md"
-RATING_SPEC_SHA256 = "311f6e32a986aab80670db8de1da0f3eb92c97ac95ccc09db012a960df46968f"
+RATING_SPEC_SHA256 = "5a593363c4235d3ca7621a15bc34a95d91bb89481af5050a6b3d5875b3a1abec"
 """SHA-256 of ``docs/credit-rating.md`` (its UTF-8 bytes, CRLF read as LF): the rules this
 code implements. ``tests/credit/test_rating_spec.py`` holds the two together."""
 

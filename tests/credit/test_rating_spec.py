@@ -89,6 +89,13 @@ class TestExamples:
         assert _jsonable(nxt) == want["next_change_on"]
         assert set(want) == fields | {"factors", "change_dates", "next_change_on"}
 
+    @pytest.mark.parametrize("case", EXAMPLES["refusals"], ids=lambda c: c["name"])
+    def test_refusals(self, case: Mapping[str, Any]) -> None:
+        error = getattr(rating, case["error"])
+        assert issubclass(error, rating.RatingError)
+        with pytest.raises(error):
+            compute(case["records"], _versions(case["policies"]), D.fromisoformat(case["as_of"]))
+
     def test_file_is_what_the_generator_writes(self) -> None:
         done = subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "credit_examples.py"), "--check"],
