@@ -238,18 +238,21 @@ def _put(t: _Tree, leaf: IndexLeaf, depth: int) -> _Tree:
     return t
 
 
-def _build(leaves: list[IndexLeaf], depth: int) -> _Tree:
-    """Bulk build from leaves sorted by key (n leaf hashes + fewer than n node hashes)."""
-    if not leaves:
+def _build(leaves: list[IndexLeaf], lo: int, hi: int, depth: int) -> _Tree:
+    """Bulk build of ``leaves[lo:hi]``, sorted by key and sharing their first ``depth``
+    bits (n leaf hashes + fewer than n node hashes; the split found by bisection)."""
+    if hi - lo == 0:
         return None
-    if len(leaves) == 1:
-        return leaves[0]
-    split = len(leaves)
-    for i, leaf in enumerate(leaves):
-        if bit(leaf.key, depth):
-            split = i
-            break
-    return _Node(_build(leaves[:split], depth + 1), _build(leaves[split:], depth + 1))
+    if hi - lo == 1:
+        return leaves[lo]
+    a, b = lo, hi  # first index in [lo, hi) whose bit ``depth`` is 1, or hi
+    while a < b:
+        mid = (a + b) // 2
+        if bit(leaves[mid].key, depth):
+            b = mid
+        else:
+            a = mid + 1
+    return _Node(_build(leaves, lo, a, depth + 1), _build(leaves, a, hi, depth + 1))
 
 
 class SubjectIndex:
@@ -268,7 +271,8 @@ class SubjectIndex:
         index = cls()
         for key, count, digest in entries:
             index._leaves[key] = IndexLeaf(key, count, digest)
-        index._root = _build(sorted(index._leaves.values(), key=lambda x: x.key), 0)
+        leaves = sorted(index._leaves.values(), key=lambda x: x.key)
+        index._root = _build(leaves, 0, len(leaves), 0)
         return index
 
     def __len__(self) -> int:
