@@ -38,6 +38,7 @@ from backend.credit.policy import (
 )
 from backend.credit.service import PolicyVersion, compute, factor_json
 from backend.ledger.records import canonical_bytes, record_id_of
+from tests.credit import spec_reference
 from tests.credit.test_rating import merchant_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,3 +257,46 @@ class TestNextChangeIsABound:
         assert nxt == D(2029, 2, 1)
         after, _ = compute(example["records"], versions, nxt)
         assert after == dataclasses.replace(before, as_of=nxt)
+
+
+def _as_reference(got: rating.Rating) -> dict[str, Any]:
+    return {
+        **{f.name: getattr(got, f.name) for f in dataclasses.fields(rating.Rating)
+           if f.name not in ("factors", "policy_version", "as_of")},
+        "factors": [dataclasses.asdict(f) for f in got.factors],
+    }
+
+
+class TestSecondImplementation:
+    """``tests/credit/spec_reference.py`` was written from the specification alone; where it
+    and the reference implementation disagree, the specification does not say enough."""
+
+    @pytest.mark.parametrize(("example", "want"), _cases())
+    def test_examples(self, example: Mapping[str, Any], want: Mapping[str, Any]) -> None:
+        as_of = D.fromisoformat(want["as_of"])
+        doc = next(
+            EXAMPLES["policies"][n] for n in reversed(example["policies"])
+            if D.fromisoformat(EXAMPLES["policies"][n]["effective_from"]) <= as_of
+        )
+        policy = CreditPolicy.model_validate(doc)
+        assert spec_reference.rate(example["records"], doc, as_of) == _as_reference(
+            rating.rate(example["records"], policy, as_of)
+        )
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        records=merchant_records(),
+        as_of=st.dates(min_value=D(2026, 1, 1), max_value=D(2031, 1, 31)),
+    )
+    def test_random_histories(self, records: list[dict[str, Any]], as_of: date) -> None:
+        doc = DEFAULT_POLICY.model_dump(mode="json")
+        assert spec_reference.rate(records, doc, as_of) == _as_reference(
+            rating.rate(records, DEFAULT_POLICY, as_of)
+        )
+        assert spec_reference.change_dates(records, doc, as_of) == rating.change_dates(
+            records, DEFAULT_POLICY, as_of
+        )
+
+    def test_the_second_implementation_imports_nothing_of_ours(self) -> None:
+        text = (Path(spec_reference.__file__)).read_text("utf-8")
+        assert "backend" not in text.split('"""', 2)[2]
