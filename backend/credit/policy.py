@@ -80,7 +80,7 @@ Months = Annotated[int, Field(strict=True, ge=1, le=MONTHS_MAX)]
 Fen = Annotated[int, Field(strict=True, gt=0, le=INT_MAX)]
 
 RATING_SPEC_PATH = "docs/credit-rating.md"
-RATING_SPEC_SHA256 = "5a593363c4235d3ca7621a15bc34a95d91bb89481af5050a6b3d5875b3a1abec"
+RATING_SPEC_SHA256 = "427889c0d9773510dbeea6a8e2a919fe6b7d1311e80ed8583c52a07fc86e1924"
 """SHA-256 of ``docs/credit-rating.md`` (its UTF-8 bytes, CRLF read as LF): the rules this
 code implements. ``tests/credit/test_rating_spec.py`` holds the two together."""
 
