@@ -80,7 +80,7 @@ Months = Annotated[int, Field(strict=True, ge=1, le=MONTHS_MAX)]
 Fen = Annotated[int, Field(strict=True, gt=0, le=INT_MAX)]
 
 RATING_SPEC_PATH = "docs/credit-rating.md"
-RATING_SPEC_SHA256 = "427889c0d9773510dbeea6a8e2a919fe6b7d1311e80ed8583c52a07fc86e1924"
+RATING_SPEC_SHA256 = "1793a6079e8180b2e2393d7e7c1af90112d65a02e585b4d085045715d5fbdf98"
 """SHA-256 of ``docs/credit-rating.md`` (its UTF-8 bytes, CRLF read as LF): the rules this
 code implements. ``tests/credit/test_rating_spec.py`` holds the two together."""
 
