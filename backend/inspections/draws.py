@@ -846,6 +846,10 @@ def _publish(
     now: datetime,
 ) -> None:
     with ctx.db.session() as s, gc_paused():
+        # A draw being committed reads which draws are revealed (rotation recusals,
+        # docs/draws.md §8.4): holding the same lock makes "revealed when it was
+        # committed" exactly "its draw.plan precedes the draw.committed in the log".
+        directory.serialise(s, directory.PG_DRAW_LOCK)
         row = s.get(Draw, draw_id)
         assert row is not None
         if row.status not in ("committed", "committing"):

@@ -265,9 +265,39 @@ class TestReveal:
             f"merchant {d_merchants[1]}"
         )
         assert [r["type"] for r in out["records"]][-1] == "draw.failed"
+        # docs/draws.md §4: every inspector of the directory is counted once, as
+        # available (taken), recused, or at the load cap.
+        failed = out["records"][-1]
+        with ctx_of(client).db.read() as s:
+            body = log.get_envelope(s, failed["record_id"])["body"]
+        assert body["needed"] == 2 and body["recused"] >= 1
+        assert body["available"] + body["recused"] + body["at_cap"] == 2
         verdict = _verify(client, draw["id"])
         assert verdict.ok, verdict.render()
         assert "fails exactly as published" in verdict.steps[-1].detail
+
+    def test_rotation_counts_draws_revealed_before_the_commit_latest_reveal_first(
+        self, client: TestClient, regulator: dict[str, str]
+    ) -> None:
+        """docs/draws.md §8.4: a draw committed but not yet revealed does not count, and
+        the most recent assignment is the one revealed last, whatever the draw numbers."""
+        usccs = seed_merchants(client, tiers=["D", "D"])
+        add_inspectors(client, regulator, count=6)
+        item = add_item(client, regulator)
+
+        def previous_draws(draw_id: str) -> set[str | None]:
+            rec = client.get(f"/api/draws/{draw_id}/recusals").json()["items"]
+            assert {r["uscc"] for r in rec} <= set(usccs)
+            return {r["previous_draw"] for r in rec if "previous" in r["sources"]}
+
+        first = reveal(client, regulator, create_draw(client, regulator, item_id=item)["id"])
+        second = create_draw(client, regulator, item_id=item)  # committed, not revealed
+        third = create_draw(client, regulator, item_id=item)
+        assert previous_draws(second["id"]) == previous_draws(third["id"]) == {first["id"]}
+        reveal(client, regulator, third["id"])
+        reveal(client, regulator, second["id"])  # no. 2 revealed after no. 3
+        fourth = create_draw(client, regulator, item_id=item)
+        assert previous_draws(fourth["id"]) == {second["id"]}
 
     def test_expired_draw(
         self, client: TestClient, regulator: dict[str, str], ready: dict[str, Any]
