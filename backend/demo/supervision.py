@@ -10,7 +10,7 @@ compulsory verification of fuel dispensers, scales, taximeters and lensmeters
 (a few overdue) — and records it through the real services, so every outcome
 is a record in the log, validated and rated like any other:
 
-- outcomes go through the bulk ingest (:func:`backend.supervision.service.record_bulk`),
+- outcomes go through the bulk ingest (:func:`backend.supervision.bulk.record_bulk`),
   one file per recording day (a later file when a row corrects an earlier one);
 - complaints through :func:`submit_complaint` / :func:`review_complaint`, credit
   repairs through :func:`backend.credit.repair.apply_for_repair` / :func:`decide_repair`.
@@ -42,7 +42,7 @@ from backend.accounts.service import Principal
 from backend.credit import repair
 from backend.credit.models import RepairCreate, RepairDecisionCreate
 from backend.pledges.queries import add_months
-from backend.supervision import service as supervision
+from backend.supervision import bulk, complaints
 from backend.supervision.models import ComplaintCreate, ComplaintReviewCreate
 from backend.timeutil import SHANGHAI
 
@@ -659,7 +659,7 @@ class SupervisionHistory:
 
         def submit(s: Session, at: datetime) -> None:
             when = datetime.combine(submitted, time(hour, minute), SHANGHAI).astimezone(UTC)
-            received = supervision.submit_complaint(
+            received = complaints.submit_complaint(
                 s,
                 principal=None,
                 data=ComplaintCreate(uscc=m.uscc, content=content, contact=contact),
@@ -669,7 +669,7 @@ class SupervisionHistory:
             state["id"] = received.complaint_id
 
         def review(s: Session, at: datetime) -> None:
-            supervision.review_complaint(
+            complaints.review_complaint(
                 s,
                 principal=self.regulator,
                 complaint_id=state["id"],
@@ -716,7 +716,7 @@ class SupervisionHistory:
                 address: str = address,
             ) -> None:
                 when = datetime.combine(day, time(hour, minute), SHANGHAI).astimezone(UTC)
-                supervision.submit_complaint(
+                complaints.submit_complaint(
                     s,
                     principal=None,
                     data=ComplaintCreate(uscc=m.uscc, content=content),
@@ -938,7 +938,7 @@ class SupervisionHistory:
                 if row.supersedes is not None:
                     data["supersedes"] = self.record_ids[row.supersedes]
                 lines.append(json.dumps(data, ensure_ascii=False))
-            written = supervision.record_bulk(
+            written = bulk.record_bulk(
                 s,
                 principal=self.regulator,
                 content_type="application/x-ndjson",
