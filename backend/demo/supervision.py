@@ -42,7 +42,7 @@ from backend.accounts.service import Principal
 from backend.credit import repair
 from backend.credit.models import RepairCreate, RepairDecisionCreate
 from backend.pledges.queries import add_months
-from backend.supervision import bulk, complaints
+from backend.supervision import bulk, complaints, kinds
 from backend.supervision.models import ComplaintCreate, ComplaintReviewCreate
 from backend.timeutil import SHANGHAI
 
@@ -434,7 +434,7 @@ class SupervisionHistory:
         self.summary.spot_check_results[result] += 1
         return self._row(
             {
-                "kind": "spot_check",
+                "kind": kinds.SPOT_CHECK.name,
                 "uscc": m.uscc,
                 "result": result,
                 "checked_on": on.isoformat(),
@@ -506,7 +506,7 @@ class SupervisionHistory:
         performed_now = not heavier and not recent and rng.random() < 0.65
         handle = self._row(
             {
-                "kind": "penalty",
+                "kind": kinds.PENALTY.name,
                 "uscc": m.uscc,
                 "decision_no": decision_no,
                 "decided_on": decided.isoformat(),
@@ -534,7 +534,7 @@ class SupervisionHistory:
             return
         self._row(
             {
-                "kind": "abnormal_list",
+                "kind": kinds.ABNORMAL_LIST.name,
                 "uscc": m.uscc,
                 "action": "in",
                 "on": on.isoformat(),
@@ -551,7 +551,7 @@ class SupervisionHistory:
                 # most one open at a time, so it ends exactly this one.
                 self._row(
                     {
-                        "kind": "abnormal_list",
+                        "kind": kinds.ABNORMAL_LIST.name,
                         "uscc": m.uscc,
                         "action": "out",
                         "on": cured.isoformat(),
@@ -621,7 +621,7 @@ class SupervisionHistory:
         self._complaint_no[verified.year] += 1
         self._row(
             {
-                "kind": "complaint_verified",
+                "kind": kinds.COMPLAINT_VERIFIED.name,
                 "uscc": m.uscc,
                 "complaint_id": f"12315-{verified.year}-{self._complaint_no[verified.year]:06d}",
                 "verified_on": verified.isoformat(),
@@ -684,7 +684,7 @@ class SupervisionHistory:
         self.calls.append((submitted, 50, submit))
         self.calls.append((decided, 60, review))
         if verify:
-            self.summary.outcomes["complaint_verified"] += 1
+            self.summary.outcomes[kinds.COMPLAINT_VERIFIED.name] += 1
         else:
             self.summary.complaints_rejected += 1
 
@@ -761,7 +761,7 @@ class SupervisionHistory:
             self._certificate_no[verified.year] += 1
             self._row(
                 {
-                    "kind": "instrument",
+                    "kind": kinds.INSTRUMENT.name,
                     "uscc": m.uscc,
                     "instrument_type": kind,
                     "serial": serial,
@@ -813,7 +813,7 @@ class SupervisionHistory:
                 continue
             self._row(
                 {
-                    "kind": "serious_list",
+                    "kind": kinds.SERIOUS_LIST.name,
                     "uscc": uscc,
                     "action": "in",
                     "on": on.isoformat(),
@@ -827,7 +827,7 @@ class SupervisionHistory:
                 out = early
                 self._row(
                     {
-                        "kind": "serious_list",
+                        "kind": kinds.SERIOUS_LIST.name,
                         "uscc": uscc,
                         "action": "out",
                         "on": early.isoformat(),

@@ -47,7 +47,7 @@ from backend.pledges import queries
 from backend.pledges import service as pledges
 from backend.pledges.templates import current_template
 from backend.supervision import complaints
-from backend.supervision.kinds import CSV_COLUMNS, FORM_ORDER, OUTCOMES, form_fields
+from backend.supervision.kinds import CSV_COLUMNS, FORM_ORDER, OUTCOMES, PENALTY, form_fields
 
 log = logging.getLogger("honest_metering.disclosure")
 
@@ -264,7 +264,7 @@ def merchant_area(
     penalties = [
         r
         for r in page.sections.get("penalty", [])
-        if r.type == "supervision.penalty" and r.record_id not in repairing
+        if r.type == PENALTY.type and r.record_id not in repairing
     ]
     return {
         "page": page,

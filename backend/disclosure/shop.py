@@ -27,6 +27,7 @@ from backend.errors import DomainError
 from backend.merchants import queries as merchant_queries
 from backend.merchants import service as merchants
 from backend.merchants.models import MerchantPublic
+from backend.merchants.records import REGISTERED, VERIFIED
 from backend.pledges import queries as pledge_queries
 from backend.pledges import service as pledges
 from backend.supervision import queries as supervision_queries
@@ -207,13 +208,13 @@ def merchant_page(
     listed: list[tuple[str, str, int | None, bool]] = []
     reg = merchant.registration_record
     listed.append(
-        (reg.record_id, "merchant.registered", reg.leaf_index,
+        (reg.record_id, REGISTERED, reg.leaf_index,
          reg.anchor_status.status == "anchored")
     )
     ver = merchant.verification.record
     if ver is not None:
         listed.append(
-            (ver.record_id, "merchant.verified", ver.leaf_index,
+            (ver.record_id, VERIFIED, ver.leaf_index,
              ver.anchor_status.status == "anchored")
         )
     if records is not None:

@@ -60,6 +60,10 @@ class FormField:
     options: tuple[Option, ...] = ()
     hint: str = ""
     default: str = ""
+    into: str = ""
+    """The input field this one fills when the form converts what is typed (元 into
+    ``amount_fen``, a file into its ``evidence_sha256``); empty: the field of the
+    same name."""
 
 
 @dataclass(frozen=True, kw_only=True)

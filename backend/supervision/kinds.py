@@ -466,8 +466,9 @@ PENALTY = _kind(
         FormField("decision_no", "决定书文号", required=True),
         FormField("decided_on", "决定日期", "date", True),
         FormField("authority", "处罚机关", required=True, default=_AUTHORITY_DEFAULT),
-        # Entered in 元, recorded in fen (the form converts, exactly).
-        FormField("amount_yuan", "罚没金额（元）", required=True, hint="没有罚款填 0"),
+        FormField(
+            "amount_yuan", "罚没金额（元）", required=True, hint="没有罚款填 0", into="amount_fen"
+        ),
         FormField(
             "lower_amount",
             "较低数额罚款",
@@ -484,6 +485,7 @@ PENALTY = _kind(
             "处罚决定书文件",
             "file",
             hint="只在本机计算并记录文件的 SHA-256，文件本身不上传保存；也可直接填写下一项",
+            into="evidence_sha256",
         ),
         FormField("evidence_sha256", "决定书文件的 SHA-256"),
     ),

@@ -59,7 +59,7 @@ from backend.supervision.checks import (
     text_field,
     validate_date,
 )
-from backend.supervision.kinds import OUTCOMES
+from backend.supervision.kinds import DEMONSTRATION, OUTCOMES, SPOT_CHECK
 from backend.supervision.models import (
     RECORD_TYPE_PREFIX,
     DemonstrationInput,
@@ -349,7 +349,7 @@ def _demonstration(
         record_id=written.record_id,
         leaf_index=written.leaf_index,
         uscc=written.uscc,
-        kind="demonstration",
+        kind=DEMONSTRATION.name,
         type=env["type"],
         effective_on=date.fromisoformat(env["body"]["on"]),
         body=env["body"],
@@ -444,7 +444,7 @@ def draw_results(
         session.execute(
             select(SupervisionRecord).where(
                 col(SupervisionRecord.draw_id).in_(list(draw_ids)),
-                col(SupervisionRecord.kind) == "spot_check",
+                col(SupervisionRecord.kind) == SPOT_CHECK.name,
             )
         )
         .scalars()
