@@ -24,7 +24,7 @@ from sqlmodel import Field, SQLModel
 
 from backend.inputs import WholeNumber
 from backend.ledger.status import AnchorStatus
-from backend.merchants.reference import ABNORMAL_LIST_REASONS, SPOT_CHECK_RESULTS
+from backend.merchants.reference import SPOT_CHECK_RESULTS
 
 Kind = Literal[  # each declared in kinds.py
     "spot_check",
@@ -433,6 +433,3 @@ class ComplaintPage(BaseModel):
     limit: int
     offset: int
     items: list[ComplaintPrivate]
-
-
-ABNORMAL_REASON_CODES: tuple[str, ...] = tuple(ABNORMAL_LIST_REASONS)
