@@ -8,7 +8,7 @@ measures, each next to a baseline from the same run:
   of streaming and parsing the same records;
 - one incremental update (``rerate_merchant`` after one new record, in its
   transaction) against appending that record alone;
-- bulk ingest of a CSV through ``supervision.service.record_bulk`` (validate,
+- bulk ingest of a CSV through ``supervision.bulk.record_bulk`` (validate,
   append, re-rate) in rows/s against raw ``log.append`` of the same records.
 """
 
@@ -35,7 +35,7 @@ from backend.ledger import log
 from backend.ledger.records import Actor, RecordDraft
 from backend.merchants.models import Merchant
 from backend.merchants.reference import DIVISIONS, SECTORS
-from backend.supervision import service as supervision
+from backend.supervision import bulk as supervision_bulk
 from backend.timeutil import today_shanghai
 from backend.uscc import ALPHABET, compute_check_chars
 
@@ -231,7 +231,7 @@ def bench_credit(args: argparse.Namespace) -> None:
             raw = time.perf_counter() - t0
         with db.session() as s:
             t0 = time.perf_counter()
-            out = supervision.record_bulk(s, principal=principal, content_type="text/csv",
+            out = supervision_bulk.record_bulk(s, principal=principal, content_type="text/csv",
                                           data=data)
             bulk = time.perf_counter() - t0
         rows_s, raw_s = out.count / bulk, args.bulk_rows / raw

@@ -86,7 +86,7 @@ def _load(data_dir: Path, n: int, batch: int = 2000) -> None:
     from backend.pledges import service as pledges
     from backend.pledges.models import Pledge, PledgeCreate
     from backend.pledges.templates import current_template
-    from backend.supervision import service as supervision
+    from backend.supervision import bulk as supervision_bulk
     from backend.timeutil import today_shanghai
 
     settings = Settings(env="test", data_dir=data_dir, secret_key=SECRET,  # type: ignore[arg-type]
@@ -183,7 +183,7 @@ def _load(data_dir: Path, n: int, batch: int = 2000) -> None:
             w.writerow(["spot_check", u, rng.choice(results), today.isoformat(),
                         "巴中市市场监督管理局"])
         with ctx.db.session() as s:
-            supervision.record_bulk(s, principal=principal, content_type="text/csv",
+            supervision_bulk.record_bulk(s, principal=principal, content_type="text/csv",
                                     data=buf.getvalue().encode())
         print(f"  spot checks {min(len(checked), start + 10_000):>7} "
               f"({time.perf_counter() - t0:5.0f} s)", flush=True)

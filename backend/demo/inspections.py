@@ -45,7 +45,7 @@ from backend.inspections.models import (
     ItemCreate,
 )
 from backend.merchants.models import Merchant
-from backend.supervision import service as supervision
+from backend.supervision import bulk, kinds
 from backend.supervision.models import SupervisionRecord
 from backend.timeutil import today_shanghai, utcnow
 
@@ -328,7 +328,7 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
     lines = [
         json.dumps(
             {
-                "kind": "spot_check",
+                "kind": kinds.SPOT_CHECK.name,
                 "uscc": uscc,
                 "result": rng.choices(
                     [r for r, _ in DRAW_RESULT_WEIGHTS], [w for _, w in DRAW_RESULT_WEIGHTS]
@@ -342,7 +342,7 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
         for uscc in done
     ]
     with ctx.db.session() as s:
-        supervision.record_bulk(
+        bulk.record_bulk(
             s,
             principal=principal,
             content_type="application/x-ndjson",

@@ -62,6 +62,7 @@ from backend.merchants.models import Merchant
 from backend.pledges import service as pledges
 from backend.pledges.queries import add_months
 from backend.pledges.templates import current_template, template_digest
+from backend.supervision import kinds
 from backend.timeutil import SHANGHAI, shanghai_date, utcnow
 
 log = logging.getLogger(__name__)
@@ -139,11 +140,11 @@ class DemoSummary:
         if not o:
             return "no supervision outcomes (no credit policy in force yet)"
         return (
-            f"{o['spot_check']} spot checks, {o['penalty']} penalties, "
-            f"{o['complaint_verified']} verified complaints "
+            f"{o[kinds.SPOT_CHECK.name]} spot checks, {o[kinds.PENALTY.name]} penalties, "
+            f"{o[kinds.COMPLAINT_VERIFIED.name]} verified complaints "
             f"({self.supervision.complaints_pending} pending), "
-            f"{o['abnormal_list'] + o['serious_list']} list entries/removals, "
-            f"{o['instrument']} instrument verifications, "
+            f"{o[kinds.ABNORMAL_LIST.name] + o[kinds.SERIOUS_LIST.name]} list entries/removals, "
+            f"{o[kinds.INSTRUMENT.name]} instrument verifications, "
             f"{self.supervision.corrections.total()} corrections (final results, fines paid), "
             f"{self.supervision.repairs_approved} credit repairs; "
             f"{self.directory.get('inspectors', 0)} inspectors, "

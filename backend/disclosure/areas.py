@@ -42,6 +42,7 @@ from backend.inspections.models import (
 from backend.merchants import service as merchants
 from backend.pledges import service as pledges
 from backend.pledges.models import PledgeCreate
+from backend.supervision import bulk, complaints
 from backend.supervision import service as supervision
 from backend.supervision.models import ComplaintReviewCreate, SupervisionInput
 from backend.timeutil import today_shanghai
@@ -468,7 +469,7 @@ async def outcomes_bulk(
     )
     try:
         result = await run_in_threadpool(
-            lambda: supervision.record_bulk(
+            lambda: bulk.record_bulk(
                 session, principal=p, content_type=content_type, data=data
             )
         )
@@ -509,7 +510,7 @@ def _complaints_view(
     error: FormError | None = None,
     status_code: int = 200,
 ) -> Response:
-    page = supervision.list_complaints(session, status=status, uscc=None, limit=100, offset=0)
+    page = complaints.list_complaints(session, status=status, uscc=None, limit=100, offset=0)
     return web.render(
         request,
         "area/complaints.html",
@@ -555,7 +556,7 @@ def complaint_review(
     if isinstance(p, Response):
         return p
     try:
-        supervision.review_complaint(
+        complaints.review_complaint(
             session,
             principal=p,
             complaint_id=complaint_id,

@@ -26,7 +26,7 @@ from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
 from backend.merchants import views
 from backend.merchants.models import MerchantCreate
-from backend.supervision import service as supervision
+from backend.supervision import complaints
 from backend.supervision.models import ComplaintCreate
 from backend.timeutil import today_shanghai, utcnow
 
@@ -422,7 +422,7 @@ def complaint_submit(
     except web.FormExpired as exc:
         return _complaint_form(request, values, FormError.of(exc), exc.status_code)
     try:
-        received = supervision.submit_complaint(
+        received = complaints.submit_complaint(
             session,
             principal=user,
             data=ComplaintCreate(uscc=uscc, content=content, contact=contact.strip() or None),

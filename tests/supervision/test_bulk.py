@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from backend.credit.models import MerchantRating
 from backend.ledger import log
-from backend.supervision.models import CSV_COLUMNS, SupervisionRecord
+from backend.supervision.kinds import CSV_COLUMNS
+from backend.supervision.models import SupervisionRecord
 from tests import factories
 from tests.supervision import outcomes as o
 
