@@ -33,7 +33,10 @@ from backend.background import BackgroundThread
 from backend.context import AppContext
 from backend.demo.supervision import AUTHORITY
 from backend.errors import DomainError, LedgerUnavailable
-from backend.inspections import directory, draws
+from backend.inspections import directory
+from backend.inspections.draws import base as draw_base
+from backend.inspections.draws import commit as draw_commit
+from backend.inspections.draws import reveal as draw_reveal
 from backend.inspections.models import (
     ConflictCreate,
     Draw,
@@ -281,7 +284,7 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
     if len(existing_draws) > 1 or (existing_draws and existing_draws[0][1] != item_id):
         return None
     if not existing_draws:
-        written = draws.create_draw(
+        written = draw_commit.create_draw(
             ctx,
             principal=principal,
             data=DrawCreate(
@@ -293,11 +296,11 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
     else:
         draw_id = existing_draws[0][0]
     with ctx.db.read() as s:
-        status = draws.load_draw(s, draw_id).status
+        status = draw_base.load_draw(s, draw_id).status
     if status in ("committing", "committed"):
-        draws.reveal_draw(ctx, principal=principal, ref=draw_id, now=now)
+        draw_reveal.reveal_draw(ctx, principal=principal, ref=draw_id, now=now)
     with ctx.db.read() as s:
-        row = draws.load_draw(s, draw_id)
+        row = draw_base.load_draw(s, draw_id)
         s.expunge(row)  # returned: readable after the session
         if row.status != "revealed":
             return row
@@ -375,7 +378,7 @@ class DemoDrawWorker(BackgroundThread):
                     if row is not None:
                         log.info("demo draw no. %d is %s", row.number, row.status)
                     return
-                except (LedgerUnavailable, draws.DrawNotDue) as exc:
+                except (LedgerUnavailable, draw_base.DrawNotDue) as exc:
                     self.error = str(exc)
                     if time.monotonic() > deadline:
                         log.warning("demo draw not completed: %s", exc)

@@ -31,7 +31,10 @@ from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, PayloadTooLarge
-from backend.inspections import directory, draws
+from backend.inspections import directory
+from backend.inspections.draws import base as draw_base
+from backend.inspections.draws import commit as draw_commit
+from backend.inspections.draws import reveal as draw_reveal
 from backend.inspections.models import (
     DrawCreate,
     InspectorCreate,
@@ -801,7 +804,7 @@ async def draws_create(
                 data["rates_bp"] = {t: hundredths(v or "0") for t, v in rates.items()}
             except ValueError:
                 raise FormInputError("抽查比例应为百分数，例如 5 或 2.5", "rate_A") from None
-        return draws.create_draw(ctx, principal=p, data=DrawCreate.model_validate(data))
+        return draw_commit.create_draw(ctx, principal=p, data=DrawCreate.model_validate(data))
 
     try:
         created = await run_in_threadpool(create)
@@ -824,7 +827,9 @@ async def draws_reveal(
     if isinstance(p, Response):
         return p
     try:
-        revealed = await run_in_threadpool(lambda: draws.reveal_draw(ctx, principal=p, ref=ref))
+        revealed = await run_in_threadpool(
+            lambda: draw_reveal.reveal_draw(ctx, principal=p, ref=ref)
+        )
     except DomainError as exc:
         return _draws_page(request, session, error=FormError.of(exc), status=exc.status_code)
     return RedirectResponse(f"/inspections/{revealed.number}", status_code=303)
@@ -840,8 +845,8 @@ async def draws_commit(
 
     def finish() -> None:
         with ctx.db.read() as s:
-            draw_id = draws.load_draw(s, ref).id
-        draws.finish_commit(ctx, draw_id=draw_id)
+            draw_id = draw_base.load_draw(s, ref).id
+        draw_commit.finish_commit(ctx, draw_id=draw_id)
 
     try:
         await run_in_threadpool(finish)

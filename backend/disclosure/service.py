@@ -32,7 +32,8 @@ from backend.credit import service as credit_service
 from backend.credit.models import CreditRepair, CreditRepairDecision, MerchantRating
 from backend.disclosure.shown import Shown, date_text, lookup, yes_text, yuan
 from backend.errors import DomainError
-from backend.inspections import directory, draws
+from backend.inspections import directory
+from backend.inspections.draws import reading as draws
 from backend.ledger import service as ledger
 from backend.merchants import queries as merchant_queries
 from backend.merchants import reference

@@ -244,6 +244,30 @@ def get_leaf(session: Session, record_id: str) -> LogLeaf:
     return leaf
 
 
+def get_leaves(session: Session, record_ids: Iterable[str]) -> dict[str, LogLeaf]:
+    """The leaves of these records that exist, by record id (one query per 500)."""
+    ids = sorted(set(record_ids))
+    out: dict[str, LogLeaf] = {}
+    for i in range(0, len(ids), 500):
+        rows = session.execute(
+            select(LogLeaf).where(col(LogLeaf.record_id).in_(ids[i : i + 500]))
+        ).scalars()
+        out.update((r.record_id, r) for r in rows)
+    return out
+
+
+def bodies_of_type(session: Session, record_type: str) -> dict[str, dict[str, Any]]:
+    """The body of every record of one type, by record id (for types with few records)."""
+    return {
+        rid: parse_canonical(bytes(canonical))["body"]
+        for rid, canonical in session.execute(
+            select(col(LogLeaf.record_id), col(LogLeaf.canonical)).where(
+                col(LogLeaf.record_type) == record_type
+            )
+        )
+    }
+
+
 def get_envelope(session: Session, record_id: str) -> dict[str, Any]:
     return parse_canonical(bytes(get_leaf(session, record_id).canonical))
 

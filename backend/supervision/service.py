@@ -47,7 +47,7 @@ from backend.credit import service as credit
 from backend.errors import Conflict, DomainError, NotFound, PayloadTooLarge, ValidationFailed
 from backend.groupcommit import GroupCommit
 from backend.inputs import validate_horizon
-from backend.inspections import draws as inspection_draws
+from backend.inspections.draws import results as inspection_draws
 from backend.inspections.models import Draw, DrawAssignment
 from backend.ledger import log
 from backend.ledger.records import RecordDraft, Ref
