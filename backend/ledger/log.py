@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, insert, or_, select, text
 from sqlmodel import Session, col
 
+from backend.db import in_chunks
 from backend.errors import InvalidTreeSize, RecordNotFound
 from backend.ledger import merkle
 from backend.ledger.models import LogHead, LogLeaf, MerkleNode
@@ -246,12 +247,9 @@ def get_leaf(session: Session, record_id: str) -> LogLeaf:
 
 def get_leaves(session: Session, record_ids: Iterable[str]) -> dict[str, LogLeaf]:
     """The leaves of these records that exist, by record id (one query per 500)."""
-    ids = sorted(set(record_ids))
     out: dict[str, LogLeaf] = {}
-    for i in range(0, len(ids), 500):
-        rows = session.execute(
-            select(LogLeaf).where(col(LogLeaf.record_id).in_(ids[i : i + 500]))
-        ).scalars()
+    for ids in in_chunks(record_ids):
+        rows = session.execute(select(LogLeaf).where(col(LogLeaf.record_id).in_(ids))).scalars()
         out.update((r.record_id, r) for r in rows)
     return out
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
+from backend.db import in_chunks
 from backend.ledger.records import format_time
 from backend.merchants.models import Merchant, MerchantVerification
 from backend.timeutil import aware
@@ -90,11 +91,8 @@ def is_verified(session: Session, uscc: str) -> bool:
 
 def merchants_by_uscc(session: Session, usccs: Iterable[str]) -> dict[str, Merchant]:
     """The merchant rows of these credit codes (those registered)."""
-    wanted = sorted(set(usccs))
     out: dict[str, Merchant] = {}
-    for i in range(0, len(wanted), 500):
-        rows = session.execute(
-            select(Merchant).where(col(Merchant.uscc).in_(wanted[i : i + 500]))
-        ).scalars()
+    for chunk in in_chunks(usccs):
+        rows = session.execute(select(Merchant).where(col(Merchant.uscc).in_(chunk))).scalars()
         out.update((m.uscc, m) for m in rows)
     return out

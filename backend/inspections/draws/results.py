@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlmodel import Session, col
 
+from backend.db import in_chunks
 from backend.inspections.draws.base import InvalidDraw, load_draw
 from backend.inspections.models import Draw, DrawAssignment
 
@@ -62,50 +63,32 @@ def draw_for_result(session: Session, *, draw_id: str, uscc: str) -> Draw:
 
 def draw_ids_by_number(session: Session, numbers: Iterable[int]) -> dict[int, str]:
     """The ids of the draws with these numbers (those that exist)."""
-    nums = sorted(set(numbers))
     out: dict[int, str] = {}
-    for i in range(0, len(nums), 500):
-        out.update(
-            (int(n), str(did))
-            for n, did in session.execute(
-                select(col(Draw.number), col(Draw.id)).where(
-                    col(Draw.number).in_(nums[i : i + 500])
-                )
-            )
-        )
+    for nums in in_chunks(numbers):
+        query = select(col(Draw.number), col(Draw.id)).where(col(Draw.number).in_(nums))
+        out.update((int(n), str(did)) for n, did in session.execute(query))
     return out
 
 
 def draw_facts(session: Session, draw_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
     """draw id -> (number, status), for the draws that exist."""
-    ids = sorted(set(draw_ids))
     out: dict[str, tuple[int, str]] = {}
-    for i in range(0, len(ids), 500):
-        out.update(
-            (str(d), (int(n), str(st)))
-            for d, n, st in session.execute(
-                select(col(Draw.id), col(Draw.number), col(Draw.status)).where(
-                    col(Draw.id).in_(ids[i : i + 500])
-                )
-            )
+    for ids in in_chunks(draw_ids):
+        query = select(col(Draw.id), col(Draw.number), col(Draw.status)).where(
+            col(Draw.id).in_(ids)
         )
+        out.update((str(d), (int(n), str(st))) for d, n, st in session.execute(query))
     return out
 
 
 def selected_pairs(
-    session: Session, pairs: Sequence[tuple[str, str]]
+    session: Session, pairs: Iterable[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Those (draw id, uscc) pairs whose draw's plan selected the merchant."""
     found: set[tuple[str, str]] = set()
-    for i in range(0, len(pairs), 500):
-        found.update(
-            (str(d), str(u))
-            for d, u in session.execute(
-                select(col(DrawAssignment.draw_id), col(DrawAssignment.uscc)).where(
-                    tuple_(col(DrawAssignment.draw_id), col(DrawAssignment.uscc)).in_(
-                        list(pairs[i : i + 500])
-                    )
-                )
-            )
+    for chunk in in_chunks(pairs):
+        query = select(col(DrawAssignment.draw_id), col(DrawAssignment.uscc)).where(
+            tuple_(col(DrawAssignment.draw_id), col(DrawAssignment.uscc)).in_(chunk)
         )
+        found.update((str(d), str(u)) for d, u in session.execute(query))
     return found
