@@ -13,12 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
+from backend.inspections.draws import results
 from tests import factories
 from tests.conftest import make_settings
 from tests.inspections.helpers import (
     add_inspectors,
     add_item,
     create_draw,
+    ctx_of,
     reveal,
     seed_merchants,
 )
@@ -51,6 +53,23 @@ def test_a_fresh_draw_matches_the_log(drawn: tuple[TestClient, Any]) -> None:
     assert draws["revealed"]["status"] == "revealed"
     assert draws["committed"]["status"] == "committed"  # the chain's answer, in no record
     assert lines(client) == [], "\n".join(lines(client))
+
+
+def test_the_owner_answers_what_other_packages_ask(drawn: tuple[TestClient, Any]) -> None:
+    """Supervision asks these instead of querying the draw tables."""
+    client, draws = drawn
+    first, second = draws["revealed"], draws["committed"]
+    planned = first["assignments"][0]["uscc"]
+    with ctx_of(client).db.read() as s:
+        assert results.draw_ids_by_number(s, [first["number"], 99]) == {
+            first["number"]: first["id"]
+        }
+        assert results.draw_facts(s, [first["id"], second["id"], "ab" * 32]) == {
+            first["id"]: (first["number"], "revealed"),
+            second["id"]: (second["number"], "committed"),
+        }
+        pairs = [(first["id"], planned), (second["id"], planned), (first["id"], "x")]
+        assert results.selected_pairs(s, pairs) == {(first["id"], planned)}
 
 
 def test_tampered_draw_rows_are_named_and_rebuilt(drawn: tuple[TestClient, Any]) -> None:
