@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, insert, or_, select, text
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text
 from sqlmodel import Session, col
 
 from backend.db import in_chunks
@@ -252,6 +252,16 @@ def get_leaves(session: Session, record_ids: Iterable[str]) -> dict[str, LogLeaf
         rows = session.execute(select(LogLeaf).where(col(LogLeaf.record_id).in_(ids))).scalars()
         out.update((r.record_id, r) for r in rows)
     return out
+
+
+def newest_record_by_subject(session: Session) -> dict[str, str]:
+    """Each subject's newest record id."""
+    leaf = LogLeaf.__table__.c  # type: ignore[attr-defined]
+    newest = select(func.max(leaf.leaf_index)).where(leaf.subject.is_not(None))
+    query = select(leaf.subject, leaf.record_id).where(
+        leaf.leaf_index.in_(newest.group_by(leaf.subject))
+    )
+    return {str(subject): str(rid) for subject, rid in session.execute(query)}
 
 
 def bodies_of_type(session: Session, record_type: str) -> dict[str, dict[str, Any]]:

@@ -61,6 +61,16 @@ def draw_for_result(session: Session, *, draw_id: str, uscc: str) -> Draw:
     return row
 
 
+def planned(session: Session, draw_id: str) -> list[str]:
+    """The merchants a draw's plan selected, in plan order (none before the reveal)."""
+    query = (
+        select(col(DrawAssignment.uscc))
+        .where(col(DrawAssignment.draw_id) == draw_id)
+        .order_by(col(DrawAssignment.position))
+    )
+    return list(session.execute(query).scalars())
+
+
 def draw_ids_by_number(session: Session, numbers: Iterable[int]) -> dict[int, str]:
     """The ids of the draws with these numbers (those that exist)."""
     out: dict[int, str] = {}
