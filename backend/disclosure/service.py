@@ -37,7 +37,8 @@ from backend.disclosure.charts import TIER_LABELS, TIERS, tier_bars
 from backend.disclosure.describe import describe_draw_record
 from backend.disclosure.shop import merchant_page
 from backend.errors import DomainError
-from backend.inspections import directory, draws
+from backend.inspections import directory
+from backend.inspections.draws import reading as draws
 from backend.ledger import service as ledger
 from backend.ledger.kinds import FormField, Option
 from backend.merchants import reference

@@ -37,7 +37,7 @@ from backend.context import AppContext
 from backend.credit import service as credit
 from backend.errors import DomainError, ValidationFailed
 from backend.groupcommit import GroupCommit
-from backend.inspections import draws as inspection_draws
+from backend.inspections.draws import results as inspection_draws
 from backend.inspections.models import Draw
 from backend.ledger import log
 from backend.ledger.records import Ref
