@@ -67,7 +67,7 @@ from backend.ledger.status import anchor_status
 from backend.ledger.write import Hook, write
 from backend.merchants.models import Merchant
 from backend.merchants.records import REGISTERED
-from backend.merchants.service import MerchantNotFound, parse_uscc
+from backend.merchants.service import get_merchant, parse_uscc, require_verified
 from backend.timeutil import SHANGHAI, aware, today_shanghai, utcnow
 
 logger = logging.getLogger("honest_metering.credit")
@@ -888,11 +888,7 @@ def install(app: FastAPI) -> None:
 
 
 def _merchant(session: Session, uscc: str) -> Merchant:
-    code = parse_uscc(uscc)
-    m = session.get(Merchant, code)
-    if m is None:
-        raise MerchantNotFound(f"no merchant with credit code {code}")
-    return m
+    return get_merchant(session, parse_uscc(uscc))
 
 
 def _factor_public(f: Mapping[str, Any]) -> FactorPublic:
@@ -907,8 +903,10 @@ def _factor_public(f: Mapping[str, Any]) -> FactorPublic:
 
 def get_credit(session: Session, *, uscc: str, as_of: date | None, today: date) -> CreditPublic:
     """The rating on ``as_of`` (default today): today's from the maintained cache,
-    another date's computed from the records."""
+    another date's computed from the records. None before a regulator has verified the
+    registration (409 ``MerchantNotVerified``)."""
     m = _merchant(session, uscc)
+    require_verified(session, m.uscc)
     versions = policy_versions(session)
     day = as_of or today
     v = in_force(versions, day)
@@ -961,6 +959,7 @@ def get_credit(session: Session, *, uscc: str, as_of: date | None, today: date) 
 
 def credit_history(session: Session, *, uscc: str) -> CreditHistory:
     m = _merchant(session, uscc)
+    require_verified(session, m.uscc)
     rows = session.execute(
         select(RatingChange).where(CHANGES.c.uscc == m.uscc).order_by(CHANGES.c.id)
     ).scalars()

@@ -69,7 +69,13 @@ from backend.pledges.models import (
     Target,
     TypedDataResponse,
 )
-from backend.pledges.records import DEMONSTRATION, PLEDGE_MADE, PLEDGE_WITHDRAWN, award_id_of
+from backend.pledges.records import (
+    DEMONSTRATION,
+    PLEDGE_MADE,
+    PLEDGE_WITHDRAWN,
+    award_id_of,
+    withdrawal_body,
+)
 from backend.pledges.signs import SignData
 from backend.pledges.templates import (
     TEMPLATES,
@@ -274,10 +280,6 @@ def pledge_made_body(
             else None
         ),
     }
-
-
-def withdrawal_body(*, pledge_id: str, withdrawn_on: date, reason: str) -> dict[str, Any]:
-    return {"pledge_id": pledge_id, "withdrawn_on": withdrawn_on.isoformat(), "reason": reason}
 
 
 def award_body(*, on: date, valid_until: date) -> dict[str, Any]:
@@ -720,6 +722,7 @@ class SignNotAvailable(NotFound):
 
 def sign_data(session: Session, *, settings: Settings, uscc: str, today: date) -> SignData:
     merchant = merchants.get_merchant(session, merchants.parse_uscc(uscc))
+    merchants.require_verified(session, merchant.uscc)  # no sign before verification
     pledge = queries.current_pledge(session, merchant.uscc, today)
     if pledge is None:
         raise SignNotAvailable(
