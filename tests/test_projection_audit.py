@@ -102,8 +102,9 @@ def test_audit_names_tampering_and_rebuild_restores(
 
     # A merchant with a penalty: its name and the amount are what a visitor reads.
     (uscc, penalty_id, body) = _one(
+        # verified: an unverified registration shows no tier (issue 15 M5)
         db, "SELECT uscc, record_id, body FROM supervision_record WHERE kind = 'penalty' "
-        "ORDER BY record_id LIMIT 1",
+        "AND uscc IN (SELECT uscc FROM merchant_verification) ORDER BY record_id LIMIT 1",
     )
     (merchant_rid, real_name) = _one(
         db, "SELECT record_id, name FROM merchant WHERE uscc = :u", u=uscc
