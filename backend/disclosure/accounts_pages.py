@@ -112,8 +112,10 @@ def change_password(
             new_password=new_password,
             address=client_address(request),
         )
-    except accounts.InvalidCredentials as exc:
-        return _password_page(request, _error(exc, "current_password"), 422)
+    except accounts.InvalidCredentials:
+        return _password_page(
+            request, FormError("当前密码不正确。", field="current_password"), 422
+        )
     except DomainError as exc:
         status = exc.status_code if exc.status_code in (429, 503) else 422
         return _password_page(request, _error(exc, "new_password"), status)
