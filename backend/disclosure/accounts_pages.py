@@ -1,5 +1,7 @@
-"""Account pages: change your own password (everyone), and the admin's home, where staff
-accounts are created, disabled or enabled, given a fresh password or another role.
+"""Account pages: change your own password (everyone); the admin's home, where staff
+accounts are created, disabled or enabled, given a fresh password or another role; and a
+regulator's registration desk for one merchant: reject or transfer its registration,
+disable, enable or reset the password of its account (issue 15 M5).
 
 Each form calls one service of ``backend.accounts`` (which records the action and decides
 who may do it) and then redirects with a fixed notice, or re-renders the page with the
@@ -9,7 +11,7 @@ error in Chinese next to its field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -24,6 +26,8 @@ from backend.deps import CtxDep, SessionDep
 from backend.disclosure import web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError
+from backend.merchants import service as merchants
+from backend.timeutil import today_shanghai
 
 pages = APIRouter(include_in_schema=False)
 
@@ -273,3 +277,161 @@ def admin_role(
         return p
     return _act(request, session, p, username, "role_set", lambda: accounts.set_role(
         session, principal=p, username=username, role=role))
+
+
+# --- a regulator's registration desk: reject, transfer, the merchant's account -------------
+
+DESK_NOTICES = {
+    "rejected": "登记已驳回，已写入存证日志；该代码可由真正的经营者重新注册。",
+    "disabled": "该经营者账号已停用，已写入存证日志。",
+    "enabled": "该经营者账号已启用，已写入存证日志。",
+}
+
+
+def _regulator_or_redirect(request: Request, user: Principal | None) -> Principal | Response:
+    if user is None:
+        return _login(request)
+    return require_role(user, "regulator")
+
+
+def _desk(
+    request: Request,
+    session: Session,
+    settings: Any,
+    uscc: str,
+    *,
+    error: FormError | None = None,
+    one_time: dict[str, str] | None = None,
+    done: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    code = merchants.parse_uscc(uscc)
+    view = merchants.get_public(session, settings=settings, uscc=code, today=today_shanghai())
+    account = accounts.find_account(session, code)
+    notice = DESK_NOTICES.get(done or "")
+    return web.render(
+        request,
+        "area/registration.html",
+        {
+            "title": "登记与账号",
+            "nav": "regulator",
+            "m": view,
+            "account": accounts.status_of(account),
+            "error": error,
+            "one_time": one_time,
+            "notice": {"text": notice, "kind": ""} if notice else None,
+        },
+        status_code=status,
+    )
+
+
+@pages.get("/regulator/merchants/{uscc}", response_class=HTMLResponse)
+def registration_desk(
+    request: Request,
+    ctx: CtxDep,
+    session: SessionDep,
+    user: PageUser,
+    uscc: str,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    p = _regulator_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    return _desk(request, session, ctx.settings, uscc, done=done)
+
+
+def _desk_act(
+    request: Request,
+    session: Session,
+    settings: Any,
+    uscc: str,
+    run: Callable[[], Any],
+    done: str,
+    *,
+    after: str | None = None,
+) -> Response:
+    try:
+        written = run()
+    except DomainError as exc:
+        session.rollback()
+        field = exc.extra.get("field") if isinstance(exc.extra.get("field"), str) else None
+        return _desk(request, session, settings, uscc, error=_error(exc, field or "desk"),
+                     status=exc.status_code)
+    password = getattr(written, "one_time_password", None)
+    if password:
+        return _desk(request, session, settings, uscc,
+                     one_time={"username": merchants.parse_uscc(uscc), "password": password})
+    return RedirectResponse(after or f"/regulator/merchants/{uscc}?done={done}", status_code=303)
+
+
+@pages.post("/regulator/merchants/{uscc}/reject", response_class=HTMLResponse)
+def desk_reject(
+    request: Request,
+    ctx: CtxDep,
+    session: SessionDep,
+    user: PageUser,
+    uscc: str,
+    reason: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    p = _regulator_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    return _desk_act(
+        request, session, ctx.settings, uscc,
+        lambda: merchants.reject_registration(session, principal=p, uscc=uscc, reason=reason),
+        "rejected", after="/regulator?done=rejected",
+    )
+
+
+@pages.post(
+    "/regulator/merchants/{uscc}/transfer", response_class=HTMLResponse,
+    dependencies=[PasswordWork],
+)
+def desk_transfer(
+    request: Request,
+    ctx: CtxDep,
+    session: SessionDep,
+    user: PageUser,
+    uscc: str,
+    reason: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    """The merchant account's new one-time password is shown on the answer page, once."""
+    p = _regulator_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    return _desk_act(
+        request, session, ctx.settings, uscc,
+        lambda: merchants.transfer_registration(
+            session, settings=ctx.settings, principal=p, uscc=uscc, reason=reason),
+        "transferred",
+    )
+
+
+@pages.post("/regulator/merchants/{uscc}/account", response_class=HTMLResponse,
+            dependencies=[PasswordWork])
+def desk_account(
+    request: Request,
+    ctx: CtxDep,
+    session: SessionDep,
+    user: PageUser,
+    uscc: str,
+    action: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """The merchant's account: ``action`` is ``disable``, ``enable`` or ``password-reset``."""
+    p = _regulator_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    code = merchants.parse_uscc(uscc)
+    runs: dict[str, tuple[Callable[[], Any], str]] = {
+        "disable": (lambda: accounts.set_disabled(
+            session, principal=p, username=code, disabled=True), "disabled"),
+        "enable": (lambda: accounts.set_disabled(
+            session, principal=p, username=code, disabled=False), "enabled"),
+        "password-reset": (lambda: accounts.reset_password(
+            session, settings=ctx.settings, principal=p, username=code), "reset"),
+    }
+    if action not in runs:
+        return _desk(request, session, ctx.settings, uscc,
+                     error=FormError("请选择一个操作。", field="desk"), status=422)
+    run, done = runs[action]
+    return _desk_act(request, session, ctx.settings, uscc, run, done)

@@ -766,11 +766,10 @@ def _registration_action(
             f"the registration of {code} was rejected already (record {row.rejected_by}); "
             "nothing to reject or transfer until the code is registered again"
         )
-    text = clean_text(reason, field="reason", max_len=REASON_MAX).strip()
-    if not text:
+    if not reason.strip():
         raise ValidationFailed("reason must not be empty: say why", field="reason",
                                detail_zh="请填写理由。")
-    return p, row, text
+    return p, row, clean_text(reason, field="reason", max_len=REASON_MAX).strip()
 
 
 def _action_written(

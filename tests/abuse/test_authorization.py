@@ -172,6 +172,21 @@ def _form_role(w: World, fresh: bool) -> Req:
     return Req(f"/admin/accounts/{_staff_victim(w, fresh)}/role", data={"role": "admin"})
 
 
+def _form_desk_reject(w: World, fresh: bool) -> Req:
+    uscc = _fresh(w, fresh, "to-reject", w.new_merchant)
+    return Req(f"/regulator/merchants/{uscc}/reject", data={"reason": "代码不属于登记人"})
+
+
+def _form_desk_transfer(w: World, fresh: bool) -> Req:
+    uscc = _fresh(w, fresh, "to-transfer", w.new_merchant)
+    return Req(f"/regulator/merchants/{uscc}/transfer", data={"reason": "代码不属于登记人"})
+
+
+def _form_desk_account(w: World, fresh: bool) -> Req:
+    return Req(f"/regulator/merchants/{_victim(w, fresh)}/account",
+               data={"action": "password-reset"})
+
+
 def _login(w: World, fresh: bool) -> Req:
     return Req("/auth/login", data={"username": LOGIN_PROBE, "password": factories.STAFF_PASSWORD})
 
@@ -499,6 +514,13 @@ MATRIX: dict[str, Row] = {
         _form_reset, (LOGIN, 403, 403, 403, OK)
     ),
     "POST /admin/accounts/{username}/role": Row(_form_role, (LOGIN, 403, 403, 403, OK)),
+    "POST /regulator/merchants/{uscc}/reject": Row(_form_desk_reject, (LOGIN, 403, 403, OK, 403)),
+    "POST /regulator/merchants/{uscc}/transfer": Row(
+        _form_desk_transfer, (LOGIN, 403, 403, OK, 403)
+    ),
+    "POST /regulator/merchants/{uscc}/account": Row(
+        _form_desk_account, (LOGIN, 403, 403, OK, 403)
+    ),
     "POST /merchant/pledge": Row(_form_pledge, (LOGIN, OK, OK, 403, 403)),
     "POST /merchant/pledge/withdraw": Row(_form_withdraw, (LOGIN, OK, 403, 403, 403)),
     "POST /merchant/repair": Row(_form_repair, (LOGIN, OK, 403, 403, 403)),

@@ -31,7 +31,7 @@ def test_flow_on_postgres(pg_client: TestClient) -> None:
     client = pg_client
     regulator = factories.create_staff(client, username="reg-pg", role="regulator")
     m, merchant = factories.merchant_with_login(client)
-    other = factories.register(client)["uscc"]
+    other = factories.register_verified(client)["uscc"]
     uscc = m["uscc"]
     factories.verify(client, uscc)
     rows = [

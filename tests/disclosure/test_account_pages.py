@@ -128,3 +128,55 @@ class TestAdminHome:
         r = client.post("/admin/accounts/admin1/disable", headers=HTML,
                         data={"csrf_token": csrf})
         assert r.status_code == 409 and "不能停用自己的账号" in r.text
+
+
+class TestRegistrationDesk:
+    """A regulator rejects or transfers a registration and manages the merchant's account
+    from one page (issue 15 M5)."""
+
+    def test_reject_from_the_page(self, client: TestClient, regulator: dict[str, str]) -> None:
+        m = factories.register(client)
+        _, csrf = _login(client, "regulator1", factories.STAFF_PASSWORD)
+        page = client.get(f"/regulator/merchants/{m['uscc']}", headers=HTML)
+        assert page.status_code == 200 and "驳回登记" in page.text
+        assert "待核验：登记信息尚未经监管部门核验" in page.text
+        r = client.post(f"/regulator/merchants/{m['uscc']}/reject", headers=HTML,
+                        data={"csrf_token": csrf, "reason": ""})
+        assert r.status_code == 422 and "请填写理由" in r.text
+        r = client.post(f"/regulator/merchants/{m['uscc']}/reject", headers=HTML,
+                        data={"csrf_token": csrf, "reason": "代码不属于登记人"})
+        assert r.status_code == 200 and "登记已驳回" in r.text
+        assert client.get(f"/api/merchants/{m['uscc']}").status_code == 404
+
+    def test_transfer_and_account_from_the_page(
+        self, client: TestClient, regulator: dict[str, str]
+    ) -> None:
+        m = factories.register_verified(client)
+        _, csrf = _login(client, "regulator1", factories.STAFF_PASSWORD)
+        page = client.get(f"/regulator/merchants/{m['uscc']}", headers=HTML).text
+        assert "驳回登记" not in page  # verified: transferred, not rejected
+        r = client.post(f"/regulator/merchants/{m['uscc']}/transfer", headers=HTML,
+                        data={"csrf_token": csrf, "reason": "经核实移交"})
+        found = re.search(r'id="one-time-password">([^<]+)<', r.text)
+        assert r.status_code == 200 and found, r.text
+        assert client.post("/api/auth/token", data={
+            "username": m["uscc"], "password": found.group(1)}).status_code == 200
+        r = client.post(f"/regulator/merchants/{m['uscc']}/account", headers=HTML,
+                        data={"csrf_token": csrf, "action": "disable"})
+        assert r.status_code == 200 and "该经营者账号已停用" in r.text
+        assert client.post("/api/auth/token", data={
+            "username": m["uscc"], "password": found.group(1)}).status_code == 401
+        r = client.post(f"/regulator/merchants/{m['uscc']}/account", headers=HTML,
+                        data={"csrf_token": csrf, "action": "password-reset"})
+        assert 'id="one-time-password"' in r.text
+
+    def test_merchants_and_admins_are_refused(
+        self, client: TestClient, admin: dict[str, str]
+    ) -> None:
+        m = factories.register(client)
+        _, csrf = _login(client, m["uscc"], factories.PASSWORD)
+        r = client.post(f"/regulator/merchants/{m['uscc']}/reject", headers=HTML,
+                        data={"csrf_token": csrf, "reason": "x"})
+        assert r.status_code == 403
+        _, csrf = _login(client, "admin1", factories.STAFF_PASSWORD)
+        assert client.get(f"/regulator/merchants/{m['uscc']}", headers=HTML).status_code == 403
