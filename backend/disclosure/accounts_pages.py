@@ -230,53 +230,39 @@ def _act(
     return RedirectResponse(f"/admin?done={act}", status_code=303)
 
 
-@pages.post("/admin/accounts/{username}/disable", response_class=HTMLResponse)
-def admin_disable(request: Request, session: SessionDep, user: PageUser, username: str) -> Response:
-    p = _admin_or_redirect(request, user)
-    if isinstance(p, Response):
-        return p
-    return _act(request, session, p, username, "disabled", lambda: accounts.set_disabled(
-        session, principal=p, username=username, disabled=True))
-
-
-@pages.post("/admin/accounts/{username}/enable", response_class=HTMLResponse)
-def admin_enable(request: Request, session: SessionDep, user: PageUser, username: str) -> Response:
-    p = _admin_or_redirect(request, user)
-    if isinstance(p, Response):
-        return p
-    return _act(request, session, p, username, "enabled", lambda: accounts.set_disabled(
-        session, principal=p, username=username, disabled=False))
-
-
 @pages.post(
-    "/admin/accounts/{username}/password-reset",
-    response_class=HTMLResponse,
-    dependencies=[PasswordWork],
+    "/admin/accounts/{username}", response_class=HTMLResponse, dependencies=[PasswordWork]
 )
-def admin_reset(
-    request: Request, ctx: CtxDep, session: SessionDep, user: PageUser, username: str
-) -> Response:
-    """The new one-time password is shown on the answer page, once (it is never stored)."""
-    p = _admin_or_redirect(request, user)
-    if isinstance(p, Response):
-        return p
-    return _act(request, session, p, username, "password", lambda: accounts.reset_password(
-        session, settings=ctx.settings, principal=p, username=username))
-
-
-@pages.post("/admin/accounts/{username}/role", response_class=HTMLResponse)
-def admin_role(
+def admin_act(
     request: Request,
+    ctx: CtxDep,
     session: SessionDep,
     user: PageUser,
     username: str,
+    action: Annotated[str, Form(max_length=20)] = "",
     role: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
+    """One staff account: ``action`` is ``disable``, ``enable``, ``password-reset`` (the new
+    one-time password is shown on the answer page, once; it is never stored) or ``role``
+    (with ``role``)."""
     p = _admin_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    return _act(request, session, p, username, "role_set", lambda: accounts.set_role(
-        session, principal=p, username=username, role=role))
+    runs: dict[str, tuple[Callable[[], AccountActionWritten], str]] = {
+        "disable": (lambda: accounts.set_disabled(
+            session, principal=p, username=username, disabled=True), "disabled"),
+        "enable": (lambda: accounts.set_disabled(
+            session, principal=p, username=username, disabled=False), "enabled"),
+        "password-reset": (lambda: accounts.reset_password(
+            session, settings=ctx.settings, principal=p, username=username), "password"),
+        "role": (lambda: accounts.set_role(
+            session, principal=p, username=username, role=role), "role_set"),
+    }
+    if action not in runs:
+        err = FormError("请选择一个操作。", field=f"row-{username}")
+        return _admin_page(request, session, p, error=err, status=422)
+    run, done = runs[action]
+    return _act(request, session, p, username, done, run)
 
 
 # --- a regulator's registration desk: reject, transfer, the merchant's account -------------
@@ -364,47 +350,39 @@ def _desk_act(
     return RedirectResponse(after or f"/regulator/merchants/{uscc}?done={done}", status_code=303)
 
 
-@pages.post("/regulator/merchants/{uscc}/reject", response_class=HTMLResponse)
-def desk_reject(
-    request: Request,
-    ctx: CtxDep,
-    session: SessionDep,
-    user: PageUser,
-    uscc: str,
-    reason: Annotated[str, Form(max_length=400)] = "",
-) -> Response:
-    p = _regulator_or_redirect(request, user)
-    if isinstance(p, Response):
-        return p
-    return _desk_act(
-        request, session, ctx.settings, uscc,
-        lambda: merchants.reject_registration(session, principal=p, uscc=uscc, reason=reason),
-        "rejected", after="/regulator?done=rejected",
-    )
-
-
 @pages.post(
-    "/regulator/merchants/{uscc}/transfer", response_class=HTMLResponse,
+    "/regulator/merchants/{uscc}/registration", response_class=HTMLResponse,
     dependencies=[PasswordWork],
 )
-def desk_transfer(
+def desk_decide(
     request: Request,
     ctx: CtxDep,
     session: SessionDep,
     user: PageUser,
     uscc: str,
+    decision: Annotated[str, Form(max_length=20)] = "",
     reason: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
-    """The merchant account's new one-time password is shown on the answer page, once."""
+    """``decision``: ``reject`` (then back to the workbench) or ``transfer`` (the merchant
+    account's new one-time password is shown on the answer page, once)."""
     p = _regulator_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    return _desk_act(
-        request, session, ctx.settings, uscc,
-        lambda: merchants.transfer_registration(
-            session, settings=ctx.settings, principal=p, uscc=uscc, reason=reason),
-        "transferred",
-    )
+    if decision == "reject":
+        return _desk_act(
+            request, session, ctx.settings, uscc,
+            lambda: merchants.reject_registration(session, principal=p, uscc=uscc, reason=reason),
+            "rejected", after="/regulator?done=rejected",
+        )
+    if decision == "transfer":
+        return _desk_act(
+            request, session, ctx.settings, uscc,
+            lambda: merchants.transfer_registration(
+                session, settings=ctx.settings, principal=p, uscc=uscc, reason=reason),
+            "transferred",
+        )
+    return _desk(request, session, ctx.settings, uscc,
+                 error=FormError("请选择驳回或移交。", field="desk"), status=422)
 
 
 @pages.post("/regulator/merchants/{uscc}/account", response_class=HTMLResponse,

@@ -156,30 +156,14 @@ def _form_staff_create(w: World, fresh: bool) -> Req:
     return Req("/admin/accounts", data=data)
 
 
-def _form_disable(w: World, fresh: bool) -> Req:
-    return Req(f"/admin/accounts/{_staff_victim(w, fresh)}/disable")
+def _form_staff_action(w: World, fresh: bool) -> Req:
+    return Req(f"/admin/accounts/{_staff_victim(w, fresh)}", data={"action": "password-reset"})
 
 
-def _form_enable(w: World, fresh: bool) -> Req:
-    return Req(f"/admin/accounts/{_staff_victim(w, fresh)}/enable")
-
-
-def _form_reset(w: World, fresh: bool) -> Req:
-    return Req(f"/admin/accounts/{_staff_victim(w, fresh)}/password-reset")
-
-
-def _form_role(w: World, fresh: bool) -> Req:
-    return Req(f"/admin/accounts/{_staff_victim(w, fresh)}/role", data={"role": "admin"})
-
-
-def _form_desk_reject(w: World, fresh: bool) -> Req:
-    uscc = _fresh(w, fresh, "to-reject", w.new_merchant)
-    return Req(f"/regulator/merchants/{uscc}/reject", data={"reason": "代码不属于登记人"})
-
-
-def _form_desk_transfer(w: World, fresh: bool) -> Req:
+def _form_desk_decide(w: World, fresh: bool) -> Req:
     uscc = _fresh(w, fresh, "to-transfer", w.new_merchant)
-    return Req(f"/regulator/merchants/{uscc}/transfer", data={"reason": "代码不属于登记人"})
+    data = {"decision": "transfer", "reason": "代码不属于登记人"}
+    return Req(f"/regulator/merchants/{uscc}/registration", data=data)
 
 
 def _form_desk_account(w: World, fresh: bool) -> Req:
@@ -506,17 +490,9 @@ MATRIX: dict[str, Row] = {
     "POST /complaint": Row(_form_complaint, (OK, OK, OK, OK, OK)),
     "POST /account/password": Row(_form_password, (LOGIN, OK, OK, OK, OK), must_succeed=False),
     "POST /admin/accounts": Row(_form_staff_create, (LOGIN, 403, 403, 403, OK)),
-    "POST /admin/accounts/{username}/disable": Row(_form_disable, (LOGIN, 403, 403, 403, OK)),
-    "POST /admin/accounts/{username}/enable": Row(
-        _form_enable, (LOGIN, 403, 403, 403, OK), must_succeed=False
-    ),
-    "POST /admin/accounts/{username}/password-reset": Row(
-        _form_reset, (LOGIN, 403, 403, 403, OK)
-    ),
-    "POST /admin/accounts/{username}/role": Row(_form_role, (LOGIN, 403, 403, 403, OK)),
-    "POST /regulator/merchants/{uscc}/reject": Row(_form_desk_reject, (LOGIN, 403, 403, OK, 403)),
-    "POST /regulator/merchants/{uscc}/transfer": Row(
-        _form_desk_transfer, (LOGIN, 403, 403, OK, 403)
+    "POST /admin/accounts/{username}": Row(_form_staff_action, (LOGIN, 403, 403, 403, OK)),
+    "POST /regulator/merchants/{uscc}/registration": Row(
+        _form_desk_decide, (LOGIN, 403, 403, OK, 403)
     ),
     "POST /regulator/merchants/{uscc}/account": Row(
         _form_desk_account, (LOGIN, 403, 403, OK, 403)

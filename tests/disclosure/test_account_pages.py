@@ -109,24 +109,31 @@ class TestAdminHome:
             "csrf_token": csrf, "username": "li.si", "role": "regulator",
             "password": factories.STAFF_PASSWORD})
         assert r.status_code == 200 and "账号已创建" in r.text and 'id="acct-li.si"' in r.text
-        r = client.post("/admin/accounts/li.si/disable", headers=HTML,
-                        data={"csrf_token": csrf})
+        r = client.post("/admin/accounts/li.si", headers=HTML,
+                        data={"csrf_token": csrf, "action": "disable"})
         assert "账号已停用" in r.text and "已停用" in r.text
         assert client.post("/api/auth/token", data={
             "username": "li.si", "password": factories.STAFF_PASSWORD}).status_code == 401
-        r = client.post("/admin/accounts/li.si/enable", headers=HTML, data={"csrf_token": csrf})
+        r = client.post("/admin/accounts/li.si", headers=HTML,
+                        data={"csrf_token": csrf, "action": "enable"})
         assert "账号已启用" in r.text
-        r = client.post("/admin/accounts/li.si/password-reset", headers=HTML,
-                        data={"csrf_token": csrf})
+        r = client.post("/admin/accounts/li.si", headers=HTML,
+                        data={"csrf_token": csrf, "action": "password-reset"})
         found = re.search(r'id="one-time-password">([^<]+)<', r.text)
         assert found, r.text
         assert client.post("/api/auth/token", data={
             "username": "li.si", "password": found.group(1)}).status_code == 200
-        r = client.post("/admin/accounts/li.si/role", headers=HTML,
-                        data={"csrf_token": csrf, "role": "admin"})
+        r = client.post("/admin/accounts/li.si", headers=HTML,
+                        data={"csrf_token": csrf, "action": "role", "role": "admin"})
         assert "角色已修改" in r.text
-        r = client.post("/admin/accounts/admin1/disable", headers=HTML,
-                        data={"csrf_token": csrf})
+        r = client.post("/admin/accounts/admin1", headers=HTML,
+                        data={"csrf_token": csrf, "action": "disable"})
+        assert r.status_code == 409 and "不能停用自己的账号" in r.text
+        r = client.post("/admin/accounts/li.si", headers=HTML,
+                        data={"csrf_token": csrf, "action": "explode"})
+        assert r.status_code == 422 and "请选择一个操作" in r.text
+        r = client.post("/admin/accounts/admin1", headers=HTML,
+                        data={"csrf_token": csrf, "action": "disable"})
         assert r.status_code == 409 and "不能停用自己的账号" in r.text
 
 
@@ -140,11 +147,12 @@ class TestRegistrationDesk:
         page = client.get(f"/regulator/merchants/{m['uscc']}", headers=HTML)
         assert page.status_code == 200 and "驳回登记" in page.text
         assert "待核验：登记信息尚未经监管部门核验" in page.text
-        r = client.post(f"/regulator/merchants/{m['uscc']}/reject", headers=HTML,
-                        data={"csrf_token": csrf, "reason": ""})
+        r = client.post(f"/regulator/merchants/{m['uscc']}/registration", headers=HTML,
+                        data={"csrf_token": csrf, "decision": "reject", "reason": ""})
         assert r.status_code == 422 and "请填写理由" in r.text
-        r = client.post(f"/regulator/merchants/{m['uscc']}/reject", headers=HTML,
-                        data={"csrf_token": csrf, "reason": "代码不属于登记人"})
+        r = client.post(f"/regulator/merchants/{m['uscc']}/registration", headers=HTML,
+                        data={"csrf_token": csrf, "decision": "reject",
+                              "reason": "代码不属于登记人"})
         assert r.status_code == 200 and "登记已驳回" in r.text
         assert client.get(f"/api/merchants/{m['uscc']}").status_code == 404
 
@@ -155,8 +163,8 @@ class TestRegistrationDesk:
         _, csrf = _login(client, "regulator1", factories.STAFF_PASSWORD)
         page = client.get(f"/regulator/merchants/{m['uscc']}", headers=HTML).text
         assert "驳回登记" not in page  # verified: transferred, not rejected
-        r = client.post(f"/regulator/merchants/{m['uscc']}/transfer", headers=HTML,
-                        data={"csrf_token": csrf, "reason": "经核实移交"})
+        r = client.post(f"/regulator/merchants/{m['uscc']}/registration", headers=HTML,
+                        data={"csrf_token": csrf, "decision": "transfer", "reason": "经核实移交"})
         found = re.search(r'id="one-time-password">([^<]+)<', r.text)
         assert r.status_code == 200 and found, r.text
         assert client.post("/api/auth/token", data={
@@ -175,8 +183,8 @@ class TestRegistrationDesk:
     ) -> None:
         m = factories.register(client)
         _, csrf = _login(client, m["uscc"], factories.PASSWORD)
-        r = client.post(f"/regulator/merchants/{m['uscc']}/reject", headers=HTML,
-                        data={"csrf_token": csrf, "reason": "x"})
+        r = client.post(f"/regulator/merchants/{m['uscc']}/registration", headers=HTML,
+                        data={"csrf_token": csrf, "decision": "reject", "reason": "x"})
         assert r.status_code == 403
         _, csrf = _login(client, "admin1", factories.STAFF_PASSWORD)
         assert client.get(f"/regulator/merchants/{m['uscc']}", headers=HTML).status_code == 403
