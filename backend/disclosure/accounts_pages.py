@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
-from backend.accounts.models import Account, AccountActionWritten
+from backend.accounts.models import Account, AccountActionWritten, Role
 from backend.accounts.service import Principal, require_role
 from backend.deps import CtxDep, SessionDep
 from backend.disclosure import web
@@ -134,10 +134,13 @@ def change_password(
 # --- the admin's home: staff accounts -------------------------------------------------------
 
 
-def _admin_or_redirect(request: Request, user: Principal | None) -> Principal | Response:
+def _role_or_redirect(
+    request: Request, user: Principal | None, role: Role
+) -> Principal | Response:
+    """The signed-in ``role``, the login page for the anonymous, 403 for other roles."""
     if user is None:
         return _login(request)
-    return require_role(user, "admin")
+    return require_role(user, role)
 
 
 def _admin_page(
@@ -177,7 +180,7 @@ def admin_home(
     user: PageUser,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    p = _admin_or_redirect(request, user)
+    p = _role_or_redirect(request, user, "admin")
     if isinstance(p, Response):
         return p
     return _admin_page(request, session, p, done=done)
@@ -193,7 +196,7 @@ def admin_create(
     role: Annotated[str, Form(max_length=20)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    p = _admin_or_redirect(request, user)
+    p = _role_or_redirect(request, user, "admin")
     if isinstance(p, Response):
         return p
     values = {"username": username, "role": role}
@@ -245,7 +248,7 @@ def admin_act(
     """One staff account: ``action`` is ``disable``, ``enable``, ``password-reset`` (the new
     one-time password is shown on the answer page, once; it is never stored) or ``role``
     (with ``role``)."""
-    p = _admin_or_redirect(request, user)
+    p = _role_or_redirect(request, user, "admin")
     if isinstance(p, Response):
         return p
     runs: dict[str, tuple[Callable[[], AccountActionWritten], str]] = {
@@ -272,12 +275,6 @@ DESK_NOTICES = {
     "disabled": "该经营者账号已停用，已写入存证日志。",
     "enabled": "该经营者账号已启用，已写入存证日志。",
 }
-
-
-def _regulator_or_redirect(request: Request, user: Principal | None) -> Principal | Response:
-    if user is None:
-        return _login(request)
-    return require_role(user, "regulator")
 
 
 def _desk(
@@ -320,7 +317,7 @@ def registration_desk(
     uscc: str,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    p = _regulator_or_redirect(request, user)
+    p = _role_or_redirect(request, user, "regulator")
     if isinstance(p, Response):
         return p
     return _desk(request, session, ctx.settings, uscc, done=done)
@@ -365,7 +362,7 @@ def desk_decide(
 ) -> Response:
     """``decision``: ``reject`` (then back to the workbench) or ``transfer`` (the merchant
     account's new one-time password is shown on the answer page, once)."""
-    p = _regulator_or_redirect(request, user)
+    p = _role_or_redirect(request, user, "regulator")
     if isinstance(p, Response):
         return p
     if decision == "reject":
@@ -396,7 +393,7 @@ def desk_account(
     action: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """The merchant's account: ``action`` is ``disable``, ``enable`` or ``password-reset``."""
-    p = _regulator_or_redirect(request, user)
+    p = _role_or_redirect(request, user, "regulator")
     if isinstance(p, Response):
         return p
     code = merchants.parse_uscc(uscc)

@@ -892,7 +892,9 @@ def unverified_merchants(session: Session, *, limit: int = 50) -> tuple[int, lis
     from sqlalchemy import func
 
 
-    waiting = ~col(Merchant.uscc).in_(select(col(MerchantVerification.uscc)))
+    waiting = ~col(Merchant.uscc).in_(select(col(MerchantVerification.uscc))) & col(
+        Merchant.rejected_by
+    ).is_(None)  # a rejected registration waits for nothing (issue 15 M5)
     total = int(
         session.execute(select(func.count()).select_from(Merchant).where(waiting)).scalar_one()
     )

@@ -772,6 +772,20 @@ def _registration_action(
     return p, row, clean_text(reason, field="reason", max_len=REASON_MAX).strip()
 
 
+def _decision_draft(
+    record_type: str, merchant: Merchant, p: Principal, reason: str
+) -> RecordDraft:
+    """``merchant.rejected`` / ``merchant.transferred``: the reason, and a ref to the
+    registration it is about."""
+    return RecordDraft(
+        type=record_type,
+        subject=merchant.uscc,
+        actor=p.actor,
+        body={"reason": reason},
+        refs=(Ref(REF_OF[record_type], merchant.record_id),),
+    )
+
+
 def _action_written(
     session: Session, merchant: Merchant, rec: Any, action: str, password: str | None = None
 ) -> RegistrationActionWritten:
@@ -810,15 +824,7 @@ def reject_registration(
         )
     now = now or queries.utcnow()
     today = queries.shanghai_date(now)
-    drafts = [
-        RecordDraft(
-            type=REJECTED,
-            subject=merchant.uscc,
-            actor=p.actor,
-            body={"reason": text},
-            refs=(Ref(REF_OF[REJECTED], merchant.record_id),),
-        )
-    ]
+    drafts = [_decision_draft(REJECTED, merchant, p, text)]
     pledge = queries.current_pledge(session, merchant.uscc, today)
     if pledge is not None:
         drafts.append(
@@ -866,17 +872,7 @@ def transfer_registration(
     if account is None:  # (registrations always come with their account)
         raise MerchantNotFound(f"merchant {merchant.uscc} has no account to transfer")
     now = now or queries.utcnow()
-    rec = write(
-        session,
-        RecordDraft(
-            type=TRANSFERRED,
-            subject=merchant.uscc,
-            actor=p.actor,
-            body={"reason": text},
-            refs=(Ref(REF_OF[TRANSFERRED], merchant.record_id),),
-        ),
-        now=now,
-    ).one
+    rec = write(session, _decision_draft(TRANSFERRED, merchant, p, text), now=now).one
     apply_new_password(account, password_hash)
     account.disabled = False
     out = _action_written(session, merchant, rec, "transferred", password)

@@ -418,6 +418,14 @@ class TestStaffAccounts:
             cli.main(["create-user", "--role", "admin", "--username", "zhang", "--password-stdin"])
         assert again.value.code == 1
         assert "already taken" in capsys.readouterr().err
+        # the one password rule (issue 16): nine characters, or a run, are refused
+        for weak in ("cli pass1", "1234567890"):
+            monkeypatch.setattr("sys.stdin", io.StringIO(weak + "\n"))
+            with pytest.raises(SystemExit) as refused:
+                cli.main(["create-user", "--role", "admin", "--username", "li",
+                          "--password-stdin"])
+            assert refused.value.code == 1
+            assert "password" in capsys.readouterr().err
 
 
 class TestSecret:

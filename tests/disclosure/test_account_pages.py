@@ -154,6 +154,7 @@ class TestRegistrationDesk:
                         data={"csrf_token": csrf, "decision": "reject",
                               "reason": "代码不属于登记人"})
         assert r.status_code == 200 and "登记已驳回" in r.text
+        assert m["uscc"] not in r.text  # no longer waiting for verification
         assert client.get(f"/api/merchants/{m['uscc']}").status_code == 404
 
     def test_transfer_and_account_from_the_page(
