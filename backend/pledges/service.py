@@ -139,10 +139,6 @@ class InvalidDemonstrationAction(ValidationFailed):
     pass
 
 
-class MerchantNotVerified(Conflict):
-    pass
-
-
 class NoActivePledge(Conflict):
     pass
 
@@ -596,10 +592,7 @@ def demonstration(
                     f"valid_until (exclusive) must be after today ({today}); got {valid_until}"
                 )
             validate_horizon(valid_until, field="valid_until", today=today)
-            if session.get(MerchantVerification, merchant.uscc) is None:
-                raise MerchantNotVerified(
-                    f"merchant {merchant.uscc} is not verified (未核验); verify it first"
-                )
+            merchants.require_verified(session, merchant.uscc)  # 未核验: verify it first
             if queries.current_pledge(session, merchant.uscc, today) is None:
                 raise NoActivePledge(
                     f"merchant {merchant.uscc} has no active pledge; a demonstration unit is "
