@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic import Field as PField
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, String, false
 from sqlmodel import Field, SQLModel
 
 from backend.accounts.passwords import PASSWORD_MAX, PASSWORD_RULE_EN
@@ -50,6 +50,11 @@ class Account(SQLModel, table=True):
     # which ends all of the account's tokens and sessions at once.
     token_version: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    # Set by a password reset or a transfer (a one-time password that staff handed over):
+    # the browser login sends the account to change it first; cleared by a change.
+    must_change_password: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
 
 

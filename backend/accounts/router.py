@@ -229,7 +229,9 @@ def login_form(
             "/login?" + urlencode({"error": error, "next": target}), status_code=303
         )
     token, _ = service.issue_token(ctx.settings, account, kind="session")
-    if target == "/":  # no page to go back to: the role's own home
+    if account.must_change_password:  # a one-time password from the staff: change it first
+        target = "/account?done=one_time"
+    elif target == "/":  # no page to go back to: the role's own home
         target = service.home_path(account.role)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, token, request=request, settings=ctx.settings)

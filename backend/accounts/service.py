@@ -413,6 +413,7 @@ def change_password(
     account = session.get(Account, principal.account_id)
     assert account is not None
     account.password_hash = new_hash
+    account.must_change_password = False
     session.commit()
     return to_public(account)
 
@@ -574,16 +575,18 @@ def reset_password(
     new_hash = security.hash_password(password, env=settings.env)
     now = now or utcnow()
     rec = _record(session, "password_reset", actor=p.actor, account_id=account.id, now=now)
-    apply_new_password(account, new_hash)
+    apply_new_password(account, new_hash, one_time=True)
     session.commit()
     return _acted(session, account, "password_reset", rec, one_time_password=password)
 
 
-def apply_new_password(account: Account, password_hash: str) -> None:
-    """The private row's side of a reset or a transfer: the new hash, and every earlier
-    token ended (they also name the old hash's fingerprint)."""
+def apply_new_password(account: Account, password_hash: str, *, one_time: bool) -> None:
+    """The private row's side of a reset or a transfer (``one_time``: staff handed the
+    password over, so the owner is asked to change it), or of a re-registration: the new
+    hash, and every earlier token ended (they also name the old hash's fingerprint)."""
     account.password_hash = password_hash
     account.token_version = account.token_version + 1
+    account.must_change_password = one_time
 
 
 def set_role(

@@ -33,6 +33,7 @@ pages = APIRouter(include_in_schema=False)
 
 NOTICES = {
     "password": "密码已修改。其他设备上的登录已失效。",
+    "one_time": "您使用的是工作人员提供的一次性密码，请先设置自己的新密码。",
     "created": "账号已创建，已写入存证日志。",
     "disabled": "账号已停用，已写入存证日志；它的登录已全部失效。",
     "enabled": "账号已启用，已写入存证日志。",

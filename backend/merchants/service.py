@@ -624,7 +624,7 @@ def register_merchant(
         account = _merchant_account(session, uscc) if earlier is not None else None
         if account is not None:
             # The code's account, disabled with the rejected registration, is the owner's now.
-            apply_new_password(account, password_hash)
+            apply_new_password(account, password_hash, one_time=False)
             account.disabled = False
         else:
             account = new_account(
@@ -873,7 +873,7 @@ def transfer_registration(
         raise MerchantNotFound(f"merchant {merchant.uscc} has no account to transfer")
     now = now or queries.utcnow()
     rec = write(session, _decision_draft(TRANSFERRED, merchant, p, text), now=now).one
-    apply_new_password(account, password_hash)
+    apply_new_password(account, password_hash, one_time=True)
     account.disabled = False
     out = _action_written(session, merchant, rec, "transferred", password)
     session.commit()

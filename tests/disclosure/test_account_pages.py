@@ -123,6 +123,15 @@ class TestAdminHome:
         assert found, r.text
         assert client.post("/api/auth/token", data={
             "username": "li.si", "password": found.group(1)}).status_code == 200
+        # a one-time password: the browser login asks for a new one first
+        where, li_csrf = _login(client, "li.si", found.group(1))
+        assert where == "/account?done=one_time"
+        assert "一次性密码" in client.get(where, headers=HTML).text
+        client.post("/account/password", headers=HTML, data={
+            "csrf_token": li_csrf, "current_password": found.group(1),
+            "new_password": "li si own pass", "new_password2": "li si own pass"})
+        assert _login(client, "li.si", "li si own pass")[0] == "/regulator"
+        _, csrf = _login(client, "admin1", factories.STAFF_PASSWORD)
         r = client.post("/admin/accounts/li.si", headers=HTML,
                         data={"csrf_token": csrf, "action": "role", "role": "admin"})
         assert "角色已修改" in r.text
