@@ -126,9 +126,13 @@ class TestCredit:
         factories.register_verified(client, region_code="511902", sector="fuel")
         o.post(client, o.listing(kind="serious_list", uscc=a), headers=regulator)
         o.post(client, o.spot_check(uscc=b), headers=regulator)
+        unverified = factories.register(client, region_code="511921", sector="fuel")["uscc"]
         credit.sweep(db(client))  # rates the merchant with no record yet
         stats = client.get("/api/stats/tiers").json()
-        assert stats["total"] == 3 and stats["unrated"] == 0
+        # an unverified registration shows no tier, in the statistics neither (issue 15 M5)
+        assert stats["total"] == 4 and stats["unrated"] == 1
+        assert unverified not in {m["uscc"] for m in client.get(
+            "/api/merchants", params={"tier": "B"}).json()["items"]}
         assert stats["by_tier"] == {"A": 0, "B": 2, "C": 0, "D": 1}
         assert stats["by_region"]["511921"] == {"A": 0, "B": 1, "C": 0, "D": 1}
         assert stats["by_sector"]["fuel"] == {"A": 0, "B": 1, "C": 0, "D": 1}
