@@ -433,7 +433,7 @@ def search(
     Latin letters match in any case on both databases).
     Results are ordered by credit code, so pages are stable.
     """
-    conditions: list[Any] = [col(Merchant.rejected_by).is_(None)]
+    conditions: list[Any] = []
     if q is not None and q.strip():  # an empty search box means "everything"
         text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -472,6 +472,9 @@ def search(
             .where(col(MerchantVerification.uscc) == col(Merchant.uscc))
             .exists()
         )
+    # Last, so that a row the other conditions refuse is never read that far (a rejected
+    # registration is shown as no merchant).
+    conditions.append(col(Merchant.rejected_by).is_(None))
     total = int(
         session.execute(select(func.count()).select_from(Merchant).where(*conditions)).scalar_one()
     )
