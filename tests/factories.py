@@ -68,6 +68,24 @@ def register(
     return resp.json()  # type: ignore[no-any-return]
 
 
+def verify(client: TestClient, uscc: str) -> None:
+    """Verify a registration as a regulator does (a tier and a sign are shown only then;
+    issue 15 M5), with a regulator account made for it on first use."""
+    state = client.app.state  # type: ignore[attr-defined]
+    headers = getattr(state, "test_verifier", None)
+    if headers is None:
+        headers = state.test_verifier = create_staff(client, username="verifier", role="regulator")
+    resp = client.post(f"/api/merchants/{uscc}/verification", headers=headers)
+    assert resp.status_code == 201, resp.text
+
+
+def register_verified(client: TestClient, **fields: Any) -> dict[str, Any]:
+    """:func:`register`, then :func:`verify`."""
+    merchant = register(client, **fields)
+    verify(client, merchant["uscc"])
+    return merchant
+
+
 def token(client: TestClient, *, username: str, password: str = PASSWORD) -> str:
     resp = client.post("/api/auth/token", data={"username": username, "password": password})
     assert resp.status_code == 200, resp.text

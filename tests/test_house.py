@@ -185,7 +185,8 @@ QUERY_CALLS = {"select", "insert", "update", "delete", "get", "exec", "join", "o
 #   speed by another change; the kept merchant view reads log leaves and checkpoints in
 #   one query per lookup on purpose (its cost is benchmarked).
 # - credit/service.py loads a merchant's records straight from log_leaf for rating 10^5
-#   merchants (benchmarked in scripts/bench_credit.py) and counts merchants for the sweep.
+#   merchants (benchmarked in scripts/bench_credit.py) and counts merchants for the sweep;
+#   its tier statistics join merchant and merchant_verification in one aggregate.
 # - inspections/draws/snapshot.py: a draw's eligibility is one join of merchant,
 #   merchant_verification and merchant_rating streamed over 10^6 rows
 #   (scripts/bench_draw.py); per-owner queries merged in Python would be slower.
@@ -195,6 +196,7 @@ KNOWN_FOREIGN_QUERIES: set[tuple[str, str, str]] = {
     ("credit", "ledger", "checkpoint"),
     ("credit", "ledger", "log_leaf"),
     ("credit", "merchants", "merchant"),
+    ("credit", "merchants", "merchant_verification"),
     ("demo", "accounts", "account"),
     ("disclosure", "credit", "credit_repair"),
     ("disclosure", "credit", "credit_repair_decision"),

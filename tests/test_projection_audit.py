@@ -24,6 +24,7 @@ from backend.config import Settings
 from backend.db import Database
 from backend.demo import seed as demo
 from backend.timeutil import utcnow
+from tests import factories
 from tests.conftest import make_settings
 
 
@@ -102,8 +103,9 @@ def test_audit_names_tampering_and_rebuild_restores(
 
     # A merchant with a penalty: its name and the amount are what a visitor reads.
     (uscc, penalty_id, body) = _one(
+        # verified: an unverified registration shows no tier (issue 15 M5)
         db, "SELECT uscc, record_id, body FROM supervision_record WHERE kind = 'penalty' "
-        "ORDER BY record_id LIMIT 1",
+        "AND uscc IN (SELECT uscc FROM merchant_verification) ORDER BY record_id LIMIT 1",
     )
     (merchant_rid, real_name) = _one(
         db, "SELECT record_id, name FROM merchant WHERE uscc = :u", u=uscc
@@ -196,3 +198,53 @@ def test_rating_history_is_checked_against_the_log(
     code, out = _run(["audit", "--quiet"], capsys)
     assert code == 1
     assert f"rating_change [{row_id}]" in out and f"tier: 'A' should be '{tier}'" in out
+
+
+def test_staff_actions_and_registration_decisions_are_projections(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``account.*``, ``merchant.rejected`` and ``merchant.transferred`` (issue 15 M5) are
+    records with projections: audit names a tampered or deleted row, rebuild restores it,
+    and a re-registration after a rejection replays to the same merchant row."""
+    db, settings = world.db, world.settings
+    (squatted,) = _one(db, "SELECT uscc FROM merchant WHERE uscc NOT IN "
+                           "(SELECT uscc FROM merchant_verification) ORDER BY uscc LIMIT 1")
+    (transferred,) = _one(db, "SELECT uscc FROM merchant_verification ORDER BY uscc LIMIT 1")
+    with TestClient(create_app(settings)) as client:
+        regulator = factories.bearer(client, username="regulator", password="demo-regulator-2025")
+        admin = factories.bearer(client, username="admin", password="demo-admin-2025")
+        reason = {"reason": "该统一社会信用代码不属于登记人"}
+        rejected = client.post(f"/api/merchants/{squatted}/rejection", json=reason,
+                               headers=regulator)
+        assert rejected.status_code == 201, rejected.text
+        owner = factories.register(client, headers=regulator, uscc=squatted, name="真正的经营者")
+        resp = client.post(f"/api/merchants/{transferred}/transfer", json=reason,
+                           headers=regulator)
+        assert resp.status_code == 201, resp.text
+        resp = client.post("/api/accounts/regulator/password-reset", headers=admin)
+        assert resp.status_code == 200, resp.text
+        reset_id = resp.json()["record_id"]
+    code, out = _run(["audit", "--quiet"], capsys)
+    assert code == 0, out
+
+    rejection_id = rejected.json()["record_id"]
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE merchant SET name = '冒名登记的商店', record_id = :r "
+                          "WHERE uscc = :u"), {"u": squatted, "r": "0" * 64})
+        conn.execute(text("DELETE FROM merchant_registration_action WHERE record_id = :r"),
+                     {"r": rejection_id})
+        conn.execute(text("UPDATE account_action SET action = 'enabled' WHERE record_id = :r"),
+                     {"r": reset_id})
+    code, out = _run(["audit", "--quiet"], capsys)
+    assert code == 1, out
+    assert f"merchant [{squatted}] record {owner['record_id']}: altered" in out
+    assert f"merchant_registration_action [{rejection_id}] record {rejection_id}: row missing" \
+        in out
+    assert f"account_action [{reset_id}] record {reset_id}: altered: action: 'enabled' " \
+        "should be 'password_reset'" in out
+    code, out = _run(["rebuild", "--from-log", "--quiet"], capsys)
+    assert code == 0, out
+    code, out = _run(["audit", "--quiet"], capsys)
+    assert code == 0, out
+    (name,) = _one(db, "SELECT name FROM merchant WHERE uscc = :u", u=squatted)
+    assert name == "真正的经营者"

@@ -195,6 +195,7 @@ OptionalUser = Annotated[Principal | None, Depends(_checked)]
 CurrentUser = Annotated[Principal, Depends(_current)]
 RegulatorUser = Annotated[Principal, require_role("regulator")]
 AdminUser = Annotated[Principal, require_role("admin")]
+StaffUser = Annotated[Principal, require_role("regulator", "admin")]
 MerchantUser = Annotated[Principal, require_role("merchant")]
 CsrfToken = Annotated[str | None, Depends(_csrf_for_request)]
 

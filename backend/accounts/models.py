@@ -1,6 +1,11 @@
-"""Accounts, rate-limit counters, revoked tokens and idempotency keys.
+"""Accounts, staff actions on them, rate-limit counters, revoked tokens and idempotency keys.
 
 Table models here never reach a client: routers return ``AccountPublic``.
+``account`` is private and *not* a projection: it holds what no record may carry
+(password hashes, the token version). What staff do to an account (create, disable,
+enable, reset its password, set its role) is recorded (``backend/accounts/records.py``)
+and projected into ``account_action``; the service changes the private row in the same
+transaction.
 ``rate_limit`` is the rate limiter's memory and ``revoked_token`` the list of
 tokens ended by a logout; both live in the database (not in process memory) so
 that several uvicorn workers or hosts share them.
@@ -13,16 +18,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic import Field as PField
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, String, false
 from sqlmodel import Field, SQLModel
+
+from backend.accounts.passwords import PASSWORD_MAX, PASSWORD_RULE_EN
+from backend.ledger.status import AnchorStatus
 
 Role = Literal["merchant", "regulator", "admin"]
 ROLES: tuple[Role, ...] = ("merchant", "regulator", "admin")
 STAFF_ROLES: tuple[Role, ...] = ("regulator", "admin")
 
 USERNAME_MAX = 64
-PASSWORD_MIN = 8
-PASSWORD_MAX = 128
 
 
 class Account(SQLModel, table=True):
@@ -45,6 +51,30 @@ class Account(SQLModel, table=True):
     token_version: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
+    # Set by a password reset or a transfer (a one-time password that staff handed over):
+    # the browser login sends the account to change it first; cleared by a change.
+    must_change_password: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+
+
+AccountActionKind = Literal["created", "disabled", "enabled", "password_reset", "role_set"]
+
+
+class AccountAction(SQLModel, table=True):
+    """One staff action on an account (``account.*`` records): who (``account_id``, the
+    actor), on which account (``target_id``), what, when. Never a password or a hash."""
+
+    __tablename__ = "account_action"
+    __table_args__ = (Index("ix_account_action_target_id", "target_id"),)
+
+    record_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    at: datetime
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+    target_id: int = Field(foreign_key="account.id")
+    action: str = Field(max_length=16)
+    role: str | None = Field(default=None, max_length=16)
 
 
 class RateLimit(SQLModel, table=True):
@@ -93,15 +123,46 @@ class AccountPublic(BaseModel):
     merchant_uscc: str | None
 
 
+class AccountStatus(AccountPublic):
+    """An account as staff see it in the account list."""
+
+    disabled: bool
+    created_at: datetime
+
+
+class AccountList(BaseModel):
+    total: int
+    items: list[AccountStatus]
+
+
+class RoleSet(BaseModel):
+    role: Literal["regulator", "admin"]
+
+
+class AccountActionWritten(BaseModel):
+    """A recorded staff action on an account, with the record it appended."""
+
+    account: AccountStatus
+    action: AccountActionKind
+    record_id: str
+    leaf_index: int
+    anchor_status: AnchorStatus
+    one_time_password: str | None = PField(
+        default=None,
+        description="password_reset only: the new password, shown this once (never "
+        "recorded); hand it to the account's owner, who should change it at once",
+    )
+
+
 class StaffAccountCreate(BaseModel):
     username: str = PField(min_length=1, max_length=USERNAME_MAX)
-    password: str = PField(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
+    password: str = PField(max_length=PASSWORD_MAX, description=PASSWORD_RULE_EN)
     role: Literal["regulator", "admin"]
 
 
 class PasswordChange(BaseModel):
     current_password: str = PField(max_length=PASSWORD_MAX)
-    new_password: str = PField(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
+    new_password: str = PField(max_length=PASSWORD_MAX, description=PASSWORD_RULE_EN)
 
 
 class TokenResponse(BaseModel):

@@ -15,15 +15,19 @@ from backend.accounts.deps import (
     CsrfToken,
     CurrentUser,
     PasswordWork,
+    StaffUser,
     clear_session_cookie,
     client_address,
     is_same_origin,
     set_session_cookie,
 )
 from backend.accounts.models import (
+    AccountActionWritten,
+    AccountList,
     AccountPublic,
     CsrfTokenResponse,
     PasswordChange,
+    RoleSet,
     StaffAccountCreate,
     TokenResponse,
 )
@@ -122,16 +126,62 @@ def csrf(user: CurrentUser, token: CsrfToken) -> CsrfTokenResponse:
     responses=error_responses(503),
 )
 def create_staff_account(
-    ctx: CtxDep, session: SessionDep, _admin: AdminUser, body: StaffAccountCreate
+    ctx: CtxDep, session: SessionDep, admin: AdminUser, body: StaffAccountCreate
 ) -> AccountPublic:
-    """Create a regulator or admin account (admins only)."""
+    """Create a regulator or admin account (admins only), recorded as `account.created`."""
     return service.create_staff_account(
         session,
         settings=ctx.settings,
         username=body.username,
         password=body.password,
         role=body.role,
+        principal=admin,
     )
+
+
+@router.get("/api/accounts", response_model=AccountList)
+def list_accounts(session: SessionDep, admin: AdminUser) -> AccountList:
+    """The staff accounts (admins only)."""
+    return service.list_accounts(session, principal=admin)
+
+
+@router.post("/api/accounts/{username}/disable", response_model=AccountActionWritten)
+def disable_account(session: SessionDep, user: StaffUser, username: str) -> AccountActionWritten:
+    """Disable an account (`account.disabled`): it can no longer log in and its tokens and
+    sessions stop working at once. Admins: any account but their own; regulators:
+    merchant accounts (the user name of a merchant account is its credit code)."""
+    return service.set_disabled(session, principal=user, username=username, disabled=True)
+
+
+@router.post("/api/accounts/{username}/enable", response_model=AccountActionWritten)
+def enable_account(session: SessionDep, user: StaffUser, username: str) -> AccountActionWritten:
+    """Enable a disabled account again (`account.enabled`); it logs in afresh."""
+    return service.set_disabled(session, principal=user, username=username, disabled=False)
+
+
+@router.post(
+    "/api/accounts/{username}/password-reset",
+    response_model=AccountActionWritten,
+    dependencies=[PasswordWork],
+    responses=error_responses(503),
+)
+def reset_password(
+    ctx: CtxDep, session: SessionDep, user: StaffUser, username: str
+) -> AccountActionWritten:
+    """Reset an account's password (`account.password_reset`; the record names the actor,
+    the account and the time, never the password): the answer carries a one-time password,
+    shown this once; every token and session of the account stops working."""
+    return service.reset_password(
+        session, settings=ctx.settings, principal=user, username=username
+    )
+
+
+@router.put("/api/accounts/{username}/role", response_model=AccountActionWritten)
+def set_role(
+    session: SessionDep, admin: AdminUser, username: str, body: RoleSet
+) -> AccountActionWritten:
+    """Make a staff account a regulator or an admin (admins only; `account.role_set`)."""
+    return service.set_role(session, principal=admin, username=username, role=body.role)
 
 
 def _safe_next(target: str | None) -> str:
@@ -157,7 +207,8 @@ def login_form(
     next: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> RedirectResponse:
     """The browser login form: sets the ``hm_session`` cookie (HttpOnly,
-    SameSite=Strict, Secure over https) and redirects to ``next``.
+    SameSite=Strict, Secure over https) and redirects to ``next``, or without one to the
+    role's home (merchant ``/merchant``, regulator ``/regulator``, admin ``/admin``).
 
     On failure it redirects to ``/login?error=invalid_credentials`` (or
     ``rate_limited``) with ``next`` kept, for the login page to explain."""
@@ -178,6 +229,10 @@ def login_form(
             "/login?" + urlencode({"error": error, "next": target}), status_code=303
         )
     token, _ = service.issue_token(ctx.settings, account, kind="session")
+    if account.must_change_password:  # a one-time password from the staff: change it first
+        target = "/account?done=one_time"
+    elif target == "/":  # no page to go back to: the role's own home
+        target = service.home_path(account.role)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, token, request=request, settings=ctx.settings)
     return response

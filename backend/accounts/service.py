@@ -10,6 +10,7 @@ decide with it; nothing outside this package reads a token.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,22 +20,31 @@ from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from backend.accounts import ratelimit, security
+from backend.accounts import ratelimit, records, security
 from backend.accounts.models import (
-    PASSWORD_MAX,
-    PASSWORD_MIN,
     ROLES,
     STAFF_ROLES,
     USERNAME_MAX,
     Account,
+    AccountActionKind,
+    AccountActionWritten,
+    AccountList,
     AccountPublic,
+    AccountStatus,
     RevokedToken,
     Role,
 )
+
+# Re-exported: the one password rule (backend/accounts/passwords.py).
+from backend.accounts.passwords import WeakPassword as WeakPassword
+from backend.accounts.passwords import password_problem
+from backend.accounts.passwords import validate_password as validate_password
 from backend.config import Settings
 from backend.db import Database, upsert
 from backend.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from backend.ledger.records import Actor
+from backend.ledger.records import SYSTEM, Actor, RecordDraft
+from backend.ledger.status import written
+from backend.ledger.write import write
 from backend.uscc import is_valid_uscc, normalize_uscc
 
 
@@ -69,10 +79,6 @@ class UsernameTaken(Conflict):
 
 
 class InvalidUsername(ValidationFailed):
-    pass
-
-
-class WeakPassword(ValidationFailed):
     pass
 
 
@@ -136,19 +142,6 @@ def validate_staff_username(raw: str) -> str:
     return name
 
 
-def validate_password(password: str, *, username: str) -> None:
-    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise WeakPassword(
-            f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters, got {len(password)}"
-        )
-    if not password.strip():
-        raise WeakPassword("password must not be only spaces")
-    if password.strip().lower() == username.strip().lower():
-        raise WeakPassword("password must differ from the user name")
-    if len(set(password)) < 3:
-        raise WeakPassword("password must use at least 3 different characters")
-
-
 def new_account(
     session: Session,
     *,
@@ -190,29 +183,42 @@ def to_public(account: Account) -> AccountPublic:
     )
 
 
+class InvalidRole(ValidationFailed):
+    pass
+
+
 def create_staff_account(
     session: Session,
     *,
     settings: Settings,
     username: str,
     password: str,
-    role: Role,
+    role: str,
+    principal: Principal | None = None,
     now: datetime | None = None,
 ) -> AccountPublic:
+    """A regulator or admin account, recorded as ``account.created``. ``principal``: the
+    admin who creates it (``None``: the ``create-user`` command on the server)."""
+    if principal is not None:
+        require_role(principal, "admin")
     if role not in STAFF_ROLES:
-        raise ValidationFailed(f"staff role must be one of {', '.join(STAFF_ROLES)}, got {role!r}")
+        raise InvalidRole(f"staff role must be one of {', '.join(STAFF_ROLES)}, got {role!r}")
     name = validate_staff_username(username)
     validate_password(password, username=name)
     password_hash = security.hash_password(password, env=settings.env)
+    now = now or utcnow()
     try:
         account = new_account(
             session,
             username=name,
-            role=role,
+            role=role,  # type: ignore[arg-type]
             password_hash=password_hash,
             merchant_uscc=None,
-            now=now or utcnow(),
+            now=now,
         )
+        assert account.id is not None
+        actor = principal.actor if principal is not None else SYSTEM
+        _record(session, "created", actor=actor, account_id=account.id, role=role, now=now)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -323,6 +329,8 @@ def _principal(
     claims: security.TokenClaims, kind: security.TokenKind, rows: Sequence[Any]
 ) -> Principal:
     account = rows[0] if rows else None
+    if account is not None and account.disabled:
+        raise InvalidToken("this account has been disabled by the staff; it cannot be used")
     if account is not None and (account.revoked or account.token_version != claims.version):
         raise InvalidToken("this token or session was ended by a logout; log in again")
     if (
@@ -387,6 +395,8 @@ def change_password(
     Checking the current password is a login attempt: it takes the same rate-limit
     slots, so a stolen session cannot be used to guess the password without limit."""
     now = now or utcnow()
+    # The rule first: a new password that cannot be used costs no login attempt.
+    validate_password(new_password, username=principal.username)
     slot = ratelimit.take_login_slot(
         session, username=principal.username, address=address, now=now
     )
@@ -399,13 +409,21 @@ def change_password(
         raise InvalidCredentials("current password is wrong")
     ratelimit.login_succeeded(session, slot)
     session.commit()
-    validate_password(new_password, username=principal.username)
     new_hash = security.hash_password(new_password, env=settings.env)
     account = session.get(Account, principal.account_id)
     assert account is not None
     account.password_hash = new_hash
+    account.must_change_password = False
     session.commit()
     return to_public(account)
+
+
+HOMES: dict[str, str] = {"merchant": "/merchant", "regulator": "/regulator", "admin": "/admin"}
+
+
+def home_path(role: str) -> str:
+    """The page each role lands on after logging in."""
+    return HOMES.get(role, "/")
 
 
 def require_role(principal: Principal | None, *roles: Role) -> Principal:
@@ -438,3 +456,193 @@ def get_account_by_username(session: Session, username: str) -> Account | None:
     return session.execute(
         select(Account).where(col(Account.username) == username)
     ).scalars().first()
+
+
+def get_account_of_merchant(session: Session, uscc: str) -> Account | None:
+    """The merchant account that holds ``uscc`` (``None`` if no account does)."""
+    return session.execute(
+        select(Account).where(col(Account.merchant_uscc) == uscc)
+    ).scalars().first()
+# --- staff actions on accounts (recorded) ---------------------------------------------------
+
+
+class CannotActOnSelf(Conflict):
+    """Staff may not disable their own account or change their own role."""
+
+
+class AccountAlreadyInState(Conflict):
+    """The account is already disabled (or enabled, or has that role)."""
+
+
+def _record(
+    session: Session,
+    action: AccountActionKind,
+    *,
+    actor: Actor,
+    account_id: int,
+    now: datetime,
+    role: str | None = None,
+) -> Any:
+    """Append the ``account.*`` record of one action (projected into ``account_action``)."""
+    return write(
+        session,
+        RecordDraft(
+            type=records.TYPE_OF[action],
+            subject=None,
+            actor=actor,
+            body=records.action_body(account_id=account_id, role=role),
+        ),
+        now=now,
+    ).one
+
+
+def status_of(account: Account) -> AccountStatus:
+    return AccountStatus(**to_public(account).model_dump(), disabled=account.disabled,
+                         created_at=account.created_at)
+
+
+def find_account(session: Session, username: str) -> Account:
+    name = normalize_username(username)
+    row = session.execute(select(Account).where(col(Account.username) == name)).scalars().first()
+    if row is None:
+        raise AccountNotFound(f"no account with user name {name!r}")
+    return row
+
+
+def _may_manage(p: Principal, account: Account) -> None:
+    """Admins manage every account; regulators only merchant accounts."""
+    if p.role == "admin":
+        return
+    if p.role == "regulator" and account.role == "merchant":
+        return
+    raise RoleNotPermitted(
+        f"a {p.role} may not manage the {account.role} account {account.username!r}"
+        + ("; only an admin manages staff accounts" if p.role == "regulator" else "")
+    )
+
+
+def _acted(
+    session: Session, account: Account, action: AccountActionKind, rec: Any,
+    one_time_password: str | None = None,
+) -> AccountActionWritten:
+    w = written(session, rec)
+    return AccountActionWritten(
+        account=status_of(account),
+        action=action,
+        record_id=w.record_id,
+        leaf_index=w.leaf_index,
+        anchor_status=w.anchor_status,
+        one_time_password=one_time_password,
+    )
+
+
+def set_disabled(
+    session: Session,
+    *,
+    principal: Principal | None,
+    username: str,
+    disabled: bool,
+    now: datetime | None = None,
+) -> AccountActionWritten:
+    """Disable (or enable again) an account, recorded as ``account.disabled`` /
+    ``account.enabled``. A disabled account cannot log in, and every token and session
+    it has stops working at once (they are checked against the account on each request)."""
+    p = require_role(principal, *STAFF_ROLES)
+    account = find_account(session, username)
+    _may_manage(p, account)
+    assert account.id is not None
+    if account.id == p.account_id:
+        raise CannotActOnSelf("you cannot disable or enable your own account")
+    if account.disabled == disabled:
+        state = "disabled" if disabled else "enabled"
+        raise AccountAlreadyInState(f"account {account.username!r} is already {state}")
+    now = now or utcnow()
+    action: AccountActionKind = "disabled" if disabled else "enabled"
+    rec = _record(session, action, actor=p.actor, account_id=account.id, now=now)
+    account.disabled = disabled
+    account.token_version = account.token_version + 1
+    session.commit()
+    return _acted(session, account, action, rec)
+
+
+def one_time_password() -> str:
+    """A fresh random password that keeps the rule (about 80 bits)."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if password_problem(candidate, username="") is None:
+            return candidate
+
+
+def reset_password(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal | None,
+    username: str,
+    now: datetime | None = None,
+) -> AccountActionWritten:
+    """Give an account a fresh one-time password (returned once, never recorded), recorded
+    as ``account.password_reset``; every token and session of the account stops working."""
+    p = require_role(principal, *STAFF_ROLES)
+    account = find_account(session, username)
+    _may_manage(p, account)
+    assert account.id is not None
+    password = one_time_password()
+    new_hash = security.hash_password(password, env=settings.env)
+    now = now or utcnow()
+    rec = _record(session, "password_reset", actor=p.actor, account_id=account.id, now=now)
+    apply_new_password(account, new_hash, one_time=True)
+    session.commit()
+    return _acted(session, account, "password_reset", rec, one_time_password=password)
+
+
+def apply_new_password(account: Account, password_hash: str, *, one_time: bool) -> None:
+    """The private row's side of a reset or a transfer (``one_time``: staff handed the
+    password over, so the owner is asked to change it), or of a re-registration: the new
+    hash, and every earlier token ended (they also name the old hash's fingerprint)."""
+    account.password_hash = password_hash
+    account.token_version = account.token_version + 1
+    account.must_change_password = one_time
+
+
+def set_role(
+    session: Session,
+    *,
+    principal: Principal | None,
+    username: str,
+    role: str,
+    now: datetime | None = None,
+) -> AccountActionWritten:
+    """Make a staff account a regulator or an admin (admins only), recorded as
+    ``account.role_set``; the account's tokens (which name the old role) stop working."""
+    p = require_role(principal, "admin")
+    if role not in STAFF_ROLES:
+        raise InvalidRole(f"role must be one of {', '.join(STAFF_ROLES)}, got {role!r}")
+    account = find_account(session, username)
+    if account.role not in STAFF_ROLES:
+        raise InvalidRole(
+            f"account {account.username!r} is a {account.role} account; only staff accounts "
+            "change role"
+        )
+    assert account.id is not None
+    if account.id == p.account_id:
+        raise CannotActOnSelf("you cannot change your own role")
+    if account.role == role:
+        raise AccountAlreadyInState(f"account {account.username!r} is already a {role}")
+    now = now or utcnow()
+    rec = _record(session, "role_set", actor=p.actor, account_id=account.id, role=role, now=now)
+    account.role = role
+    session.commit()
+    return _acted(session, account, "role_set", rec)
+
+
+def list_accounts(
+    session: Session, *, principal: Principal | None, staff_only: bool = True
+) -> AccountList:
+    """The staff accounts (admins), newest last."""
+    require_role(principal, "admin")
+    query = select(Account).order_by(col(Account.id))
+    if staff_only:
+        query = query.where(col(Account.role).in_(STAFF_ROLES))
+    rows = session.execute(query).scalars().all()
+    return AccountList(total=len(rows), items=[status_of(a) for a in rows])

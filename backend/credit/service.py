@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import Table, func, select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from backend.background import BackgroundThread
 from backend.context import AppContext
@@ -72,9 +72,9 @@ from backend.ledger.models import Checkpoint, LogLeaf
 from backend.ledger.records import SYSTEM, Actor, RecordDraft, Ref
 from backend.ledger.status import anchor_status
 from backend.ledger.write import Hook, write
-from backend.merchants.models import Merchant
+from backend.merchants.models import Merchant, MerchantVerification
 from backend.merchants.records import REGISTERED
-from backend.merchants.service import MerchantNotFound, parse_uscc
+from backend.merchants.service import get_merchant, parse_uscc, require_verified
 from backend.timeutil import SHANGHAI, aware, today_shanghai, utcnow
 
 logger = logging.getLogger("honest_metering.credit")
@@ -84,6 +84,7 @@ logger = logging.getLogger("honest_metering.credit")
 LEAF: Table = LogLeaf.__table__  # type: ignore[attr-defined]
 RATING: Table = MerchantRating.__table__  # type: ignore[attr-defined]
 MERCHANT: Table = Merchant.__table__  # type: ignore[attr-defined]
+VERIFIED_TABLE: Table = MerchantVerification.__table__  # type: ignore[attr-defined]
 POLICIES: Table = CreditPolicyVersion.__table__  # type: ignore[attr-defined]
 CHANGES: Table = RatingChange.__table__  # type: ignore[attr-defined]
 RATED_TYPES: tuple[str, ...] = tuple(sorted(rating.RATED_TYPES))
@@ -906,11 +907,7 @@ def install(app: FastAPI) -> None:
 
 
 def _merchant(session: Session, uscc: str) -> Merchant:
-    code = parse_uscc(uscc)
-    m = session.get(Merchant, code)
-    if m is None:
-        raise MerchantNotFound(f"no merchant with credit code {code}")
-    return m
+    return get_merchant(session, parse_uscc(uscc))
 
 
 def _factor_public(f: Mapping[str, Any]) -> FactorPublic:
@@ -925,8 +922,10 @@ def _factor_public(f: Mapping[str, Any]) -> FactorPublic:
 
 def get_credit(session: Session, *, uscc: str, as_of: date | None, today: date) -> CreditPublic:
     """The rating on ``as_of`` (default today): today's from the maintained cache,
-    another date's computed from the records."""
+    another date's computed from the records. None before a regulator has verified the
+    registration (409 ``MerchantNotVerified``)."""
     m = _merchant(session, uscc)
+    require_verified(session, m.uscc)
     versions = policy_versions(session)
     day = as_of or today
     v = in_force(versions, day)
@@ -979,6 +978,7 @@ def get_credit(session: Session, *, uscc: str, as_of: date | None, today: date) 
 
 def credit_history(session: Session, *, uscc: str) -> CreditHistory:
     m = _merchant(session, uscc)
+    require_verified(session, m.uscc)
     rows = session.execute(
         select(RatingChange).where(CHANGES.c.uscc == m.uscc).order_by(CHANGES.c.id)
     ).scalars()
@@ -1006,10 +1006,16 @@ def tier_stats(session: Session, *, today: date) -> TierStats:
     rows = session.execute(
         select(r.tier, m.region_code, m.sector, func.count())
         .join_from(RATING, MERCHANT, m.uscc == r.uscc)
+        # Only verified registrations show a tier (issue 15 M5): the others are unrated here.
+        .join(VERIFIED_TABLE, VERIFIED_TABLE.c.uscc == r.uscc)
         .group_by(r.tier, m.region_code, m.sector)
         .order_by(r.tier, m.region_code, m.sector)
     ).all()
-    total = int(session.execute(select(func.count()).select_from(Merchant)).scalar_one())
+    total = int(
+        session.execute(
+            select(func.count()).select_from(Merchant).where(col(Merchant.rejected_by).is_(None))
+        ).scalar_one()
+    )
     by_tier: dict[str, int] = {t: 0 for t in TIERS}
     by_region: dict[str, dict[str, int]] = {}
     by_sector: dict[str, dict[str, int]] = {}

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import areas, service, web
+from backend.disclosure import accounts_pages, areas, service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
@@ -455,6 +455,7 @@ def install(app: FastAPI) -> None:
     apidocs.install(app)
     app.include_router(pages)
     app.include_router(areas.pages)
+    app.include_router(accounts_pages.pages)
     app.state.home_stats = service.StatsCache()
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from backend.accounts import service as accounts_service
 from backend.accounts.service import Principal
 from backend.config import Settings
 from backend.credit import repair
@@ -56,7 +57,7 @@ PAGE_SIZE = 20
 
 
 def home_of(user: Principal) -> str:
-    return "/merchant" if user.role == "merchant" else "/regulator"
+    return accounts_service.home_path(user.role)
 
 
 def region_options() -> list[Option]:
@@ -296,7 +297,9 @@ def pledge_form(session: Session, *, principal: Principal, today: date) -> dict[
 
 def unverified_merchants(session: Session, *, limit: int = 50) -> tuple[int, list[Any]]:
     """Registrations waiting for a regulator's verification, oldest first (a listing, no rule)."""
-    waiting = ~col(Merchant.uscc).in_(select(col(MerchantVerification.uscc)))
+    waiting = ~col(Merchant.uscc).in_(select(col(MerchantVerification.uscc))) & col(
+        Merchant.rejected_by
+    ).is_(None)  # a rejected registration waits for nothing (issue 15 M5)
     total = int(
         session.execute(select(func.count()).select_from(Merchant).where(waiting)).scalar_one()
     )

@@ -67,6 +67,8 @@ class MerchantPage:
     lists: list[str]
     sign_available: bool
     credit_error: str | None = None
+    unverified: str | None = None
+    """The plain mark of a registration no regulator has verified yet (no tier, no sign)."""
     merchant_shown: Shown | None = None
     """The header's name, sector, region and address: the registration record's fields."""
     pledge_shown: Shown | None = None
@@ -187,10 +189,12 @@ def merchant_page(
 
     credit_error = None
     credit = history = records = None
+    # No tier (nor sign) before a regulator verifies the registration (issue 15 M5).
+    verified = merchant.verification.status == "verified"
     try:
-
-        credit = credit_service.get_credit(session, uscc=code, as_of=None, today=today)
-        history = credit_service.credit_history(session, uscc=code).items
+        if verified:
+            credit = credit_service.get_credit(session, uscc=code, as_of=None, today=today)
+            history = credit_service.credit_history(session, uscc=code).items
         records = credit_service.disclosed_records(session, uscc=code, today=today)
     except DomainError as exc:
         # The merchant exists (get_public found it); only the rating can be unavailable,
@@ -259,7 +263,8 @@ def merchant_page(
         positive=[f for f in factors if f.points > 0],
         negative=[f for f in factors if f.points <= 0],
         lists=lists,
-        sign_available=pledge is not None and pledge.status == "active",
+        sign_available=verified and pledge is not None and pledge.status == "active",
+        unverified=None if verified else merchants.UNVERIFIED_ZH,
         credit_error=credit_error,
         merchant_shown=_header_shown(merchant),
         pledge_shown=_pledge_shown(pledge) if pledge is not None else None,

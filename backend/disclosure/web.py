@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.accounts import security
 from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
+from backend.accounts.passwords import PASSWORD_RULE_ZH
 from backend.accounts.service import Principal
 from backend.config import Settings
 from backend.disclosure.apidocs import ASSETS_URL, DOCS_CSP, DOCS_PATHS
@@ -199,6 +200,7 @@ def _build_env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.globals["static_url"] = static_url
+    env.globals["password_rule"] = PASSWORD_RULE_ZH
     env.filters["zh_date"] = zh_date
     env.filters["zh_time"] = zh_time
     env.filters["short_hash"] = short_hash
@@ -353,8 +355,17 @@ FRIENDLY = {
     "InvalidCreditCode": "统一社会信用代码格式不正确：应为 18 位，且校验位正确。",
     "MerchantAlreadyRegistered": "这个统一社会信用代码已经注册过。请直接登录。",
     "UsernameTaken": "这个用户名已被使用。",
-    "WeakPassword": "密码不符合要求：至少 10 个字符，且不能与用户名相同。",
+    "WeakPassword": "密码不符合要求：" + PASSWORD_RULE_ZH,
     "InvalidCredentials": "用户名或密码错误。",
+    "MerchantNotVerified": (
+        "待核验：登记信息尚未经监管部门核验。核验前不显示计量信用等级，也不提供承诺牌。"
+    ),
+    "RegistrationAlreadyRejected": "这个登记已被监管部门驳回。",
+    "AccountNotFound": "没有这个账号。",
+    "CannotActOnSelf": "不能停用自己的账号，也不能修改自己的角色。",
+    "AccountAlreadyInState": "账号已经是这个状态。",
+    "InvalidRole": "角色只能是监管人员或管理员。",
+    "InvalidUsername": "用户名只能由小写字母、数字、“.”、“_”或“-”组成，以字母或数字开头。",
     "NotAuthenticated": "请先登录。",
     "InvalidToken": "登录已失效，请重新登录。",
     "RoleNotPermitted": "当前账号没有执行这个操作的权限。",
@@ -498,7 +509,9 @@ class FormError:
             field = exc.extra.get("field")
             if not isinstance(field, str):
                 field = ERROR_FIELDS.get(exc.name)
-            return cls(friendly_message(exc.name, exc.status_code), exc.detail, field)
+            zh = exc.extra.get("detail_zh")
+            message = zh if isinstance(zh, str) else friendly_message(exc.name, exc.status_code)
+            return cls(message, exc.detail, field)
         if isinstance(exc, ValidationError):
             problems = []
             field = None

@@ -16,7 +16,8 @@ from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
-from backend.accounts.models import PASSWORD_MAX, PASSWORD_MIN, AccountPublic
+from backend.accounts.models import AccountPublic
+from backend.accounts.passwords import PASSWORD_MAX, PASSWORD_RULE_EN
 from backend.ledger.status import AnchorStatus, WrittenRecord
 from backend.pledges.models import DemonstrationPublic, PledgeSummary
 
@@ -47,6 +48,28 @@ class Merchant(SQLModel, table=True):
     registered_at: datetime
     record_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The ``merchant.rejected`` record that ended this registration (then the row is shown
+    # as no merchant, and the code is free to be registered again by its owner).
+    rejected_by: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True)
+    )
+
+
+class MerchantRegistrationAction(SQLModel, table=True):
+    """A regulator's rejection or transfer of a registration (``merchant.rejected``,
+    ``merchant.transferred``): one row per record, never changed."""
+
+    __tablename__ = "merchant_registration_action"
+    __table_args__ = (Index("ix_merchant_registration_action_uscc", "uscc"),)
+
+    record_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uscc: str = Field(max_length=18)
+    action: str = Field(max_length=16)
+    registration_record_id: str = Field(max_length=64)
+    reason: str = Field(max_length=200)
+    at: datetime
+    account_id: int | None = Field(default=None, foreign_key="account.id")
 
 
 class MerchantVerification(SQLModel, table=True):
@@ -118,7 +141,7 @@ class MerchantCreate(_Input):
     address: str = PField(max_length=ADDRESS_MAX)
     contact_person: str = PField(max_length=CONTACT_PERSON_MAX, description="private")
     contact_phone: str = PField(max_length=CONTACT_PHONE_MAX, description="private")
-    password: str = PField(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
+    password: str = PField(max_length=PASSWORD_MAX, description=PASSWORD_RULE_EN)
     wallet_address: str | None = PField(
         default=None,
         max_length=64,
@@ -129,6 +152,33 @@ class MerchantCreate(_Input):
 
 class VerificationCreate(_Input):
     verified_on: date | None = PField(default=None, description="default today (Asia/Shanghai)")
+
+
+REASON_MAX = 200
+
+
+class RegistrationDecision(_Input):
+    reason: str = PField(
+        max_length=REASON_MAX,
+        description="why (public, in the record): e.g. 该统一社会信用代码不属于登记人",
+    )
+
+
+class RegistrationActionWritten(BaseModel):
+    """A rejection or transfer, with the record it appended."""
+
+    uscc: str
+    action: Literal["rejected", "transferred"]
+    registration_record_id: str
+    record_id: str
+    leaf_index: int
+    anchor_status: AnchorStatus
+    one_time_password: str | None = PField(
+        default=None,
+        description="transferred only: the merchant account's new password, shown this "
+        "once (never recorded), for the rightful owner; the previous registrant's "
+        "password, tokens and sessions no longer work",
+    )
 
 
 class WalletBind(_Input):

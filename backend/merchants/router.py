@@ -22,6 +22,8 @@ from backend.merchants.models import (
     MerchantPage,
     MerchantPublic,
     MerchantRegistered,
+    RegistrationActionWritten,
+    RegistrationDecision,
     VerificationCreate,
     VerificationWritten,
     WalletBind,
@@ -117,6 +119,34 @@ def verify(
         principal=user,
         uscc=uscc,
         verified_on=body.verified_on if body else None,
+    )
+
+
+@router.post("/{uscc}/rejection", response_model=RegistrationActionWritten, status_code=201)
+def reject(
+    session: SessionDep, user: RegulatorUser, uscc: str, body: RegistrationDecision
+) -> RegistrationActionWritten:
+    """A regulator rejects an unverified registration of a code that is not the registrant's
+    (`merchant.rejected`): it is no longer shown as that merchant, its active pledge is
+    withdrawn, its account disabled, and the code's owner may register it."""
+    return service.reject_registration(session, principal=user, uscc=uscc, reason=body.reason)
+
+
+@router.post(
+    "/{uscc}/transfer",
+    response_model=RegistrationActionWritten,
+    status_code=201,
+    dependencies=[PasswordWork],
+    responses=error_responses(503),
+)
+def transfer(
+    ctx: CtxDep, session: SessionDep, user: RegulatorUser, uscc: str, body: RegistrationDecision
+) -> RegistrationActionWritten:
+    """A regulator hands a registration to the code's rightful owner (`merchant.transferred`):
+    the answer carries the merchant account's new one-time password (shown once, never
+    recorded); the previous registrant's password and sessions stop working."""
+    return service.transfer_registration(
+        session, settings=ctx.settings, principal=user, uscc=uscc, reason=body.reason
     )
 
 

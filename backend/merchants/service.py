@@ -23,11 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from backend.accounts import ratelimit, security
+from backend.accounts import service as accounts
 from backend.accounts.service import (
     NotOwnMerchant,
     Principal,
     RoleNotPermitted,
+    apply_new_password,
     new_account,
+    one_time_password,
     require_merchant_self,
     require_role,
     to_public,
@@ -52,6 +55,7 @@ from backend.merchants.models import (
     CONTACT_PERSON_MAX,
     NAME_MAX,
     QUERY_MAX,
+    REASON_MAX,
     Merchant,
     MerchantCreate,
     MerchantPage,
@@ -60,13 +64,24 @@ from backend.merchants.models import (
     MerchantSummary,
     MerchantVerification,
     MerchantWallet,
+    RegistrationActionWritten,
     VerificationPublic,
     VerificationWritten,
 )
-from backend.merchants.records import REGISTERED, VERIFIED, WALLET_BOUND, contact_digest
+from backend.merchants.records import (
+    AFTER_REJECTION,
+    REF_OF,
+    REGISTERED,
+    REJECTED,
+    TRANSFERRED,
+    VERIFIED,
+    WALLET_BOUND,
+    contact_digest,
+)
 from backend.merchants.text import clean_text
 from backend.pledges import queries
 from backend.pledges.models import DemonstrationAward, Pledge
+from backend.pledges.records import PLEDGE_WITHDRAWN, withdrawal_body
 from backend.uscc import ALPHABET, InvalidUSCC, normalize_uscc, validate_uscc
 
 TIERS = ("A", "B", "C", "D")
@@ -116,6 +131,21 @@ class MerchantAlreadyVerified(Conflict):
 
 class MerchantNotFound(NotFound):
     pass
+
+
+class MerchantNotVerified(Conflict):
+    """The registration has not been verified by a regulator: no tier, no sign yet."""
+
+
+class RegistrationAlreadyRejected(Conflict):
+    pass
+
+
+UNVERIFIED_ZH = "待核验：登记信息尚未经监管部门核验"
+UNVERIFIED_DETAIL_ZH = (
+    UNVERIFIED_ZH
+    + "。核验前不显示计量信用等级，也不提供承诺牌；如果您是该经营者，请联系监管部门核验。"
+)
 
 
 # --- validation -----------------------------------------------------------------
@@ -209,13 +239,27 @@ def get_merchant(session: Session, uscc: str, *, lock: bool = False) -> Merchant
     write transactions are serialised already), so that writes about one merchant
     that read its current state (pledges, awards) take turns."""
     merchant = session.get(Merchant, uscc, with_for_update=lock or None)
-    if merchant is None:
+    if merchant is None or merchant.rejected_by is not None:
         raise MerchantNotFound(f"no merchant with credit code {uscc}")
     return merchant
 
 
 def is_verified(session: Session, uscc: str) -> bool:
     return session.get(MerchantVerification, uscc) is not None
+
+
+def require_verified(session: Session, uscc: str) -> None:
+    """Refuse (409 :class:`MerchantNotVerified`) what only a verified registration gets:
+    its tier and its printable pledge sign. Until a regulator verifies it (the
+    ``merchant.verified`` record), anyone could have registered someone else's code."""
+    if not is_verified(session, uscc):
+        raise MerchantNotVerified(
+            f"the registration of {uscc} has not been verified by a regulator yet; its tier "
+            "and pledge sign are withheld until it is",
+            verification="unverified",
+            tier=None,
+            detail_zh=UNVERIFIED_DETAIL_ZH,
+        )
 
 
 def current_wallet(session: Session, uscc: str) -> str | None:
@@ -282,7 +326,7 @@ def _public_views(
     session: Session, usccs: list[str], *, settings: Settings, today: date
 ) -> dict[str, MerchantPublic]:
     merchants = session.execute(
-        select(Merchant).where(col(Merchant.uscc).in_(usccs))
+        select(Merchant).where(col(Merchant.uscc).in_(usccs), col(Merchant.rejected_by).is_(None))
     ).scalars().all()
     verified = _newest(
         session.execute(
@@ -389,7 +433,7 @@ def search(
     Latin letters match in any case on both databases).
     Results are ordered by credit code, so pages are stable.
     """
-    conditions = []
+    conditions: list[Any] = []
     if q is not None and q.strip():  # an empty search box means "everything"
         text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -422,6 +466,15 @@ def search(
             )
             .exists()
         )
+        # An unverified registration shows no tier, so no tier filter finds it.
+        conditions.append(
+            select(col(MerchantVerification.uscc))
+            .where(col(MerchantVerification.uscc) == col(Merchant.uscc))
+            .exists()
+        )
+    # Last, so that a row the other conditions refuse is never read that far (a rejected
+    # registration is shown as no merchant).
+    conditions.append(col(Merchant.rejected_by).is_(None))
     total = int(
         session.execute(select(func.count()).select_from(Merchant).where(*conditions)).scalar_one()
     )
@@ -521,17 +574,13 @@ def register_merchant(
             what="registrations from this address",
         )
         session.commit()
-    if session.get(Merchant, uscc) is not None:
-        raise MerchantAlreadyRegistered(f"a merchant with credit code {uscc} is already registered")
+    _rejected_before(session, uscc)
     # Hash outside the write transaction: Argon2 takes a while, the lock should not.
     session.rollback()
     password_hash = security.hash_password(data.password, env=settings.env)
 
     try:
-        if session.get(Merchant, uscc) is not None:
-            raise MerchantAlreadyRegistered(
-                f"a merchant with credit code {uscc} is already registered"
-            )
+        earlier = _rejected_before(session, uscc)
         merchant = Merchant(
             uscc=uscc,
             name=name,
@@ -550,7 +599,15 @@ def register_merchant(
         actor = principal.actor if principal is not None else Actor("public", None)
         registration = log.seal(
             RecordDraft(
-                type=REGISTERED, subject=uscc, actor=actor, body=registration_body(merchant)
+                type=REGISTERED,
+                subject=uscc,
+                actor=actor,
+                body=registration_body(merchant),
+                refs=(
+                    (Ref(AFTER_REJECTION, earlier.rejected_by),)
+                    if earlier is not None and earlier.rejected_by
+                    else ()
+                ),
             ),
             at=now,
         )
@@ -567,14 +624,20 @@ def register_merchant(
             }
         }
         rec = write(session, drafts, now=now, private=private).records[0]
-        account = new_account(
-            session,
-            username=uscc,
-            role="merchant",
-            password_hash=password_hash,
-            merchant_uscc=uscc,
-            now=now,
-        )
+        account = accounts.get_account_of_merchant(session, uscc) if earlier is not None else None
+        if account is not None:
+            # The code's account, disabled with the rejected registration, is the owner's now.
+            apply_new_password(account, password_hash, one_time=False)
+            account.disabled = False
+        else:
+            account = new_account(
+                session,
+                username=uscc,
+                role="merchant",
+                password_hash=password_hash,
+                merchant_uscc=uscc,
+                now=now,
+            )
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -591,6 +654,15 @@ def register_merchant(
         anchor_status=w.anchor_status,
         account=to_public(account),
     )
+
+
+def _rejected_before(session: Session, uscc: str) -> Merchant | None:
+    """The code's earlier, rejected registration (``None`` if there is none); refuses a
+    code that is registered now."""
+    row = session.get(Merchant, uscc)
+    if row is not None and row.rejected_by is None:
+        raise MerchantAlreadyRegistered(f"a merchant with credit code {uscc} is already registered")
+    return row
 
 
 def verify_merchant(
@@ -665,3 +737,139 @@ def bind_wallet(
         write(session, wallet_draft(code, wallet, p.actor), now=now)
         session.commit()
     return public_view(session, merchant, settings=settings, today=queries.shanghai_date(now))
+
+
+# --- rejection and transfer of a registration ------------------------------------------------
+
+
+def _registration_action(
+    session: Session,
+    *,
+    principal: Principal | None,
+    uscc: str,
+    reason: str,
+) -> tuple[Principal, Merchant, str]:
+    """The checks shared by reject and transfer: a regulator, a registration that is still
+    in force, a reason."""
+    p = require_role(principal, "regulator")
+    code = parse_uscc(uscc)
+    row = session.get(Merchant, code, with_for_update=True)
+    if row is None:
+        raise MerchantNotFound(f"no merchant with credit code {code}")
+    if row.rejected_by is not None:
+        raise RegistrationAlreadyRejected(
+            f"the registration of {code} was rejected already (record {row.rejected_by}); "
+            "nothing to reject or transfer until the code is registered again"
+        )
+    if not reason.strip():
+        raise ValidationFailed("reason must not be empty: say why", field="reason",
+                               detail_zh="请填写理由。")
+    return p, row, clean_text(reason, field="reason", max_len=REASON_MAX).strip()
+
+
+def _decision_draft(
+    record_type: str, merchant: Merchant, p: Principal, reason: str
+) -> RecordDraft:
+    """``merchant.rejected`` / ``merchant.transferred``: the reason, and a ref to the
+    registration it is about."""
+    return RecordDraft(
+        type=record_type,
+        subject=merchant.uscc,
+        actor=p.actor,
+        body={"reason": reason},
+        refs=(Ref(REF_OF[record_type], merchant.record_id),),
+    )
+
+
+def _action_written(
+    session: Session, merchant: Merchant, rec: Any, action: str, password: str | None = None
+) -> RegistrationActionWritten:
+    w = written(session, rec)
+    return RegistrationActionWritten(
+        uscc=merchant.uscc,
+        action=action,  # type: ignore[arg-type]
+        registration_record_id=merchant.record_id,
+        record_id=w.record_id,
+        leaf_index=w.leaf_index,
+        anchor_status=w.anchor_status,
+        one_time_password=password,
+    )
+
+
+def reject_registration(
+    session: Session,
+    *,
+    principal: Principal | None,
+    uscc: str,
+    reason: str,
+    now: datetime | None = None,
+) -> RegistrationActionWritten:
+    """A regulator rejects a registration of a code that is not the registrant's
+    (``merchant.rejected``, referring to the registration). Only an unverified registration
+    can be rejected (a verified one is transferred). With it: the registrant's active pledge
+    is withdrawn (``pledge.withdrawn``, same transaction), its merchant account is
+    disabled, and the code is free for its owner to register."""
+    p, merchant, text = _registration_action(
+        session, principal=principal, uscc=uscc, reason=reason
+    )
+    if is_verified(session, merchant.uscc):
+        raise MerchantAlreadyVerified(
+            f"merchant {merchant.uscc} is verified; a verified registration is not rejected: "
+            "transfer it to the rightful owner instead"
+        )
+    now = now or queries.utcnow()
+    today = queries.shanghai_date(now)
+    drafts = [_decision_draft(REJECTED, merchant, p, text)]
+    pledge = queries.current_pledge(session, merchant.uscc, today)
+    if pledge is not None:
+        drafts.append(
+            RecordDraft(
+                type=PLEDGE_WITHDRAWN,
+                subject=merchant.uscc,
+                actor=p.actor,
+                body=withdrawal_body(
+                    pledge_id=pledge.id, withdrawn_on=today, reason="登记被监管部门驳回：" + text
+                ),
+                refs=(Ref("revokes", pledge.record_id),),
+            )
+        )
+    rec = write(session, drafts, now=now).records[0]
+    account = accounts.get_account_of_merchant(session, merchant.uscc)
+    if account is not None:
+        account.disabled = True
+        account.token_version = account.token_version + 1
+    out = _action_written(session, merchant, rec, "rejected")
+    session.commit()
+    return out
+
+
+def transfer_registration(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal | None,
+    uscc: str,
+    reason: str,
+    now: datetime | None = None,
+) -> RegistrationActionWritten:
+    """A regulator hands a registration to the code's rightful owner (``merchant.transferred``,
+    referring to the registration): the merchant account gets a fresh one-time password
+    (in the answer, once; never recorded) for the regulator to give the owner, and the
+    previous registrant's password, tokens and sessions stop working."""
+    _registration_action(session, principal=principal, uscc=uscc, reason=reason)
+    session.rollback()  # hash outside the write transaction: Argon2 takes a while
+    password = one_time_password()
+    password_hash = security.hash_password(password, env=settings.env)
+    p, merchant, text = _registration_action(
+        session, principal=principal, uscc=uscc, reason=reason
+    )
+    account = accounts.get_account_of_merchant(session, merchant.uscc)
+    if account is None:  # (registrations always come with their account)
+        raise MerchantNotFound(f"merchant {merchant.uscc} has no account to transfer")
+    now = now or queries.utcnow()
+    rec = write(session, _decision_draft(TRANSFERRED, merchant, p, text), now=now).one
+    apply_new_password(account, password_hash, one_time=True)
+    account.disabled = False
+    out = _action_written(session, merchant, rec, "transferred", password)
+    session.commit()
+    return out

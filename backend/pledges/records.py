@@ -12,6 +12,9 @@ Pure declarations (see ``backend/ledger/projection.py``).
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from sqlalchemy import Table
 
 from backend.ledger.projection import Projection, Rec, Rows, day, register
@@ -30,6 +33,11 @@ PLEDGE: Table = Pledge.__table__  # type: ignore[attr-defined]
 WITHDRAWAL: Table = PledgeWithdrawal.__table__  # type: ignore[attr-defined]
 AWARD: Table = DemonstrationAward.__table__  # type: ignore[attr-defined]
 AWARD_WITHDRAWAL: Table = DemonstrationWithdrawal.__table__  # type: ignore[attr-defined]
+
+
+def withdrawal_body(*, pledge_id: str, withdrawn_on: date, reason: str) -> dict[str, Any]:
+    """The body of ``pledge.withdrawn`` (by the merchant, or with a rejected registration)."""
+    return {"pledge_id": pledge_id, "withdrawn_on": withdrawn_on.isoformat(), "reason": reason}
 
 
 def award_id_of(record_id: str) -> str:

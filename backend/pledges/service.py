@@ -70,7 +70,13 @@ from backend.pledges.models import (
     Target,
     TypedDataResponse,
 )
-from backend.pledges.records import DEMONSTRATION, PLEDGE_MADE, PLEDGE_WITHDRAWN, award_id_of
+from backend.pledges.records import (
+    DEMONSTRATION,
+    PLEDGE_MADE,
+    PLEDGE_WITHDRAWN,
+    award_id_of,
+    withdrawal_body,
+)
 from backend.pledges.signs import SignData
 from backend.pledges.templates import (
     TEMPLATES,
@@ -131,10 +137,6 @@ class PledgeConflict(Conflict):
 
 
 class InvalidDemonstrationAction(ValidationFailed):
-    pass
-
-
-class MerchantNotVerified(Conflict):
     pass
 
 
@@ -275,10 +277,6 @@ def pledge_made_body(
             else None
         ),
     }
-
-
-def withdrawal_body(*, pledge_id: str, withdrawn_on: date, reason: str) -> dict[str, Any]:
-    return {"pledge_id": pledge_id, "withdrawn_on": withdrawn_on.isoformat(), "reason": reason}
 
 
 def award_body(*, on: date, valid_until: date) -> dict[str, Any]:
@@ -595,10 +593,7 @@ def demonstration(
                     f"valid_until (exclusive) must be after today ({today}); got {valid_until}"
                 )
             validate_horizon(valid_until, field="valid_until", today=today)
-            if not merchant_queries.is_verified(session, merchant.uscc):
-                raise MerchantNotVerified(
-                    f"merchant {merchant.uscc} is not verified (未核验); verify it first"
-                )
+            merchants.require_verified(session, merchant.uscc)  # 未核验: verify it first
             if queries.current_pledge(session, merchant.uscc, today) is None:
                 raise NoActivePledge(
                     f"merchant {merchant.uscc} has no active pledge; a demonstration unit is "
@@ -722,6 +717,7 @@ class SignNotAvailable(NotFound):
 
 def sign_data(session: Session, *, settings: Settings, uscc: str, today: date) -> SignData:
     merchant = merchants.get_merchant(session, merchants.parse_uscc(uscc))
+    merchants.require_verified(session, merchant.uscc)  # no sign before verification
     pledge = queries.current_pledge(session, merchant.uscc, today)
     if pledge is None:
         raise SignNotAvailable(

@@ -103,6 +103,74 @@ def _staff_account(w: World, fresh: bool) -> Req:
     return Req("/api/accounts", json=body)
 
 
+def _victim(w: World, fresh: bool) -> str:
+    """A merchant account to act on (never merchant M or O, whose tokens the matrix uses)."""
+    return str(_fresh(w, fresh, "victim", w.new_merchant))
+
+
+def _disable(w: World, fresh: bool) -> Req:
+    return Req(f"/api/accounts/{_victim(w, fresh)}/disable")
+
+
+def _enable(w: World, fresh: bool) -> Req:
+    return Req(f"/api/accounts/{_victim(w, fresh)}/enable")
+
+
+def _reset(w: World, fresh: bool) -> Req:
+    return Req(f"/api/accounts/{_victim(w, fresh)}/password-reset")
+
+
+def _staff_victim(w: World, fresh: bool) -> str:
+    def make() -> str:
+        name = f"victim-{factories.make_uscc()[-8:].lower()}"
+        factories.create_staff(w.client, username=name, role="regulator")
+        return name
+
+    return str(_fresh(w, fresh, "staff-victim", make))
+
+
+def _role(w: World, fresh: bool) -> Req:
+    return Req(f"/api/accounts/{_staff_victim(w, fresh)}/role", json={"role": "admin"})
+
+
+def _reject(w: World, fresh: bool) -> Req:
+    uscc = _fresh(w, fresh, "to-reject", w.new_merchant)
+    return Req(f"/api/merchants/{uscc}/rejection", json={"reason": "代码不属于登记人"})
+
+
+def _transfer(w: World, fresh: bool) -> Req:
+    uscc = _fresh(w, fresh, "to-transfer", w.new_merchant)
+    return Req(f"/api/merchants/{uscc}/transfer", json={"reason": "代码不属于登记人"})
+
+
+def _form_password(w: World, fresh: bool) -> Req:
+    # A weak new password: refused on the payload (the page again, 422), nobody's changes.
+    data = {"current_password": "wrong", "new_password": "1234567890",
+            "new_password2": "1234567890"}
+    return Req("/account/password", data=data)
+
+
+def _form_staff_create(w: World, fresh: bool) -> Req:
+    name = f"staff-{factories.make_uscc()[-8:].lower()}"
+    data = {"username": name, "password": factories.STAFF_PASSWORD, "role": "regulator"}
+    return Req("/admin/accounts", data=data)
+
+
+def _form_staff_action(w: World, fresh: bool) -> Req:
+    return Req(f"/admin/accounts/{_staff_victim(w, fresh)}", data={"action": "password-reset"})
+
+
+def _form_desk_decide(w: World, fresh: bool) -> Req:
+    uscc = _fresh(w, fresh, "to-transfer", w.new_merchant)
+    data = {"decision": "transfer", "reason": "代码不属于登记人"}
+    return Req(f"/regulator/merchants/{uscc}/registration", data=data)
+
+
+def _form_desk_account(w: World, fresh: bool) -> Req:
+    return Req(f"/regulator/merchants/{_victim(w, fresh)}/account",
+               data={"action": "password-reset"})
+
+
 def _login(w: World, fresh: bool) -> Req:
     return Req("/auth/login", data={"username": LOGIN_PROBE, "password": factories.STAFF_PASSWORD})
 
@@ -381,9 +449,17 @@ MATRIX: dict[str, Row] = {
     "POST /auth/logout": Row(_logout, (401, OK, OK, OK, OK)),
     "POST /api/auth/logout": Row(_api_logout, (401, OK, OK, OK, OK)),
     "POST /api/accounts": Row(_staff_account, (401, 403, 403, 403, OK)),
+    # staff disable accounts and reset passwords (regulators: merchant accounts only);
+    # enabling an enabled account is refused on the state (409)
+    "POST /api/accounts/{username}/disable": Row(_disable, STAFF_ONLY),
+    "POST /api/accounts/{username}/enable": Row(_enable, STAFF_ONLY, must_succeed=False),
+    "POST /api/accounts/{username}/password-reset": Row(_reset, STAFF_ONLY),
+    "PUT /api/accounts/{username}/role": Row(_role, (401, 403, 403, 403, OK)),
     # merchants register themselves or through a regulator; an admin manages accounts only
     "POST /api/merchants": Row(_register, (OK, 403, 403, OK, 403)),
     "POST /api/merchants/{uscc}/verification": Row(_verify, (401, 403, 403, OK, 403)),
+    "POST /api/merchants/{uscc}/rejection": Row(_reject, (401, 403, 403, OK, 403)),
+    "POST /api/merchants/{uscc}/transfer": Row(_transfer, (401, 403, 403, OK, 403)),
     "PUT /api/merchants/{uscc}/wallet": Row(_wallet, (401, OK, 403, 403, 403)),
     # the body names merchant M: another merchant may pledge only for itself
     "POST /api/pledges": Row(_pledge, (401, OK, 403, 403, 403)),
@@ -412,6 +488,15 @@ MATRIX: dict[str, Row] = {
     # anonymous form), never an error page
     "POST /register": Row(_form_register, (OK, 403, 403, OK, 403)),
     "POST /complaint": Row(_form_complaint, (OK, OK, OK, OK, OK)),
+    "POST /account/password": Row(_form_password, (LOGIN, OK, OK, OK, OK), must_succeed=False),
+    "POST /admin/accounts": Row(_form_staff_create, (LOGIN, 403, 403, 403, OK)),
+    "POST /admin/accounts/{username}": Row(_form_staff_action, (LOGIN, 403, 403, 403, OK)),
+    "POST /regulator/merchants/{uscc}/registration": Row(
+        _form_desk_decide, (LOGIN, 403, 403, OK, 403)
+    ),
+    "POST /regulator/merchants/{uscc}/account": Row(
+        _form_desk_account, (LOGIN, 403, 403, OK, 403)
+    ),
     "POST /merchant/pledge": Row(_form_pledge, (LOGIN, OK, OK, 403, 403)),
     "POST /merchant/pledge/withdraw": Row(_form_withdraw, (LOGIN, OK, 403, 403, 403)),
     "POST /merchant/repair": Row(_form_repair, (LOGIN, OK, 403, 403, 403)),

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from backend.accounts import security
 from backend.accounts.deps import SESSION_COOKIE
 from backend.accounts.models import Account
+from backend.accounts.passwords import PASSWORD_RULE_ZH
 from backend.app import create_app
 from backend.config import Settings
 from tests import factories
@@ -167,12 +168,25 @@ class TestPasswordStorage:
 
     @pytest.mark.parametrize(
         ("password", "fragment"),
-        [("short1", "at least 8"), ("aaaaaaaaaa", "3 different"), ("        x", "3 different")],
+        [
+            ("short1", "at least 10"),
+            ("123456789", "at least 10"),  # 9 characters: the hint says 10 (issue 16)
+            ("1234567890", "run of digits"),
+            ("aaaaaaaaaa", "4 different"),
+            ("        x", "at least 10"),
+            ("         x", "4 different"),
+            ("abcdabcdabcd", "repeated"),
+            ("qwertyuiop", "run of digits or letters"),
+            ("Password123", "common"),
+        ],
     )
     def test_weak_password_refused(self, client: TestClient, password: str, fragment: str) -> None:
         resp = client.post("/api/merchants", json=factories.merchant_body(password=password))
         assert resp.status_code == 422
-        assert fragment in resp.json()["detail"]
+        body = resp.json()
+        assert body["error"] == "WeakPassword"
+        assert fragment in body["detail"]
+        assert body["detail_zh"] and body["rule_zh"] == PASSWORD_RULE_ZH
 
     def test_password_equal_to_username_refused(self, client: TestClient) -> None:
         uscc = factories.make_uscc()
@@ -260,7 +274,7 @@ class TestCookieSession:
     def test_next_is_never_an_open_redirect(self, client: TestClient, target: str) -> None:
         m = factories.register(client)
         resp = self._login(client, username=m["uscc"], password=factories.PASSWORD, next=target)
-        assert resp.headers["location"] == "/"
+        assert resp.headers["location"] == "/merchant"  # the role's own home, never away
 
     def test_cross_site_login_refused(self, client: TestClient) -> None:
         m = factories.register(client)
@@ -404,6 +418,14 @@ class TestStaffAccounts:
             cli.main(["create-user", "--role", "admin", "--username", "zhang", "--password-stdin"])
         assert again.value.code == 1
         assert "already taken" in capsys.readouterr().err
+        # the one password rule (issue 16): nine characters, or a run, are refused
+        for weak in ("cli pass1", "1234567890"):
+            monkeypatch.setattr("sys.stdin", io.StringIO(weak + "\n"))
+            with pytest.raises(SystemExit) as refused:
+                cli.main(["create-user", "--role", "admin", "--username", "li",
+                          "--password-stdin"])
+            assert refused.value.code == 1
+            assert "password" in capsys.readouterr().err
 
 
 class TestSecret:

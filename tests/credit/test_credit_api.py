@@ -41,7 +41,7 @@ class TestPolicy:
     def test_put_publishes_the_next_version_and_ratings_follow(
         self, client: TestClient, admin: dict[str, str], regulator: dict[str, str]
     ) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         o.post(client, o.spot_check(uscc=uscc), headers=regulator)
         doc = current_document(client)
         doc.pop("version")
@@ -72,7 +72,7 @@ class TestPolicy:
     def test_future_version_takes_effect_on_its_date(
         self, client: TestClient, admin: dict[str, str], regulator: dict[str, str]
     ) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         o.post(client, o.spot_check(uscc=uscc), headers=regulator)
         start = today_shanghai() + timedelta(days=10)
         doc = current_document(client) | {"version": 2, "effective_from": start.isoformat(),
@@ -130,7 +130,7 @@ class TestCredit:
     def test_rating_on_other_dates_and_unknown_merchant(
         self, client: TestClient, regulator: dict[str, str]
     ) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         decided = o.days_ago(10)
         o.post(client, o.penalty(uscc=uscc, decided_on=decided, amount_fen=100), headers=regulator)
         now = o.credit(client, uscc)
@@ -146,14 +146,18 @@ class TestCredit:
         assert resp.status_code == 404
 
     def test_tier_stats(self, client: TestClient, regulator: dict[str, str]) -> None:
-        a = factories.register(client, region_code="511921", sector="fuel")["uscc"]
-        b = factories.register(client, region_code="511921", sector="market")["uscc"]
-        factories.register(client, region_code="511902", sector="fuel")
+        a = factories.register_verified(client, region_code="511921", sector="fuel")["uscc"]
+        b = factories.register_verified(client, region_code="511921", sector="market")["uscc"]
+        factories.register_verified(client, region_code="511902", sector="fuel")
         o.post(client, o.listing(kind="serious_list", uscc=a), headers=regulator)
         o.post(client, o.spot_check(uscc=b), headers=regulator)
+        unverified = factories.register(client, region_code="511921", sector="fuel")["uscc"]
         credit.sweep(db(client))  # rates the merchant with no record yet
         stats = client.get("/api/stats/tiers").json()
-        assert stats["total"] == 3 and stats["unrated"] == 0
+        # an unverified registration shows no tier, in the statistics neither (issue 15 M5)
+        assert stats["total"] == 4 and stats["unrated"] == 1
+        assert unverified not in {m["uscc"] for m in client.get(
+            "/api/merchants", params={"tier": "B"}).json()["items"]}
         assert stats["by_tier"] == {"A": 0, "B": 2, "C": 0, "D": 1}
         assert stats["by_region"]["511921"] == {"A": 0, "B": 1, "C": 0, "D": 1}
         assert stats["by_sector"]["fuel"] == {"A": 0, "B": 1, "C": 0, "D": 1}
@@ -163,7 +167,7 @@ class TestCredit:
     def test_records_past_publicity_are_withheld(
         self, client: TestClient, regulator: dict[str, str]
     ) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         old = o.post(client, o.penalty(uscc=uscc, decided_on=o.days_ago(100), amount_fen=100,
                                        decision_no="OLD"), headers=regulator)
         check = o.post(client, o.spot_check(uscc=uscc), headers=regulator)
@@ -177,7 +181,7 @@ class TestSweep:
     def test_sweep_rerates_when_a_window_ends_and_is_idempotent(
         self, client: TestClient, regulator: dict[str, str]
     ) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         decided = o.days_ago(5)
         o.post(client, o.penalty(uscc=uscc, decided_on=decided, amount_fen=100), headers=regulator)
         end = add_months(decided, 3)
@@ -198,7 +202,7 @@ class TestSweep:
     def test_full_rerate_repairs_a_tampered_cache(
         self, client: TestClient, regulator: dict[str, str]
     ) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         o.post(client, o.penalty(uscc=uscc), headers=regulator)
         with db(client).session() as s:
             s.execute(update(MerchantRating).where(MerchantRating.uscc == uscc)
@@ -212,7 +216,7 @@ class TestSweep:
     def test_incremental_and_full_agree(
         self, client: TestClient, regulator: dict[str, str]
     ) -> None:
-        ids = [factories.register(client)["uscc"] for _ in range(4)]
+        ids = [factories.register_verified(client)["uscc"] for _ in range(4)]
         o.post(client, o.penalty(uscc=ids[0]), headers=regulator)
         o.post(client, o.listing(uscc=ids[1]), headers=regulator)
         o.post(client, o.instrument(uscc=ids[2]), headers=regulator)
@@ -231,6 +235,7 @@ class TestRepair:
     def _penalised(self, client: TestClient, regulator: dict[str, str], *, days: int = 200,
                    **extra: Any) -> tuple[str, dict[str, str], dict[str, Any]]:
         m, headers = factories.merchant_with_login(client)
+        factories.verify(client, m["uscc"])
         p = o.post(client, o.penalty(uscc=m["uscc"], decided_on=o.days_ago(days), **extra),
                    headers=regulator)
         return m["uscc"], headers, p
@@ -323,7 +328,7 @@ class TestBoundaries:
     def test_lower_amount_penalty_window(
         self, client: TestClient, regulator: dict[str, str], offset_days: Any, score: int
     ) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         decided = o.days_ago(40)
         o.post(client, o.penalty(uscc=uscc, decided_on=decided, amount_fen=100),
                headers=regulator)
@@ -344,7 +349,7 @@ class TestRerateCommand:
     ) -> None:
         from backend import cli
 
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         o.post(client, o.penalty(uscc=uscc), headers=regulator)
         with db(client).session() as s:
             s.execute(update(MerchantRating).where(MerchantRating.uscc == uscc)

@@ -31,8 +31,9 @@ def test_flow_on_postgres(pg_client: TestClient) -> None:
     client = pg_client
     regulator = factories.create_staff(client, username="reg-pg", role="regulator")
     m, merchant = factories.merchant_with_login(client)
-    other = factories.register(client)["uscc"]
+    other = factories.register_verified(client)["uscc"]
     uscc = m["uscc"]
+    factories.verify(client, uscc)
     rows = [
         o.spot_check(uscc=uscc),
         o.listing(uscc=uscc, on=o.days_ago(9)),
@@ -123,7 +124,7 @@ class TestRatingRacesTheLogLock:
     ) -> None:
         client = pg_client
         regulator = factories.create_staff(client, username="reg-race", role="regulator")
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         before = o.credit(client, uscc)["score"]
         race.append(self._other_worker_writes(
             client, self._principal(client, regulator), o.penalty(uscc=uscc)
@@ -148,7 +149,7 @@ class TestRatingRacesTheLogLock:
         client = pg_client
         regulator = factories.create_staff(client, username="reg-race", role="regulator")
         admin = factories.create_staff(client, username="adm-race", role="admin")
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         before = o.credit(client, uscc)["score"]
         doc = DEFAULT_POLICY.model_dump(mode="json")
         doc.update(version=2, effective_from=today_shanghai().isoformat(),

@@ -85,6 +85,7 @@ def test_verify_credit_confirms_then_detects_a_tampered_tier(
     resp = live.http.post("/api/merchants", json=factories.merchant_body())
     assert resp.status_code == 201, resp.text
     uscc = resp.json()["uscc"]
+    assert live.http.post(f"/api/merchants/{uscc}/verification", headers=regulator).is_success
     live.post(o.spot_check(uscc=uscc), regulator)
     # Past its three-month publicity: withheld (停止公示), and without effect today.
     live.post(o.penalty(uscc=uscc, decided_on=o.days_ago(120), amount_fen=100,
@@ -123,6 +124,7 @@ def test_verify_credit_confirms_then_detects_a_tampered_tier(
 def test_verify_credit_cannot_complete_for_unanchored_records(live: Live) -> None:
     regulator = live.staff("reg-verify2", "regulator")
     uscc = live.http.post("/api/merchants", json=factories.merchant_body()).json()["uscc"]
+    assert live.http.post(f"/api/merchants/{uscc}/verification", headers=regulator).is_success
     live.app.state.anchor_worker.stop()
     live.post(o.spot_check(uscc=uscc), regulator)
     verdict = verify_credit(uscc, base_url=live.url)

@@ -247,7 +247,7 @@ class TestMerchantArea:
 
 class TestRegulatorArea:
     def test_spot_check_through_the_form_changes_the_tier(self, client: TestClient) -> None:
-        m = factories.register(client, sector="fuel")
+        m = factories.register_verified(client, sector="fuel")
         factories.create_staff(client, username="reg.form", role="regulator")
         csrf = _login(client, "reg.form", factories.STAFF_PASSWORD)
         before = client.get(f"/merchants/{m['uscc']}", headers=HTML).text

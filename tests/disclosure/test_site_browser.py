@@ -327,13 +327,17 @@ def test_merchant_registers_and_pledges_through_the_forms(
     submit(browser, "/merchant/pledge")
     _wait(browser, "#h-my-pledge")
     assert "承诺已提交" in browser.page_source
-    assert browser.find_element(By.LINK_TEXT, "下载承诺牌（PDF）")
+    # No printable sign before a regulator verifies the registration (issue 15 M5).
+    assert not browser.find_elements(By.LINK_TEXT, "下载承诺牌（PDF）")
+    assert "待核验：登记信息尚未经监管部门核验" in browser.page_source
 
     browser.get(f"{live_server.url}/merchants/{uscc}")
     items = _wait(browser, "#pledge-items")
     assert "法定计量检定机构" in items.text
     assert "免费为顾客校准眼镜" in browser.page_source
     assert "已作出诚信计量承诺" in browser.page_source
+    assert "待核验：登记信息尚未经监管部门核验" in browser.page_source  # and no tier
+    assert _tier(browser) == "—"
     # The contact data given at registration is on no public page.
     assert "王五" not in browser.page_source and "13912345678" not in browser.page_source
     assert _console_problems(browser) == []

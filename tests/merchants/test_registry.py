@@ -330,6 +330,9 @@ class TestSearch:
         )
         assert resp.status_code == 201, resp.text
         assert self._codes(client, tier="a") == [star["uscc"]]
+        # An unverified registration shows no tier, so no tier filter finds it (issue 15 M5).
+        assert self._codes(client, tier="B") == []
+        client.post(f"/api/merchants/{plain['uscc']}/verification", headers=regulator)
         assert self._codes(client, tier="B") == [plain["uscc"]]
         assert self._codes(client, tier="D") == []
 

@@ -23,6 +23,7 @@ HOSTILE = '巴中<script>alert("x")</script>&"粮油"店'
 @pytest.fixture
 def pledged(client: TestClient) -> dict[str, object]:
     m, headers = factories.merchant_with_login(client, name=HOSTILE, sector="fuel")
+    factories.verify(client, m["uscc"])
     factories.make_pledge(
         client, headers=headers, sector="fuel", extra_commitments="加油站外设公平量器。"
     )
@@ -46,7 +47,7 @@ def test_svg(client: TestClient, pledged: dict[str, object]) -> None:
     assert "配备经检定合格的20升标准金属量器" in joined
     assert "加油站外设公平量器" in joined
     assert any(t.startswith("承诺期限：") for t in texts)
-    assert "登记状态：未核验" in joined
+    assert "登记状态：已核验" in joined  # no sign before verification (issue 15 M5)
     link = root.find(f"{SVG_NS}a")
     assert link is not None
     assert link.get("href") == f"http://127.0.0.1:8000/merchants/{uscc}"
@@ -80,11 +81,29 @@ def test_pdf(client: TestClient, pledged: dict[str, object]) -> None:
 
 
 def test_no_active_pledge_no_sign(client: TestClient) -> None:
-    m = factories.register(client)
+    m = factories.register_verified(client)
     for ext in ("svg", "pdf"):
         resp = client.get(f"/merchants/{m['uscc']}/sign.{ext}")
         assert resp.status_code == 404
         assert resp.json()["error"] == "SignNotAvailable"
+
+
+def test_no_sign_before_verification(client: TestClient) -> None:
+    """Anyone can register any valid code: no printable sign until a regulator verifies the
+    registration (issue 15 M5), with a clear error; a browser gets it in Chinese."""
+    m, headers = factories.merchant_with_login(client)
+    factories.make_pledge(client, headers=headers)
+    for ext in ("svg", "pdf"):
+        resp = client.get(f"/merchants/{m['uscc']}/sign.{ext}")
+        assert resp.status_code == 409
+        body = resp.json()
+        assert body["error"] == "MerchantNotVerified"
+        assert body["verification"] == "unverified" and body["tier"] is None
+        assert body["detail_zh"].startswith("待核验：登记信息尚未经监管部门核验")
+    page = client.get(f"/merchants/{m['uscc']}/sign.pdf", headers={"Accept": "text/html"})
+    assert page.status_code == 409 and "待核验：登记信息尚未经监管部门核验" in page.text
+    factories.verify(client, m["uscc"])
+    assert client.get(f"/merchants/{m['uscc']}/sign.svg").status_code == 200
 
 
 def test_unknown_merchant(client: TestClient) -> None:

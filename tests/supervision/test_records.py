@@ -30,7 +30,7 @@ def tree_size(client: TestClient) -> int:
 
 @pytest.fixture
 def uscc(client: TestClient) -> str:
-    return str(factories.register(client)["uscc"])
+    return str(factories.register_verified(client)["uscc"])
 
 
 class TestCreate:
@@ -63,8 +63,8 @@ class TestCreate:
     def test_penalty_lower_amount_follows_policy_and_entity(
         self, client: TestClient, regulator: dict[str, str]
     ) -> None:
-        person = factories.register(client, uscc=factories.make_uscc(entity="2"))["uscc"]
-        company = factories.register(client)["uscc"]
+        person = factories.register_verified(client, uscc=factories.make_uscc(entity="2"))["uscc"]
+        company = factories.register_verified(client)["uscc"]
         # ¥50,000: lower for an organisation (< ¥100,000), not for a person (>= ¥10,000).
         a = o.post(client, o.penalty(uscc=person, amount_fen=5_000_000), headers=regulator)
         b = o.post(client, o.penalty(uscc=company, amount_fen=5_000_000), headers=regulator)
