@@ -411,7 +411,7 @@ class FormInputError(DomainError):
     status_code = 422
 
     def __init__(self, detail: str, field: str) -> None:
-        super().__init__(detail, field=field)
+        super().__init__(detail, field=field, detail_zh=detail)
 
 
 @pages.post("/regulator/outcomes", response_class=HTMLResponse)
@@ -437,7 +437,9 @@ async def outcomes_submit(request: Request, session: SessionDep, user: PageUser)
         written = await run_in_threadpool(write)
     except (DomainError, ValidationError) as exc:
         await run_in_threadpool(session.rollback)
-        return _outcome_form(request, kind=kind, values=values, error=FormError.of(exc), status=422)
+        labels = {f.name: f.label for f in service.outcome_fields(kind)}
+        error = FormError.of(exc, labels=labels, aliases={"amount_fen": "amount_yuan"})
+        return _outcome_form(request, kind=kind, values=values, error=error, status=422)
     fresh = service.outcome_defaults(kind, today=today_shanghai())
     return _outcome_form(request, kind=kind, values=fresh, error=None, written=written, status=201)
 
