@@ -9,6 +9,7 @@ import it; nothing below the app layer does.
 from __future__ import annotations
 
 import backend.models  # noqa: F401  (every table, for foreign-key order)
+from backend.credit import frequency_records  # noqa: F401
 from backend.credit import records as credit_records  # noqa: F401
 from backend.credit import service as credit_service
 from backend.inspections import draws

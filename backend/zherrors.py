@@ -139,6 +139,8 @@ VALUE_ERRORS: tuple[tuple[str, str], ...] = (
     ("unknown sector", "不是可选的行业"),
     ("unknown region", "不是巴中市的区县"),
     ("unknown sub-area", "不是可选的园区"),
+    ("spot-check rates are basis points", "抽查比例应在 0% 到 100% 之间"),
+    ("spot-check rates must not fall", "抽查比例不能随风险升高而降低（应为 A ≤ B ≤ C ≤ D）"),
 )
 
 

@@ -21,7 +21,7 @@ from backend.accounts.deps import PasswordWork, client_address, set_session_cook
 from backend.accounts.models import Account
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend import zherrors
-from backend.disclosure import areas, forms, service, web
+from backend.disclosure import areas, forms, service, web, workbench
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
@@ -448,6 +448,7 @@ def install(app: FastAPI) -> None:
     apidocs.install(app)
     app.include_router(pages)
     app.include_router(areas.pages)
+    app.include_router(workbench.pages)
     app.state.home_stats = service.StatsCache()
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))

@@ -1,0 +1,249 @@
+"""The regulator's workbench, further pages: graded spot-check frequencies (抽查比例).
+
+Thin like the other areas (``backend/disclosure/areas.py``): parse the form, call one
+domain service (``backend/credit/frequencies.py``), redirect or re-render the form
+with every problem next to its field. The rules (who may publish, what a proposal
+must be) are the service's; the setting ``HM_RATE_PUBLISH`` chooses among them.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from backend.accounts.service import Principal
+from backend.credit import frequencies
+from backend.credit import service as credit
+from backend.deps import ReadSessionDep, SessionDep
+from backend.disclosure import web
+from backend.disclosure.areas import _staff_or_redirect, hundredths
+from backend.disclosure.web import FORM_INVALID, FormError, PageUser
+from backend.errors import DomainError
+from backend.inspections import selection
+from backend.timeutil import today_shanghai
+
+pages = APIRouter(include_in_schema=False)
+
+TIERS = frequencies.TIERS
+RULE_TEXT = {
+    "two_person": "工作人员提出后，须由另一名工作人员（监管人员或管理员）批准才发布",
+    "admin": "管理员可直接发布；监管人员提出的方案须经管理员批准",
+    "regulator": "监管人员或管理员提出后立即发布",
+}
+NOTICES = {
+    "proposed": "抽查比例方案已提出并写入存证日志，等待另一名工作人员批准。",
+    "published": "新的抽查比例已发布为新版信用规则，下一次双随机抽查即按此比例抽取。",
+    "rejected": "已驳回该方案（驳回也写入存证日志）。",
+}
+
+
+def _percent(bp: int) -> str:
+    """Basis points as a percentage without trailing zeros (250 -> ``2.5``)."""
+    whole, frac = divmod(bp, 100)
+    return str(whole) if not frac else f"{whole}.{frac:02d}".rstrip("0")
+
+
+def _view(
+    request: Request,
+    session: Session,
+    p: Principal,
+    *,
+    values: dict[str, str] | None = None,
+    error: FormError | None = None,
+    notice: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    settings = request.app.state.settings
+    rule: frequencies.PublishRule = settings.rate_publish
+    today = today_shanghai()
+    current = credit.in_force(credit.policy_versions(session), today)
+    rates = current.policy.spot_check_rate_bp.model_dump()
+    counts = credit.tier_stats(session, today=today).by_tier
+    proposed: dict[str, int | None] = {}
+    for t in TIERS:
+        try:
+            proposed[t] = hundredths((values or {}).get(f"rate_{t}", "").strip() or "x")
+        except ValueError:
+            proposed[t] = None
+    rows = [
+        {
+            "tier": t,
+            "merchants": counts.get(t, 0),
+            "rate": _percent(rates[t]),
+            "checks": selection.tier_count(counts.get(t, 0), rates[t]),
+            "proposed_checks": (
+                selection.tier_count(counts.get(t, 0), proposed[t])  # type: ignore[arg-type]
+                if proposed[t] is not None and 0 <= proposed[t] <= 10_000  # type: ignore[operator]
+                else None
+            ),
+        }
+        for t in TIERS
+    ]
+    form_values = values or {
+        **{f"rate_{t}": _percent(rates[t]) for t in TIERS},
+        "effective_from": today.isoformat(),
+        "note": "",
+    }
+    proposals = frequencies.list_proposals(session)
+    return web.render(
+        request,
+        "area/frequencies.html",
+        {
+            "title": "分级抽查比例",
+            "nav": "regulator",
+            "policy": current,
+            "rows": rows,
+            "values": form_values,
+            "submitted": values is not None,
+            "error": error,
+            "notice": {"text": notice, "kind": ""} if notice else None,
+            "rule": rule,
+            "rule_text": RULE_TEXT[rule],
+            "at_once": frequencies.publishes_at_once(rule, p.role),
+            "may_approve": frequencies.may_approve(rule, p.role),
+            "me": p.account_id,
+            "proposals": [(r, {t: _percent(int(r.rates_bp[t])) for t in TIERS}) for r in proposals],
+            "percent": _percent,
+        },
+        status_code=status,
+    )
+
+
+@pages.get("/regulator/frequencies", response_class=HTMLResponse)
+def frequencies_page(
+    request: Request,
+    session: ReadSessionDep,
+    user: PageUser,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    p = _staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    return _view(request, session, p, notice=NOTICES.get(done or ""))
+
+
+def _rates(values: dict[str, str]) -> tuple[dict[str, int], list[FormError]]:
+    rates: dict[str, int] = {}
+    found = []
+    for t in TIERS:
+        raw = values[f"rate_{t}"].strip().rstrip("%").strip()
+        problem = None
+        if not raw:
+            problem = f"请填写 {t} 级抽查比例"
+        else:
+            try:
+                rates[t] = hundredths(raw)
+            except ValueError:
+                problem = f"{t} 级抽查比例应为 0 到 100 之间的百分数，最多两位小数，例如 5 或 2.5"
+            else:
+                if not 0 <= rates[t] <= 10_000:
+                    problem = f"{t} 级抽查比例应在 0% 到 100% 之间"
+        if problem:
+            found.append(FormError(FORM_INVALID, problems=[(f"rate_{t}", problem)]))
+    return rates, found
+
+
+@pages.post("/regulator/frequencies", response_class=HTMLResponse)
+def frequencies_propose(
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    rate_A: Annotated[str, Form(max_length=200)] = "",
+    rate_B: Annotated[str, Form(max_length=200)] = "",
+    rate_C: Annotated[str, Form(max_length=200)] = "",
+    rate_D: Annotated[str, Form(max_length=200)] = "",
+    effective_from: Annotated[str, Form(max_length=200)] = "",
+    note: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    p = _staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    values = {
+        "rate_A": rate_A,
+        "rate_B": rate_B,
+        "rate_C": rate_C,
+        "rate_D": rate_D,
+        "effective_from": effective_from,
+        "note": note,
+    }
+    rates, found = _rates(values)
+    day = None
+    try:
+        day = date.fromisoformat(effective_from.strip())
+    except ValueError:
+        found.append(
+            FormError(
+                FORM_INVALID, problems=[("effective_from", "生效日期：应为有效日期，格式如 2026-01-31")]
+            )
+        )
+    error = FormError.collect(found)
+    if error is None and day is not None:
+        try:
+            decided = frequencies.propose(
+                session,
+                principal=p,
+                rule=request.app.state.settings.rate_publish,
+                rates_bp=rates,
+                effective_from=day,
+                note=note,
+            )
+        except (DomainError, ValidationError) as exc:
+            session.rollback()
+            error = _error_of(exc)
+        else:
+            _wake_rerate(request, decided)
+            done = "published" if decided.policy_version is not None else "proposed"
+            return RedirectResponse(f"/regulator/frequencies?done={done}", status_code=303)
+    return _view(request, session, p, values=values, error=error, status=_status(error))
+
+
+@pages.post("/regulator/frequencies/{proposal_id}/decision", response_class=HTMLResponse)
+def frequencies_decide(
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    proposal_id: str,
+    decision: Annotated[str, Form(max_length=16)] = "",
+    reason: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    p = _staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    try:
+        decided = frequencies.decide(
+            session,
+            principal=p,
+            rule=request.app.state.settings.rate_publish,
+            proposal_id=proposal_id,
+            approve=decision == "approve",
+            reason=reason,
+        )
+    except (DomainError, ValidationError) as exc:
+        session.rollback()
+        error = _error_of(exc)
+        return _view(request, session, p, error=error, status=_status(error))
+    _wake_rerate(request, decided)
+    done = "published" if decided.policy_version is not None else "rejected"
+    return RedirectResponse(f"/regulator/frequencies?done={done}", status_code=303)
+
+
+def _error_of(exc: Exception) -> FormError:
+    error = FormError.of(exc)
+    error.status = getattr(exc, "status_code", 422)  # type: ignore[attr-defined]
+    return error
+
+
+def _status(error: FormError | None) -> int:
+    return int(getattr(error, "status", 422)) if error is not None else 200
+
+
+def _wake_rerate(request: Request, decided: frequencies.Decided) -> None:
+    worker = getattr(request.app.state, "rerate_worker", None)
+    if worker is not None and decided.policy_version is not None:
+        worker.wake()
+
