@@ -27,6 +27,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from backend.accounts.models import Role
 from backend.accounts.service import Principal, RoleNotPermitted, require_role
 from backend.credit import service as credit
 from backend.credit.frequency_records import DECIDED, PROPOSED
@@ -40,7 +41,7 @@ from backend.merchants.text import clean_text
 from backend.timeutil import today_shanghai, utcnow
 
 TIERS = ("A", "B", "C", "D")
-STAFF = ("regulator", "admin")
+STAFF: tuple[Role, ...] = ("regulator", "admin")
 PublishRule = Literal["two_person", "admin", "regulator"]
 
 

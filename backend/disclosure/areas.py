@@ -39,6 +39,7 @@ from backend.inspections.models import (
     ItemCreate,
     ItemUpdate,
 )
+from backend.merchants import lists
 from backend.merchants import service as merchants
 from backend.pledges import service as pledges
 from backend.pledges.models import PledgeCreate
@@ -291,7 +292,13 @@ def regulator_home(
 
 
 @pages.post("/regulator/merchants/{uscc}/verify", response_class=HTMLResponse)
-def verify_merchant(request: Request, session: SessionDep, user: PageUser, uscc: str) -> Response:
+def verify_merchant(
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    uscc: str,
+    back: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -312,7 +319,10 @@ def verify_merchant(request: Request, session: SessionDep, user: PageUser, uscc:
             },
             status_code=exc.status_code,
         )
-    return RedirectResponse("/regulator?done=verified", status_code=303)
+    # One click from a list or a merchant's page: back to where it was made.
+    target = web.safe_next(back) or "/regulator"
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}done=verified", status_code=303)
 
 
 # --- supervision outcomes: one at a time, or a file -------------------------------------------
@@ -510,8 +520,18 @@ def _complaints_view(
     notice: dict[str, str] | None = None,
     error: FormError | None = None,
     status_code: int = 200,
+    uscc: str = "",
+    page_no: int = 1,
 ) -> Response:
-    page = supervision.list_complaints(session, status=status, uscc=None, limit=100, offset=0)
+    size = 20
+    try:
+        page = supervision.list_complaints(
+            session, status=status, uscc=uscc or None, limit=size, offset=(page_no - 1) * size
+        )
+    except DomainError as exc:
+        error, status_code = FormError.of(exc), exc.status_code
+        page = supervision.list_complaints(session, status=status, uscc=None, limit=size, offset=0)
+    query = {"status": status, "uscc": uscc}
     return web.render(
         request,
         "area/complaints.html",
@@ -519,6 +539,9 @@ def _complaints_view(
             "title": "投诉举报处理",
             "nav": "regulator",
             "page": page,
+            "names": lists.names(session, sorted({c.uscc for c in page.items})),
+            "pager": web.pager(page.total, page_no, size, query),
+            "uscc": uscc,
             "status": status,
             "notice": notice,
             "error": error,
@@ -535,13 +558,17 @@ def complaints_page(
     user: PageUser,
     status: Annotated[str, Query(max_length=16)] = "pending",
     done: Annotated[str | None, Query(max_length=20)] = None,
+    uscc: Annotated[str, Query(max_length=64)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
     if status not in ("pending", "verified", "rejected"):
         status = "pending"
-    return _complaints_view(request, session, status=status, notice=_notice(done))
+    return _complaints_view(
+        request, session, status=status, notice=_notice(done), uscc=uscc.strip(), page_no=page
+    )
 
 
 @pages.post("/regulator/complaints/{complaint_id}/review", response_class=HTMLResponse)

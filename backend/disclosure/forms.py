@@ -45,9 +45,9 @@ def _validated(
         data = build()
     except ValidationError as exc:
         already = {f for e in found for f in e.fields()}
-        error = FormError.of(exc, labels=labels)
-        error.problems = [(f, t) for f, t in error.problems if f not in already]
-        found.append(error)
+        invalid = FormError.of(exc, labels=labels)
+        invalid.problems = [(f, t) for f, t in invalid.problems if f not in already]
+        found.append(invalid)
     error = FormError.collect([e for e in found if e.problems])
     if error is not None:
         error.message = FORM_INVALID
@@ -93,7 +93,11 @@ def merchant_create(
     )
 
 
-COMPLAINT_LABELS = {"uscc": "被举报经营者的统一社会信用代码", "content": "举报内容", "contact": "联系方式"}
+COMPLAINT_LABELS = {
+    "uscc": "被举报经营者的统一社会信用代码",
+    "content": "举报内容",
+    "contact": "联系方式",
+}
 
 
 def complaint_create(values: Mapping[str, str]) -> tuple[ComplaintCreate | None, FormError | None]:

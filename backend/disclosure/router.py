@@ -16,11 +16,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from backend import zherrors
 from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.accounts.models import Account
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend import zherrors
 from backend.disclosure import areas, forms, service, web, workbench
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited

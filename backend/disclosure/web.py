@@ -27,17 +27,18 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
-from pydantic import ValidationError
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend import zherrors
 from backend.accounts import security
 from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
 from backend.accounts.service import Principal
@@ -45,7 +46,6 @@ from backend.config import Settings
 from backend.disclosure.apidocs import ASSETS_URL, DOCS_CSP, DOCS_PATHS
 from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
-from backend import zherrors
 from backend.ledger.contract import load_artifact
 from backend.timeutil import SHANGHAI
 
@@ -265,6 +265,25 @@ def render(
             path="/",
         )
     return response
+
+
+def pager(total: int, page_no: int, size: int, query: dict[str, str]) -> dict[str, object]:
+    """What the pager shows: the page, how many, and the links (filters kept)."""
+    pages_n = max(1, -(-total // size))
+    kept = {k: v for k, v in query.items() if v and k != "page"}
+
+    def link(n: int) -> str:
+        return "?" + urlencode({**kept, "page": str(n)})
+
+    return {
+        "total": total,
+        "page": page_no,
+        "pages": pages_n,
+        "first": (page_no - 1) * size + 1 if total else 0,
+        "last": min(page_no * size, total),
+        "prev": link(page_no - 1) if page_no > 1 else None,
+        "next": link(page_no + 1) if page_no < pages_n else None,
+    }
 
 
 # --- who is looking ----------------------------------------------------------------------

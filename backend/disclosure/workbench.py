@@ -20,11 +20,12 @@ from backend.accounts.service import Principal
 from backend.credit import frequencies
 from backend.credit import service as credit
 from backend.deps import ReadSessionDep, SessionDep
-from backend.disclosure import web
+from backend.disclosure import service, web
 from backend.disclosure.areas import _staff_or_redirect, hundredths
 from backend.disclosure.web import FORM_INVALID, FormError, PageUser
 from backend.errors import DomainError
 from backend.inspections import selection
+from backend.merchants import lists
 from backend.timeutil import today_shanghai
 
 pages = APIRouter(include_in_schema=False)
@@ -176,11 +177,8 @@ def frequencies_propose(
     try:
         day = date.fromisoformat(effective_from.strip())
     except ValueError:
-        found.append(
-            FormError(
-                FORM_INVALID, problems=[("effective_from", "生效日期：应为有效日期，格式如 2026-01-31")]
-            )
-        )
+        problem = "生效日期：应为有效日期，格式如 2026-01-31"
+        found.append(FormError(FORM_INVALID, problems=[("effective_from", problem)]))
     error = FormError.collect(found)
     if error is None and day is not None:
         try:
@@ -247,3 +245,82 @@ def _wake_rerate(request: Request, decided: frequencies.Decided) -> None:
     if worker is not None and decided.policy_version is not None:
         worker.wake()
 
+
+
+# --- lists that scale: the merchants staff work on --------------------------------------------
+
+PAGE_SIZE = 50
+VERIFIED = "已核验该经营者的登记信息。"
+STATUS_OPTIONS = [("unverified", "待核验"), ("verified", "已核验"), ("all", "全部")]
+SORT_OPTIONS = [
+    ("oldest", "注册时间（最早在前）"),
+    ("newest", "注册时间（最新在前）"),
+    ("name", "名称"),
+    ("code", "统一社会信用代码"),
+]
+
+
+@pages.get("/regulator/merchants", response_class=HTMLResponse)
+def merchants_page(
+    request: Request,
+    session: ReadSessionDep,
+    user: PageUser,
+    q: Annotated[str, Query(max_length=100)] = "",
+    region: Annotated[str, Query(max_length=16)] = "",
+    sector: Annotated[str, Query(max_length=32)] = "",
+    tier: Annotated[str, Query(max_length=1)] = "",
+    status: Annotated[str, Query(max_length=16)] = "unverified",
+    sort: Annotated[str, Query(max_length=16)] = "oldest",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    p = _staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    if status not in dict(STATUS_OPTIONS):
+        status = "unverified"
+    if sort not in dict(SORT_OPTIONS):
+        sort = "oldest"
+    query = {
+        "q": q, "region": region, "sector": sector, "tier": tier, "status": status, "sort": sort
+    }
+    error = None
+    try:
+        found = lists.staff_merchants(
+            session,
+            q=q or None,
+            region=region or None,
+            sector=sector or None,
+            tier=tier or None,
+            status=status,  # type: ignore[arg-type]
+            sort=sort,
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
+        )
+    except DomainError as exc:
+        error = FormError.of(exc, labels={"q": "名称或代码", "region": "地区", "tier": "信用等级"})
+        found = lists.StaffMerchantPage(total=0, limit=PAGE_SIZE, offset=0, items=[])
+    return web.render(
+        request,
+        "area/merchants.html",
+        {
+            "title": "经营者核验与查询",
+            "nav": "regulator",
+            "rows": found.items,
+            "pager": web.pager(found.total, page, PAGE_SIZE, query),
+            "query": query,
+            "regions": service.region_options(),
+            "sectors": service.sector_options(),
+            "tiers": service.tier_options(),
+            "status_options": STATUS_OPTIONS,
+            "sort_options": SORT_OPTIONS,
+            "back": request.url.path + ("?" + request.url.query if request.url.query else ""),
+            "error": error,
+            "notice": {"text": VERIFIED, "kind": ""} if done == "verified" else None,
+        },
+        status_code=error_status(error),
+    )
+
+
+def error_status(error: FormError | None) -> int:
+    return 422 if error is not None else 200

@@ -33,7 +33,9 @@ BAD_CHECK = "91511902MA62Q3T557"  # passes the charset, fails the check characte
 def assert_chinese_only(html: str) -> None:
     """No English of a validation library or a service anywhere on the page."""
     found = LIBRARY_ENGLISH.search(html)
-    assert found is None, f"English error text on the page: {html[max(0, found.start() - 80):found.end() + 80]!r}"
+    if found is not None:
+        around = html[max(0, found.start() - 80) : found.end() + 80]
+        raise AssertionError(f"English error text on the page: {around!r}")
 
 
 def field_error(html: str, field: str, prefix: str = "f-") -> str:

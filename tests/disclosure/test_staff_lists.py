@@ -1,0 +1,124 @@
+"""Staff lists that scale: paging, search by name and code, filters, sorting and a count;
+verifying a merchant in one click from the list and from its page; complaints with the
+merchants' names."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from backend.supervision import service as supervision
+from backend.supervision.models import ComplaintCreate
+from tests import factories
+from tests.disclosure.test_form_errors import assert_chinese_only
+from tests.disclosure.test_pages import HTML, _login
+from tests.inspections.helpers import ctx_of, seed_merchants
+
+
+def _rows(html: str) -> list[str]:
+    return re.findall(r'<td class="mono">([0-9A-Z]{18})</td>', html)
+
+
+def _total(html: str) -> int:
+    found = re.search(r'<span id="list-total">(\d+)</span>', html)
+    assert found, "no count on the page"
+    return int(found.group(1))
+
+
+class TestMerchantList:
+    def test_paging_search_filters_and_one_click_verify(self, client: TestClient) -> None:
+        factories.create_staff(client, username="reg.list", role="regulator")
+        bazhou = seed_merchants(client, tiers=["B"] * 55, verified=False)
+        pingchang = seed_merchants(client, tiers=["C"] * 5, region="511923", verified=False)
+        verified = seed_merchants(client, tiers=["A"] * 2)
+        csrf = _login(client, "reg.list", factories.STAFF_PASSWORD)
+
+        page1 = client.get("/regulator/merchants", headers=HTML).text
+        assert _total(page1) == 60 and len(_rows(page1)) == 50
+        assert "第 1 / 2 页" in page1 and 'rel="next"' in page1
+        page2 = client.get("/regulator/merchants?page=2", headers=HTML).text
+        assert len(_rows(page2)) == 10
+        assert set(_rows(page1)) | set(_rows(page2)) == set(bazhou + pingchang)
+
+        by_code = client.get(f"/regulator/merchants?q={bazhou[7]}", headers=HTML).text
+        assert _rows(by_code) == [bazhou[7]]
+        by_name = client.get(f"/regulator/merchants?q=测试商户{bazhou[3][-4:]}", headers=HTML).text
+        assert bazhou[3] in _rows(by_name)
+        region = client.get("/regulator/merchants?region=511923", headers=HTML).text
+        assert sorted(_rows(region)) == sorted(pingchang)
+        tier = client.get("/regulator/merchants?tier=C&status=all", headers=HTML).text
+        assert sorted(_rows(tier)) == sorted(pingchang)
+        done = client.get("/regulator/merchants?status=verified&sort=code", headers=HTML).text
+        assert _rows(done) == sorted(verified)
+        by_code_order = client.get("/regulator/merchants?sort=code&page=2", headers=HTML).text
+        assert _rows(by_code_order) == sorted(bazhou + pingchang)[50:]
+
+        back = "/regulator/merchants?region=511923"
+        r = client.post(
+            f"/regulator/merchants/{pingchang[0]}/verify",
+            data={"csrf_token": csrf, "back": back},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and r.headers["location"] == back + "&done=verified"
+        after = client.get(back, headers=HTML).text
+        assert _total(after) == 4 and pingchang[0] not in _rows(after)
+        assert "已核验该经营者的登记信息" in client.get(r.headers["location"], headers=HTML).text
+
+        # A refused filter is said in Chinese on the page.
+        bad = client.get("/regulator/merchants?region=123456", headers=HTML)
+        assert bad.status_code == 422 and "地区" in bad.text
+        assert_chinese_only(bad.text)
+
+        # Back to a foreign site is never followed.
+        r = client.post(
+            f"/regulator/merchants/{pingchang[1]}/verify",
+            data={"csrf_token": csrf, "back": "//evil.example/x"},
+            follow_redirects=False,
+        )
+        assert r.headers["location"] == "/regulator?done=verified"
+
+    def test_verify_from_the_merchants_page(self, client: TestClient) -> None:
+        factories.create_staff(client, username="reg.page", role="regulator")
+        (code,) = seed_merchants(client, tiers=["B"], verified=False)
+        assert 'id="staff-verify"' not in client.get(f"/merchants/{code}", headers=HTML).text
+        csrf = _login(client, "reg.page", factories.STAFF_PASSWORD)
+        page = client.get(f"/merchants/{code}", headers=HTML).text
+        assert 'id="staff-verify"' in page
+        r = client.post(
+            f"/regulator/merchants/{code}/verify",
+            data={"csrf_token": csrf, "back": f"/merchants/{code}"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and r.headers["location"].startswith(f"/merchants/{code}?")
+        page = client.get(f"/merchants/{code}", headers=HTML).text
+        assert 'id="staff-verify"' not in page and "已核验" in page
+
+
+class TestComplaintList:
+    def test_names_count_paging_and_search(self, client: TestClient) -> None:
+        shop = factories.register(client, name="诚信粮油店")
+        other = factories.register(client, name="老街菜市场")
+        # From many addresses (one address may complain only so often).
+        with ctx_of(client).db.session() as s:
+            for k in range(23):
+                uscc = shop["uscc"] if k < 22 else other["uscc"]
+                content = f"缺斤短两{k}" if k < 22 else "秤不准"
+                supervision.submit_complaint(
+                    s,
+                    principal=None,
+                    data=ComplaintCreate(uscc=uscc, content=content),
+                    address=f"10.0.0.{k}",
+                )
+        factories.create_staff(client, username="reg.c", role="regulator")
+        _login(client, "reg.c", factories.STAFF_PASSWORD)
+        page = client.get("/regulator/complaints", headers=HTML).text
+        assert "共 23 件，第 1–20 件" in page and "诚信粮油店" in page
+        assert 'rel="next"' in page
+        page2 = client.get("/regulator/complaints?page=2", headers=HTML).text
+        assert "第 21–23 件" in page2
+        only = client.get(f"/regulator/complaints?uscc={other['uscc']}", headers=HTML).text
+        assert "共 1 件" in only and "老街菜市场" in only and "诚信粮油店" not in only
+        bad = client.get("/regulator/complaints?uscc=91350100M000100Y4Z", headers=HTML)
+        assert bad.status_code == 422 and "第 18 位应为 3" in bad.text
+        assert_chinese_only(bad.text)
