@@ -15,17 +15,20 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
+from backend.accounts.deps import PasswordWork, client_address
 from backend.accounts.service import Principal
 from backend.credit import frequencies
 from backend.credit import service as credit
-from backend.deps import ReadSessionDep, SessionDep
-from backend.disclosure import service, web
+from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.disclosure import forms, service, web
 from backend.disclosure.areas import _staff_or_redirect, hundredths
 from backend.disclosure.web import FORM_INVALID, FormError, PageUser
 from backend.errors import DomainError
 from backend.inspections import selection
 from backend.merchants import lists
+from backend.merchants import service as merchants
 from backend.timeutil import today_shanghai
 
 pages = APIRouter(include_in_schema=False)
@@ -324,3 +327,78 @@ def merchants_page(
 
 def error_status(error: FormError | None) -> int:
     return 422 if error is not None else 200
+
+
+# --- staff register a merchant on its behalf ---------------------------------------------------
+
+REGISTER_FIELDS = (
+    "uscc", "name", "sector", "region_code", "sub_area", "address", "contact_person",
+    "contact_phone",
+)
+
+
+def _register_view(
+    request: Request,
+    values: dict[str, str],
+    error: FormError | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return web.render(
+        request,
+        "register.html",
+        {
+            "title": "代经营者注册",
+            "nav": "regulator",
+            "staff": True,
+            "values": values,
+            "error": error,
+            "regions": service.region_options(),
+            "sectors": service.sector_options(),
+            "sub_areas": service.sub_area_options(),
+            "form_token": None,
+        },
+        status_code=status,
+    )
+
+
+@pages.get("/regulator/merchants/new", response_class=HTMLResponse)
+def register_for_merchant_page(request: Request, user: PageUser) -> Response:
+    p = _staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    return _register_view(request, dict.fromkeys(REGISTER_FIELDS, ""))
+
+
+@pages.post(
+    "/regulator/merchants/new", response_class=HTMLResponse, dependencies=[PasswordWork]
+)
+async def register_for_merchant(
+    request: Request, ctx: CtxDep, session: SessionDep, user: PageUser
+) -> Response:
+    """A regulator registers a merchant: the record names the regulator's account."""
+    p = _staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    form = await request.form()
+    values = {k: str(form.get(k, ""))[:20_000] for k in REGISTER_FIELDS}
+    password, password2 = str(form.get("password", "")), str(form.get("password2", ""))
+    data, problems = forms.merchant_create(values, password=password, password2=password2)
+    if problems is not None or data is None:
+        return _register_view(request, values, problems, 422)
+
+    def register() -> str:
+        done = merchants.register_merchant(
+            session,
+            settings=ctx.settings,
+            data=data,
+            principal=p,
+            address=client_address(request),
+        )
+        return done.uscc
+
+    try:
+        uscc = await run_in_threadpool(register)
+    except DomainError as exc:
+        await run_in_threadpool(session.rollback)
+        return _register_view(request, values, FormError.of(exc), exc.status_code)
+    return RedirectResponse(f"/merchants/{uscc}", status_code=303)

@@ -4,10 +4,13 @@ merchants' names."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from backend.ledger.models import LogLeaf
 from backend.supervision import service as supervision
 from backend.supervision.models import ComplaintCreate
 from tests import factories
@@ -122,3 +125,53 @@ class TestComplaintList:
         bad = client.get("/regulator/complaints?uscc=91350100M000100Y4Z", headers=HTML)
         assert bad.status_code == 422 and "第 18 位应为 3" in bad.text
         assert_chinese_only(bad.text)
+
+
+class TestStaffRegistersAMerchant:
+    def test_the_record_names_the_staff_account(self, client: TestClient) -> None:
+        headers = factories.create_staff(client, username="reg.new", role="regulator")
+        me = client.get("/api/auth/me", headers=headers).json()
+        csrf = _login(client, "reg.new", factories.STAFF_PASSWORD)
+        home = client.get("/regulator", headers=HTML).text
+        assert 'href="/regulator/merchants/new"' in home
+        page = client.get("/regulator/merchants/new", headers=HTML)
+        assert page.status_code == 200 and "代经营者注册" in page.text
+
+        empty = client.post("/regulator/merchants/new", data={"csrf_token": csrf}, headers=HTML)
+        assert empty.status_code == 422 and empty.text.count('aria-invalid="true"') == 8
+        assert_chinese_only(empty.text)
+
+        body = factories.merchant_body(name="代注册的粮油店")
+        password = body.pop("password")
+        r = client.post(
+            "/regulator/merchants/new",
+            data={**body, "password": password, "password2": password, "csrf_token": csrf},
+            headers=HTML,
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and r.headers["location"] == f"/merchants/{body['uscc']}"
+        with ctx_of(client).db.session() as s:
+            leaf = s.execute(
+                select(LogLeaf).where(
+                    LogLeaf.record_type == "merchant.registered",  # type: ignore[arg-type]
+                    LogLeaf.subject == body["uscc"],  # type: ignore[arg-type]
+                )
+            ).scalar_one()
+            actor = json.loads(leaf.canonical)["actor"]
+        assert actor == {"role": "regulator", "account": str(me["id"])}
+        client.cookies.clear()
+        # The merchant logs in with the initial password.
+        _login(client, body["uscc"], password)
+
+    def test_an_admin_is_told_in_chinese(self, client: TestClient) -> None:
+        factories.create_staff(client, username="adm.new", role="admin")
+        csrf = _login(client, "adm.new", factories.STAFF_PASSWORD)
+        body = factories.merchant_body()
+        password = body.pop("password")
+        r = client.post(
+            "/regulator/merchants/new",
+            data={**body, "password": password, "password2": password, "csrf_token": csrf},
+            headers=HTML,
+        )
+        assert r.status_code == 403 and "没有执行这个操作的权限" in r.text
+        assert_chinese_only(r.text)
