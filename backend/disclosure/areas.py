@@ -44,6 +44,7 @@ from backend.merchants import service as merchants
 from backend.pledges import service as pledges
 from backend.pledges.models import PledgeCreate
 from backend.supervision import service as supervision
+from backend.supervision import tickets
 from backend.supervision.models import ComplaintReviewCreate, SupervisionInput
 from backend.timeutil import today_shanghai
 
@@ -540,6 +541,7 @@ def _complaints_view(
             "nav": "regulator",
             "page": page,
             "names": lists.names(session, sorted({c.uscc for c in page.items})),
+            "tickets": tickets.numbers(session, [c.complaint_id for c in page.items]),
             "pager": web.pager(page.total, page_no, size, query),
             "uscc": uscc,
             "status": status,

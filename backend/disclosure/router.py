@@ -21,7 +21,7 @@ from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.accounts.models import Account
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import areas, forms, service, web, workbench
+from backend.disclosure import areas, complaint_status, forms, service, web, workbench
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
@@ -449,6 +449,7 @@ def install(app: FastAPI) -> None:
     app.include_router(pages)
     app.include_router(areas.pages)
     app.include_router(workbench.pages)
+    app.include_router(complaint_status.pages)
     app.state.home_stats = service.StatsCache()
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))

@@ -59,6 +59,7 @@ from backend.merchants.service import parse_uscc
 from backend.merchants.text import InvalidText, clean_text
 from backend.pledges import service as pledges
 from backend.pledges.models import DemonstrationAction
+from backend.supervision import tickets
 from backend.supervision.models import (
     CSV_COLUMNS,
     KINDS,
@@ -1306,8 +1307,15 @@ def submit_complaint(
         account_id=principal.account_id if principal is not None else None,
     )
     session.add(complaint)
+    issued = tickets.issue(session, complaint_id=complaint.id, now=now)
     session.commit()
-    return ComplaintReceived(complaint_id=complaint.id, uscc=code, submitted_at=now)
+    return ComplaintReceived(
+        complaint_id=complaint.id,
+        uscc=code,
+        submitted_at=now,
+        ticket=issued.ticket,
+        check_code=issued.code,
+    )
 
 
 def _complaint_private(c: Complaint, review: ComplaintReview | None) -> ComplaintPrivate:

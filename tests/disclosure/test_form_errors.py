@@ -261,3 +261,60 @@ class TestApi:
         code = factories.make_uscc(n=777_777)
         r = client.get(f"/api/merchants/{code}")
         assert r.json()["detail_zh"] == "统一社会信用代码：没有找到这个统一社会信用代码对应的经营者"
+
+
+class TestComplaintStatus:
+    def test_receipt_number_and_status_page(self, client: TestClient) -> None:
+        shop = factories.register(client, name="老街菜市场")
+        r = _complain(client, uscc=shop["uscc"], content="秤不准，少了二两")
+        assert r.status_code == 200
+        ticket = re.search(r'id="ticket">([^<]+)<', r.text).group(1)  # type: ignore[union-attr]
+        code = re.search(r'id="check-code">([^<]+)<', r.text).group(1)  # type: ignore[union-attr]
+        assert re.fullmatch(rf"TS-{today_shanghai().year}-\d{{6}}", ticket)
+        assert re.fullmatch(r"[2-9A-Z]{8}", code)
+
+        def lookup(t: str, c: str) -> Any:
+            page = client.get("/complaint/status", headers=HTML).text
+            data = {"form_token": _token(page, "form_token"), "ticket": t, "code": c}
+            return client.post("/complaint/status", data=data, headers=HTML)
+
+        found = lookup(ticket, code.lower())
+        assert found.status_code == 200 and "已受理，正在核查" in found.text
+        assert "老街菜市场" in found.text and code not in found.text
+
+        wrong = lookup(ticket, "AAAAAAAA")
+        assert wrong.status_code == 404
+        assert field_error(wrong.text, "ticket") == "受理编号或查询码不正确，请核对回执"
+        empty = lookup("", "")
+        assert field_error(empty.text, "ticket") == "请填写受理编号"
+        assert field_error(empty.text, "code") == "请填写查询码"
+        hostile = lookup("<script>" * 50, "x" * 500)
+        assert hostile.status_code == 404 and "<script>" not in hostile.text
+        for page in (found, wrong, empty, hostile):
+            assert_chinese_only(page.text)
+
+        # The regulator verifies it: the complainant sees the outcome and the staff list
+        # shows the number.
+        factories.create_staff(client, username="reg.t", role="regulator")
+        csrf = _login(client, "reg.t", factories.STAFF_PASSWORD)
+        listed = client.get("/regulator/complaints", headers=HTML).text
+        assert ticket in listed
+        found_id = re.search(r"/regulator/complaints/([0-9a-f]{32})/review", listed)
+        assert found_id is not None
+        complaint_id = found_id.group(1)
+        r = client.post(
+            f"/regulator/complaints/{complaint_id}/review",
+            data={"csrf_token": csrf, "outcome": "verified", "summary": "经现场核查，电子秤计量不准"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        client.cookies.clear()
+        done = lookup(ticket, code)
+        assert "经核实，情况属实" in done.text and "电子秤计量不准" in done.text
+
+    def test_api_receipt_carries_the_number(self, client: TestClient) -> None:
+        shop = factories.register(client)
+        r = client.post("/api/complaints", json={"uscc": shop["uscc"], "content": "缺斤短两"})
+        body = r.json()
+        assert r.status_code == 201 and body["ticket"].startswith("TS-")
+        assert len(body["check_code"]) == 8
