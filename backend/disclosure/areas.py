@@ -28,7 +28,7 @@ from backend.credit import service as credit
 from backend.credit.models import RepairCreate, RepairDecisionCreate
 from backend.db import INT_KEY_MAX
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import service, web
+from backend.disclosure import amounts, service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, PayloadTooLarge
 from backend.inspections import directory, draws
@@ -404,11 +404,16 @@ def _outcome_input(kind: str, form: dict[str, str], evidence: bytes | None) -> A
             continue
         if f.name == "amount_yuan":
             try:
-                data["amount_fen"] = hundredths(raw.replace(",", ""))
+                data["amount_fen"] = amounts.parse_yuan(raw)
             except ValueError:
                 raise FormInputError(
                     "罚没金额应为数字（元），最多两位小数", "amount_yuan"
                 ) from None
+            # The form is re-shown with a confirmation box naming this very amount.
+            form["confirm_fen"] = str(data["amount_fen"])
+            ask = amounts.confirmation_needed(data["amount_fen"], form)
+            if ask is not None:
+                raise FormInputError(ask, "amount_yuan")
         elif f.name == "lower_amount":
             data["lower_amount"] = raw == "yes"
         else:

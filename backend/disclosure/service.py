@@ -1025,7 +1025,12 @@ def outcome_fields(kind: str) -> list[OutcomeField]:
                 "file",
                 hint="只在本机计算并记录文件的 SHA-256，文件本身不上传保存；也可直接填写下一项",
             ),
-            OutcomeField("evidence_sha256", "决定书文件的 SHA-256"),
+            OutcomeField(
+                "evidence_sha256",
+                "决定书文件的 SHA-256",
+                required=True,
+                hint="选择上面的文件后由浏览器自动计算；也可直接填写",
+            ),
             *_CORRECTION,
         ]
     if kind == "instrument":

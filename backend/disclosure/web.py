@@ -44,6 +44,7 @@ from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
 from backend.accounts.service import Principal
 from backend.config import Settings
 from backend.disclosure.apidocs import ASSETS_URL, DOCS_CSP, DOCS_PATHS
+from backend.disclosure.amounts import yuan_in_words
 from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
 from backend.ledger.contract import load_artifact
@@ -205,6 +206,7 @@ def _build_env() -> jinja2.Environment:
     env.filters["zh_time"] = zh_time
     env.filters["short_hash"] = short_hash
     env.filters["yuan"] = yuan
+    env.filters["yuan_words"] = yuan_in_words
     return env
 
 
