@@ -79,7 +79,7 @@ def status_lookup(
     try:
         result = tickets.status_of(session, ticket=ticket, code=code)
     except DomainError as exc:
-        wrong = [("ticket", "受理编号或查询码不正确，请核对回执")]
+        wrong: list[tuple[str | None, str]] = [("ticket", "受理编号或查询码不正确，请核对回执")]
         return _view(
             request, values, error=FormError(FORM_INVALID, problems=wrong), status=exc.status_code
         )

@@ -29,6 +29,8 @@ from backend.errors import DomainError
 from backend.inspections import selection
 from backend.merchants import lists
 from backend.merchants import service as merchants
+from backend.supervision import service as supervision
+from backend.supervision.models import SupervisionRecordPage
 from backend.timeutil import today_shanghai
 
 pages = APIRouter(include_in_schema=False)
@@ -402,3 +404,60 @@ async def register_for_merchant(
         await run_in_threadpool(session.rollback)
         return _register_view(request, values, FormError.of(exc), exc.status_code)
     return RedirectResponse(f"/merchants/{uscc}", status_code=303)
+
+
+# --- the outcomes recorded, as a list ----------------------------------------------------------
+
+STATUS_LABELS = {
+    "current": "现行",
+    "superseded": "已更正",
+    "revoked": "已撤销",
+    "ended": "已移出",
+}
+
+
+@pages.get("/regulator/outcomes/list", response_class=HTMLResponse)
+def outcomes_list(
+    request: Request,
+    session: ReadSessionDep,
+    user: PageUser,
+    uscc: Annotated[str, Query(max_length=64)] = "",
+    kind: Annotated[str, Query(max_length=32)] = "",
+    draw: Annotated[str, Query(max_length=80)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """Every outcome recorded, newest first: by merchant code, kind and draw, paged."""
+    p = _staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    query = {"uscc": uscc, "kind": kind, "draw": draw}
+    error = None
+    try:
+        found = supervision.list_records(
+            session,
+            uscc=uscc.strip() or None,
+            kind=kind or None,
+            draw_id=draw.strip() or None,
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
+        )
+    except DomainError as exc:
+        labels = {"kind": "记录类型", "draw_id": "双随机抽查编号"}
+        error = FormError.of(exc, labels=labels)
+        found = SupervisionRecordPage(total=0, limit=PAGE_SIZE, offset=0, items=[])
+    return web.render(
+        request,
+        "area/outcome_list.html",
+        {
+            "title": "监管记录",
+            "nav": "regulator",
+            "rows": found.items,
+            "names": lists.names(session, sorted({r.uscc for r in found.items})),
+            "kinds": service.OUTCOME_KINDS,
+            "status_labels": STATUS_LABELS,
+            "pager": web.pager(found.total, page, PAGE_SIZE, query),
+            "query": query,
+            "error": error,
+        },
+        status_code=error_status(error),
+    )

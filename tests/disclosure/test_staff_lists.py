@@ -17,6 +17,7 @@ from tests import factories
 from tests.disclosure.test_form_errors import assert_chinese_only
 from tests.disclosure.test_pages import HTML, _login
 from tests.inspections.helpers import ctx_of, seed_merchants
+from tests.supervision import outcomes as o
 
 
 def _rows(html: str) -> list[str]:
@@ -175,3 +176,22 @@ class TestStaffRegistersAMerchant:
         )
         assert r.status_code == 403 and "没有执行这个操作的权限" in r.text
         assert_chinese_only(r.text)
+
+
+class TestOutcomeList:
+    def test_count_names_filters(self, client: TestClient) -> None:
+        staff = factories.create_staff(client, username="reg.o", role="regulator")
+        shop = factories.register(client, name="诚信粮油店")
+        other = factories.register(client, name="老街菜市场")
+        for n, uscc in enumerate((shop["uscc"], shop["uscc"], other["uscc"])):
+            o.post(client, o.spot_check(uscc=uscc, checked_on=o.days_ago(n + 1)), headers=staff)
+        _login(client, "reg.o", factories.STAFF_PASSWORD)
+        page = client.get("/regulator/outcomes/list", headers=HTML).text
+        assert _total(page) == 3 and "诚信粮油店" in page and "老街菜市场" in page
+        only = client.get(f"/regulator/outcomes/list?uscc={other['uscc']}", headers=HTML).text
+        assert _total(only) == 1 and "诚信粮油店" not in only
+        none = client.get("/regulator/outcomes/list?kind=penalty", headers=HTML).text
+        assert _total(none) == 0
+        bad = client.get("/regulator/outcomes/list?kind=nonsense", headers=HTML)
+        assert bad.status_code == 422 and "记录类型" in bad.text
+        assert_chinese_only(bad.text)
