@@ -29,6 +29,7 @@ from backend.credit.models import RepairCreate, RepairDecisionCreate
 from backend.db import INT_KEY_MAX
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import amounts, service, web
+from backend.disclosure import staff_lists as workbench_lists
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, PayloadTooLarge
 from backend.inspections import directory, draws
@@ -762,8 +763,19 @@ def _draws_page(
     notice: dict[str, str] | None = None,
     status: int = 200,
     values: dict[str, Any] | None = None,
+    show: str = "",
+    page_no: int = 1,
 ) -> HTMLResponse:
-    data = service.regulator_draws(session, today=today_shanghai())
+    today = today_shanghai()
+    data = service.regulator_draws(session, today=today)
+    size = 20
+    listed = draws.list_draws(
+        session,
+        status=show if show in service.DRAW_STATUS else None,
+        limit=size,
+        offset=(page_no - 1) * size,
+        today=today,
+    )
     return web.render(
         request,
         "area/draws.html",
@@ -771,6 +783,9 @@ def _draws_page(
             "title": "双随机抽查",
             "nav": "regulator",
             **data,
+            "draws": listed.items,
+            "show": show,
+            "pager": web.pager(listed.total, page_no, size, {"show": show}),
             "error": error,
             "notice": notice,
             "values": values or {"per_check": "2"},
@@ -795,12 +810,15 @@ def draws_page(
     session: ReadSessionDep,
     user: PageUser,
     done: Annotated[str | None, Query(max_length=20)] = None,
+    show: Annotated[str, Query(max_length=16)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
     text = DRAW_NOTICES.get(done or "")
-    return _draws_page(request, session, notice={"text": text, "kind": ""} if text else None)
+    notice = {"text": text, "kind": ""} if text else None
+    return _draws_page(request, session, notice=notice, show=show, page_no=page)
 
 
 @pages.post("/regulator/draws", response_class=HTMLResponse)
@@ -895,9 +913,18 @@ def _directory_page(
     values: dict[str, Any] | None = None,
     done: str | None = None,
     status: int = 200,
+    find: dict[str, str] | None = None,
+    page_no: int = 1,
 ) -> HTMLResponse:
+    find = find or {"q": "", "region": "", "show": ""}
+    pager = None
     if which == "inspectors":
-        rows: Any = directory.list_inspectors(session, staff=True).items
+        rows: Any = workbench_lists.inspectors(
+            directory.list_inspectors(session, staff=True).items, **find
+        )
+        size = 50
+        pager = web.pager(len(rows), page_no, size, find)
+        rows = rows[(page_no - 1) * size : page_no * size]
         title = "检查人员名录"
     else:
         rows = directory.list_items(session).items
@@ -915,6 +942,8 @@ def _directory_page(
             "sectors": service.sector_options(),
             "sector_names": service.sector_names,
             "notice": {"text": "已保存并写入存证日志。", "kind": ""} if done else None,
+            "pager": pager,
+            "find": find,
         },
         status_code=status,
     )
@@ -926,11 +955,18 @@ def inspectors_page(
     session: ReadSessionDep,
     user: PageUser,
     done: Annotated[str | None, Query(max_length=20)] = None,
+    q: Annotated[str, Query(max_length=100)] = "",
+    region: Annotated[str, Query(max_length=16)] = "",
+    show: Annotated[str, Query(max_length=16)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     p = _staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    return _directory_page(request, session, which="inspectors", done=done)
+    find = {"q": q.strip(), "region": region, "show": show}
+    return _directory_page(
+        request, session, which="inspectors", done=done, find=find, page_no=page
+    )
 
 
 @pages.post("/regulator/inspectors", response_class=HTMLResponse)

@@ -16,7 +16,13 @@ from backend.supervision.models import ComplaintCreate
 from tests import factories
 from tests.disclosure.test_form_errors import assert_chinese_only
 from tests.disclosure.test_pages import HTML, _login
-from tests.inspections.helpers import ctx_of, seed_merchants
+from tests.inspections.helpers import (
+    add_inspectors,
+    add_item,
+    create_draw,
+    ctx_of,
+    seed_merchants,
+)
 from tests.supervision import outcomes as o
 
 
@@ -195,3 +201,40 @@ class TestOutcomeList:
         bad = client.get("/regulator/outcomes/list?kind=nonsense", headers=HTML)
         assert bad.status_code == 422 and "记录类型" in bad.text
         assert_chinese_only(bad.text)
+
+
+class TestDrawList:
+    def test_count_and_status_filter(self, client: TestClient) -> None:
+        staff = factories.create_staff(client, username="reg.d", role="regulator")
+        seed_merchants(client, tiers=["B"] * 3)
+        add_inspectors(client, staff, count=3)
+        item = add_item(client, staff)
+        for _ in range(2):
+            create_draw(client, staff, item_id=item)
+        _login(client, "reg.d", factories.STAFF_PASSWORD)
+        page = client.get("/regulator/draws", headers=HTML).text
+        assert '<span id="draw-total">2</span>' in page
+        committed = client.get("/regulator/draws?show=committed", headers=HTML).text
+        assert '<span id="draw-total">2</span>' in committed
+        revealed = client.get("/regulator/draws?show=revealed", headers=HTML).text
+        assert '<span id="draw-total">0</span>' in revealed and "没有符合条件的抽查" in revealed
+
+
+class TestInspectorList:
+    def test_search_filter_count(self, client: TestClient) -> None:
+        staff = factories.create_staff(client, username="reg.i", role="regulator")
+        add_inspectors(client, staff, count=3)
+        add_inspectors(client, staff, count=2, region="511923", unit="平昌县市场监督管理局")
+        _login(client, "reg.i", factories.STAFF_PASSWORD)
+
+        def total(query: str) -> int:
+            page = client.get(f"/regulator/inspectors{query}", headers=HTML).text
+            found = re.search(r'<span id="inspector-total">(\d+)</span>', page)
+            assert found, page[-2000:]
+            return int(found.group(1))
+
+        assert total("") == 5
+        assert total("?region=511923") == 2
+        assert total("?q=平昌") == 2
+        assert total("?q=检查员1") == 2
+        assert total("?show=inactive") == 0
