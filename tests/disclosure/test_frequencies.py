@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from backend.app import create_app
 from backend.credit.models import RateProposal
 from backend.inspections import selection
+from backend.ledger import projection
 from backend.ledger.models import LogLeaf
 from backend.timeutil import today_shanghai
 from tests import factories
@@ -99,6 +100,14 @@ class TestTwoPersonApproval:
         with ctx_of(client).db.session() as s:
             row = s.get(RateProposal, proposal)
             assert row is not None and row.status == "approved" and row.decided_by != row.account_id
+        # The table is a projection of the two records: the log alone rebuilds it.
+        table = [projection.projection("rate_proposal")]
+        with ctx_of(client).db.engine.connect() as conn:
+            assert projection.differences(conn, table, projection.replay(conn, table)) == []
+            conn.execute(text("UPDATE rate_proposal SET status = 'rejected'"))
+            found = projection.differences(conn, table, projection.replay(conn, table))
+            assert [d.table for d in found] == ["rate_proposal"]
+            conn.rollback()
 
         resp = client.post(
             "/api/draws",
