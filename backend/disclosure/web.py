@@ -485,6 +485,12 @@ class FormError:
     def detail(self, value: str) -> None:
         self._detail = value
 
+    @property
+    def note(self) -> str:
+        """A detail set by the page itself (e.g. the unmet conditions of a credit repair),
+        shown under the list of problems."""
+        return self._detail
+
     def messages(self, field: str) -> list[str]:
         """The problems of one field, shown next to it."""
         return [text for f, text in self.problems if f == field]

@@ -318,3 +318,21 @@ class TestComplaintStatus:
         body = r.json()
         assert r.status_code == 201 and body["ticket"].startswith("TS-")
         assert len(body["check_code"]) == 8
+
+
+def test_a_refused_repair_lists_the_unmet_conditions(client: TestClient) -> None:
+    from tests.supervision import outcomes as o
+
+    staff = factories.create_staff(client, username="reg.rep", role="regulator")
+    shop = factories.register(client)
+    penalty = o.post(client, o.penalty(uscc=shop["uscc"]), headers=staff)
+    csrf = _login(client, shop["uscc"], factories.PASSWORD)
+    r = client.post(
+        "/merchant/repair",
+        data={"csrf_token": csrf, "penalty_record_id": penalty["record_id"], "statement": "已整改"},
+        headers=HTML,
+    )
+    assert r.status_code == 422
+    assert "暂不符合信用修复条件" in r.text
+    assert "个月" in r.text  # the unmet publicity period, as the credit service words it
+    assert_chinese_only(r.text)
