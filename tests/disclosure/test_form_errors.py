@@ -19,6 +19,7 @@ from backend.accounts.models import PASSWORD_MIN
 from backend.timeutil import today_shanghai
 from tests import factories
 from tests.disclosure.test_pages import HTML, _login, _token
+from tests.supervision import outcomes as o
 
 # English a validation library or a service would put in front of a person.
 LIBRARY_ENGLISH = re.compile(
@@ -321,8 +322,6 @@ class TestComplaintStatus:
 
 
 def test_a_refused_repair_lists_the_unmet_conditions(client: TestClient) -> None:
-    from tests.supervision import outcomes as o
-
     staff = factories.create_staff(client, username="reg.rep", role="regulator")
     shop = factories.register(client)
     penalty = o.post(client, o.penalty(uscc=shop["uscc"]), headers=staff)
