@@ -532,8 +532,14 @@ def _complaints_view(
 ) -> Response:
     size = 20
     try:
+        code, usccs = lists.who(session, uscc)
         page = supervision.list_complaints(
-            session, status=status, uscc=uscc or None, limit=size, offset=(page_no - 1) * size
+            session,
+            status=status,
+            uscc=code,
+            usccs=usccs,
+            limit=size,
+            offset=(page_no - 1) * size,
         )
     except DomainError as exc:
         error, status_code = FormError.of(exc), exc.status_code

@@ -433,9 +433,11 @@ def outcomes_list(
     query = {"uscc": uscc, "kind": kind, "draw": draw}
     error = None
     try:
+        code, usccs = lists.who(session, uscc)
         found = supervision.list_records(
             session,
-            uscc=uscc.strip() or None,
+            uscc=code,
+            usccs=usccs,
             kind=kind or None,
             draw_id=draw.strip() or None,
             limit=PAGE_SIZE,

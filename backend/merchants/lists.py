@@ -18,6 +18,7 @@ from sqlmodel import Session, col
 from backend.merchants import reference
 from backend.merchants.models import Merchant, MerchantVerification
 from backend.merchants.service import search_conditions
+from backend.uscc import LENGTH, normalize_uscc
 
 Status = Literal["unverified", "verified", "all"]
 SORTS: dict[str, Any] = {
@@ -101,3 +102,25 @@ def names(session: Session, usccs: list[str]) -> dict[str, str]:
         select(col(Merchant.uscc), col(Merchant.name)).where(col(Merchant.uscc).in_(usccs))
     )
     return {u: n for u, n in rows}
+
+
+NAME_MATCHES_MAX = 1000
+
+
+def who(session: Session, q: str) -> tuple[str | None, list[str] | None]:
+    """What a staff search box names: ``(code, None)`` for a whole credit code (the list's
+    service checks it, so a mistyped one is named), ``(None, codes)`` for a name fragment
+    or a code prefix (the first :data:`NAME_MATCHES_MAX` merchants it matches), and
+    ``(None, None)`` for an empty box."""
+    text = q.strip()
+    if not text:
+        return None, None
+    code = normalize_uscc(text)
+    if len(code) == LENGTH and code.isascii() and code.isalnum():
+        return code, None
+    conditions = search_conditions(q=text, region=None, sector=None, sub_area=None, tier=None)
+    rows = session.execute(
+        select(col(Merchant.uscc)).where(*conditions).order_by(col(Merchant.uscc))
+        .limit(NAME_MATCHES_MAX)
+    )
+    return None, [u for (u,) in rows]

@@ -1220,11 +1220,15 @@ def list_records(
     draw_id: str | None,
     limit: int,
     offset: int,
+    usccs: Sequence[str] | None = None,
 ) -> SupervisionRecordPage:
-    """Every outcome, corrections and revocations included (auditors see both versions)."""
+    """Every outcome, corrections and revocations included (auditors see both versions);
+    ``usccs``: only about these merchants (a name search)."""
     conditions: list[Any] = []
     if uscc:
         conditions.append(col(SupervisionRecord.uscc) == parse_uscc(uscc))
+    if usccs is not None:
+        conditions.append(col(SupervisionRecord.uscc).in_(list(usccs)))
     if kind:
         if kind not in KINDS:
             raise ValidationFailed(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
@@ -1345,8 +1349,15 @@ def get_complaint(session: Session, *, complaint_id: str) -> ComplaintPrivate:
 
 
 def list_complaints(
-    session: Session, *, status: str | None, uscc: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    status: str | None,
+    uscc: str | None,
+    limit: int,
+    offset: int,
+    usccs: Sequence[str] | None = None,
 ) -> ComplaintPage:
+    """Complaints, newest first; ``usccs``: only about these merchants (a name search)."""
     query = select(Complaint, ComplaintReview).join(
         ComplaintReview,
         ComplaintReview.complaint_id == Complaint.id,  # type: ignore[arg-type]
@@ -1354,6 +1365,8 @@ def list_complaints(
     )
     if uscc:
         query = query.where(col(Complaint.uscc) == parse_uscc(uscc))
+    if usccs is not None:
+        query = query.where(col(Complaint.uscc).in_(list(usccs)))
     if status == "pending":
         query = query.where(col(ComplaintReview.complaint_id).is_(None))
     elif status in ("verified", "rejected"):

@@ -129,6 +129,10 @@ class TestComplaintList:
         assert "第 21–23 件" in page2
         only = client.get(f"/regulator/complaints?uscc={other['uscc']}", headers=HTML).text
         assert "共 1 件" in only and "老街菜市场" in only and "诚信粮油店" not in only
+        by_name = client.get("/regulator/complaints?uscc=粮油", headers=HTML).text
+        assert "共 22 件" in by_name and "老街菜市场" not in by_name
+        nobody = client.get("/regulator/complaints?uscc=没有这家店", headers=HTML).text
+        assert "共 0 件" in nobody
         bad = client.get("/regulator/complaints?uscc=91350100M000100Y4Z", headers=HTML)
         assert bad.status_code == 422 and "第 18 位应为 3" in bad.text
         assert_chinese_only(bad.text)
@@ -196,6 +200,8 @@ class TestOutcomeList:
         assert _total(page) == 3 and "诚信粮油店" in page and "老街菜市场" in page
         only = client.get(f"/regulator/outcomes/list?uscc={other['uscc']}", headers=HTML).text
         assert _total(only) == 1 and "诚信粮油店" not in only
+        by_name = client.get("/regulator/outcomes/list?uscc=粮油", headers=HTML).text
+        assert _total(by_name) == 2 and "老街菜市场" not in by_name
         none = client.get("/regulator/outcomes/list?kind=penalty", headers=HTML).text
         assert _total(none) == 0
         bad = client.get("/regulator/outcomes/list?kind=nonsense", headers=HTML)
