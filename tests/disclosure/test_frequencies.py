@@ -38,6 +38,18 @@ def _propose(client: TestClient, csrf: str, **rates: str) -> Any:
     return client.post("/regulator/frequencies", data=data, headers=HTML, follow_redirects=False)
 
 
+def _decide(
+    client: TestClient, csrf: str, proposal: str, decision: str, reason: str = ""
+) -> Any:
+    data = {"csrf_token": csrf, "decision": decision, "reason": reason}
+    return client.post(
+        f"/regulator/frequencies/{proposal}/decision",
+        data=data,
+        headers=HTML,
+        follow_redirects=False,
+    )
+
+
 def _pending_id(client: TestClient) -> str:
     with ctx_of(client).db.session() as s:
         row = s.execute(select(RateProposal).where(RateProposal.status == "pending")).scalar_one()
@@ -72,22 +84,13 @@ class TestTwoPersonApproval:
         assert r.status_code == 303 and r.headers["location"].endswith("done=proposed")
         proposal = _pending_id(client)
         # The proposer may not approve its own proposal.
-        r = client.post(
-            f"/regulator/frequencies/{proposal}/decision",
-            data={"csrf_token": csrf, "decision": "approve"},
-            headers=HTML,
-        )
+        r = _decide(client, csrf, proposal, "approve")
         assert r.status_code == 403 and "提案人不能批准自己的提案" in r.text
         assert client.get("/api/credit/policy").json()["version"] == 1
 
         client.cookies.clear()
         csrf2 = _login(client, "reg.second", factories.STAFF_PASSWORD)
-        r = client.post(
-            f"/regulator/frequencies/{proposal}/decision",
-            data={"csrf_token": csrf2, "decision": "approve"},
-            headers=HTML,
-            follow_redirects=False,
-        )
+        r = _decide(client, csrf2, proposal, "approve")
         assert r.status_code == 303 and r.headers["location"].endswith("done=published")
         client.cookies.clear()
 
@@ -132,22 +135,13 @@ class TestTwoPersonApproval:
         proposal = _pending_id(client)
         client.cookies.clear()
         csrf = _login(client, "adm.b", factories.STAFF_PASSWORD)
-        r = client.post(
-            f"/regulator/frequencies/{proposal}/decision",
-            data={"csrf_token": csrf, "decision": "reject", "reason": "比例过低"},
-            headers=HTML,
-            follow_redirects=False,
-        )
+        r = _decide(client, csrf, proposal, "reject", reason="比例过低")
         assert r.status_code == 303 and r.headers["location"].endswith("done=rejected")
         client.cookies.clear()
         assert client.get("/api/credit/policy").json()["version"] == 1
         # Decided once: a second decision is refused.
         csrf = _login(client, "adm.b", factories.STAFF_PASSWORD)
-        r = client.post(
-            f"/regulator/frequencies/{proposal}/decision",
-            data={"csrf_token": csrf, "decision": "approve"},
-            headers=HTML,
-        )
+        r = _decide(client, csrf, proposal, "approve")
         assert r.status_code == 409 and "已经处理过" in r.text
 
 
@@ -210,11 +204,7 @@ class TestAdminRule:
         proposal = _pending_id(c)
         c.cookies.clear()
         csrf = _login(c, "reg.i", factories.STAFF_PASSWORD)
-        r = c.post(
-            f"/regulator/frequencies/{proposal}/decision",
-            data={"csrf_token": csrf, "decision": "approve"},
-            headers=HTML,
-        )
+        r = _decide(c, csrf, proposal, "approve")
         assert r.status_code == 403 and "不能发布抽查比例" in r.text
         c.cookies.clear()
         csrf = _login(c, "adm.j", factories.STAFF_PASSWORD)
