@@ -21,6 +21,7 @@ from backend import routes
 from backend.config import Settings, get_settings
 from backend.context import AppContext
 from backend.errors import DatabaseUnavailable, DomainError
+from backend.zherrors import STATUS_MESSAGES, detail_zh, summary, validation_detail_zh
 
 log = logging.getLogger("honest_metering")
 
@@ -44,6 +45,11 @@ def _error(status: int, name: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": name, "detail": detail, **extra}, status_code=status)
 
 
+def domain_body(exc: DomainError) -> dict[str, Any]:
+    """The one error shape of a domain error, with its Chinese ``detail_zh``."""
+    return {**exc.to_dict(), "detail_zh": detail_zh(exc)}
+
+
 def _describe_validation(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -58,12 +64,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         # Errors may carry headers (WWW-Authenticate on 401, Retry-After on 429).
         return JSONResponse(
-            exc.to_dict(), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+            domain_body(exc), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, "ValidationFailed", _describe_validation(exc))
+        return _error(
+            422,
+            "ValidationFailed",
+            _describe_validation(exc),
+            detail_zh=validation_detail_zh(exc.errors()),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -73,7 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return JSONResponse(
-            {"error": name, "detail": detail},
+            {"error": name, "detail": detail, "detail_zh": summary(name, exc.status_code)},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
@@ -96,13 +107,18 @@ def install_error_handlers(app: FastAPI) -> None:
         err = DatabaseUnavailable(
             f"the database connection was lost or is unavailable; retry (reference {ref})"
         )
-        return JSONResponse(err.to_dict(), status_code=503, headers={"Retry-After": "1"})
+        return JSONResponse(domain_body(err), status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error (ref %s)", ref)
-        return _error(500, "InternalError", f"unexpected error; reference {ref}")
+        return _error(
+            500,
+            "InternalError",
+            f"unexpected error; reference {ref}",
+            detail_zh=f"{STATUS_MESSAGES[500]}，参考编号 {ref}",
+        )
 
 
 def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None) -> FastAPI:

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # The daily credit re-rating sweep (backend/credit/service.py) in this process.
     rerate_enabled: bool = True
     draw_reveal_delay_blocks: int = Field(default=3, ge=1, le=200)
+    # Who publishes new spot-check rates per tier (backend/credit/frequencies.py):
+    # "two_person" (a staff proposal approved by a second staff account), "admin"
+    # (an admin at once; a regulator's proposal needs an admin's approval) or
+    # "regulator" (any staff account at once).
+    rate_publish: Literal["two_person", "admin", "regulator"] = "two_person"
 
     secret_key: SecretStr | None = None
     token_ttl_s: int = Field(default=8 * 3600, ge=60)

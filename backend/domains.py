@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import backend.models  # noqa: F401  (every table, for foreign-key order)
 from backend.accounts import records as accounts_records  # noqa: F401
+from backend.credit import frequency_records  # noqa: F401
 from backend.credit import records as credit_records  # noqa: F401
 from backend.credit import service as credit_service
 from backend.inspections import records as inspections_records  # noqa: F401

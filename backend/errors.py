@@ -1,4 +1,5 @@
-"""Domain errors and their one HTTP shape: ``{"error": "<Name>", "detail": "..."}``.
+"""Domain errors and their one HTTP shape: ``{"error": "<Name>", "detail": "..."}``
+(plus ``detail_zh``, the Chinese of ``backend/zherrors.py``).
 
 Services raise these; they never import FastAPI's ``HTTPException``. The
 handlers in ``backend/app.py`` render them.
@@ -40,6 +41,10 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(description="the error's name, e.g. MerchantNotFound")
     detail: str = Field(description="what went wrong and what to do about it")
+    detail_zh: str | None = Field(
+        default=None,
+        description="the same in Chinese, naming the field (what the pages show a person)",
+    )
 
 
 ERROR_DESCRIPTIONS = {

@@ -41,7 +41,7 @@ LAYERS: dict[str, int] = {
 }
 CORE_MODULES = {"config", "db", "errors", "timeutil", "uscc", "inputs", "csvsafe",
                 "privatefiles", "asyncreads", "background",
-                "groupcommit"}
+                "groupcommit", "zherrors"}
 # Core infrastructure that lives beside the server code in backend/ops.
 CORE_OPS = {"backend.ops.metrics", "backend.ops.logs", "backend.ops.parentdeath"}
 # The running service's context (it holds the ledger client) and the FastAPI

@@ -261,3 +261,28 @@ class RepairWritten(RepairPublic):
 class RepairPage(BaseModel):
     total: int
     items: list[RepairPublic]
+
+
+class RateProposal(SQLModel, table=True):
+    """A proposal of new yearly spot-check rates per tier (``credit.rates_proposed``) and,
+    once decided, its decision (``credit.rates_decided``): both columns sets are written
+    only by projecting those records (``backend/credit/frequency_records.py``)."""
+
+    __tablename__ = "rate_proposal"
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    rates_bp: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    effective_from: date
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    base_version: int
+    at: datetime
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    decided_at: datetime | None = None
+    decided_by: int | None = Field(default=None, foreign_key="account.id")
+    decision_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    decision_record_id: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True)
+    )

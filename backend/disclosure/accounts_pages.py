@@ -59,11 +59,16 @@ def _login(request: Request) -> RedirectResponse:
 
 
 def _error(exc: Exception, field: str | None = None) -> FormError:
+    """The form error of ``exc``, shown next to ``field`` (else where the error names)."""
     err = FormError.of(exc)
-    if field is not None:
-        err.field = field
-    elif isinstance(exc, DomainError):
-        err.field = STAFF_FIELDS.get(exc.name, err.field)
+    target = field
+    if target is None and isinstance(exc, DomainError):
+        target = STAFF_FIELDS.get(exc.name)
+    if target is not None:
+        err.problems = [(target, text) for _, text in err.problems] or [
+            (target, err.message.rstrip("。"))
+        ]
+        err.field = target
     return err
 
 

@@ -23,7 +23,8 @@ from backend.disclosure.area_common import (
 )
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError
-from backend.supervision import complaints
+from backend.merchants import lists
+from backend.supervision import complaints, tickets
 from backend.supervision.models import ComplaintReviewCreate
 from backend.timeutil import today_shanghai
 
@@ -41,8 +42,24 @@ def _complaints_view(
     notice: dict[str, str] | None = None,
     error: FormError | None = None,
     status_code: int = 200,
+    uscc: str = "",
+    page_no: int = 1,
 ) -> Response:
-    page = complaints.list_complaints(session, status=status, uscc=None, limit=100, offset=0)
+    size = 20
+    try:
+        code, usccs = lists.who(session, uscc)
+        page = complaints.list_complaints(
+            session,
+            status=status,
+            uscc=code,
+            usccs=usccs,
+            limit=size,
+            offset=(page_no - 1) * size,
+        )
+    except DomainError as exc:
+        error, status_code = FormError.of(exc), exc.status_code
+        page = complaints.list_complaints(session, status=status, uscc=None, limit=size, offset=0)
+    query = {"status": status, "uscc": uscc}
     return web.render(
         request,
         "area/complaints.html",
@@ -50,6 +67,10 @@ def _complaints_view(
             "title": "投诉举报处理",
             "nav": "regulator",
             "page": page,
+            "names": lists.names(session, sorted({c.uscc for c in page.items})),
+            "tickets": tickets.numbers(session, [c.complaint_id for c in page.items]),
+            "pager": web.pager(page.total, page_no, size, query),
+            "uscc": uscc,
             "status": status,
             "notice": notice,
             "error": error,
@@ -66,13 +87,17 @@ def complaints_page(
     user: PageUser,
     status: Annotated[str, Query(max_length=16)] = "pending",
     done: Annotated[str | None, Query(max_length=20)] = None,
+    uscc: Annotated[str, Query(max_length=64)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     p = staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
     if status not in ("pending", "verified", "rejected"):
         status = "pending"
-    return _complaints_view(request, session, status=status, notice=notice_for(done))
+    return _complaints_view(
+        request, session, status=status, notice=notice_for(done), uscc=uscc.strip(), page_no=page
+    )
 
 
 @pages.post("/regulator/complaints/{complaint_id}/review", response_class=HTMLResponse)

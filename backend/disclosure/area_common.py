@@ -75,4 +75,4 @@ class FormInputError(DomainError):
     status_code = 422
 
     def __init__(self, detail: str, field: str) -> None:
-        super().__init__(detail, field=field)
+        super().__init__(detail, field=field, detail_zh=detail)

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from backend.db import INT_KEY_MAX
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import service, web
+from backend.disclosure import staff_lists as workbench_lists
 from backend.disclosure.area_common import (
     FormInputError,
     hundredths,
@@ -23,6 +24,7 @@ from backend.errors import DomainError
 from backend.inspections import directory
 from backend.inspections.draws import base as draw_base
 from backend.inspections.draws import commit as draw_commit
+from backend.inspections.draws import reading as draw_reading
 from backend.inspections.draws import reveal as draw_reveal
 from backend.inspections.models import (
     DrawCreate,
@@ -47,8 +49,19 @@ def _draws_page(
     notice: dict[str, str] | None = None,
     status: int = 200,
     values: dict[str, Any] | None = None,
+    show: str = "",
+    page_no: int = 1,
 ) -> HTMLResponse:
-    data = service.regulator_draws(session, today=today_shanghai())
+    today = today_shanghai()
+    data = service.regulator_draws(session, today=today)
+    size = 20
+    listed = draw_reading.list_draws(
+        session,
+        status=show if show in service.DRAW_STATUS else None,
+        limit=size,
+        offset=(page_no - 1) * size,
+        today=today,
+    )
     return web.render(
         request,
         "area/draws.html",
@@ -56,6 +69,9 @@ def _draws_page(
             "title": "双随机抽查",
             "nav": "regulator",
             **data,
+            "draws": listed.items,
+            "show": show,
+            "pager": web.pager(listed.total, page_no, size, {"show": show}),
             "error": error,
             "notice": notice,
             "values": values or {"per_check": "2"},
@@ -80,12 +96,15 @@ def draws_page(
     session: ReadSessionDep,
     user: PageUser,
     done: Annotated[str | None, Query(max_length=20)] = None,
+    show: Annotated[str, Query(max_length=16)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     p = staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
     text = DRAW_NOTICES.get(done or "")
-    return _draws_page(request, session, notice={"text": text, "kind": ""} if text else None)
+    notice = {"text": text, "kind": ""} if text else None
+    return _draws_page(request, session, notice=notice, show=show, page_no=page)
 
 
 @pages.post("/regulator/draws", response_class=HTMLResponse)
@@ -182,9 +201,18 @@ def _directory_page(
     values: dict[str, Any] | None = None,
     done: str | None = None,
     status: int = 200,
+    find: dict[str, str] | None = None,
+    page_no: int = 1,
 ) -> HTMLResponse:
+    find = find or {"q": "", "region": "", "show": ""}
+    pager = None
     if which == "inspectors":
-        rows: Any = directory.list_inspectors(session, staff=True).items
+        rows: Any = workbench_lists.inspectors(
+            directory.list_inspectors(session, staff=True).items, **find
+        )
+        size = 50
+        pager = web.pager(len(rows), page_no, size, find)
+        rows = rows[(page_no - 1) * size : page_no * size]
         title = "检查人员名录"
     else:
         rows = directory.list_items(session).items
@@ -202,6 +230,8 @@ def _directory_page(
             "sectors": service.sector_options(),
             "sector_names": service.sector_names,
             "notice": {"text": "已保存并写入存证日志。", "kind": ""} if done else None,
+            "pager": pager,
+            "find": find,
         },
         status_code=status,
     )
@@ -213,11 +243,18 @@ def inspectors_page(
     session: ReadSessionDep,
     user: PageUser,
     done: Annotated[str | None, Query(max_length=20)] = None,
+    q: Annotated[str, Query(max_length=100)] = "",
+    region: Annotated[str, Query(max_length=16)] = "",
+    show: Annotated[str, Query(max_length=16)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     p = staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    return _directory_page(request, session, which="inspectors", done=done)
+    find = {"q": q.strip(), "region": region, "show": show}
+    return _directory_page(
+        request, session, which="inspectors", done=done, find=find, page_no=page
+    )
 
 
 @pages.post("/regulator/inspectors", response_class=HTMLResponse)

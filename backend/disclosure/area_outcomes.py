@@ -6,16 +6,15 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import service, web
+from backend.disclosure import amounts, service, web
 from backend.disclosure.area_common import (
     FormInputError,
-    hundredths,
     notice_for,
     staff_or_redirect,
 )
@@ -55,7 +54,13 @@ def regulator_home(
 
 
 @pages.post("/regulator/merchants/{uscc}/verify", response_class=HTMLResponse)
-def verify_merchant(request: Request, session: SessionDep, user: PageUser, uscc: str) -> Response:
+def verify_merchant(
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    uscc: str,
+    back: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
     p = staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
@@ -76,7 +81,10 @@ def verify_merchant(request: Request, session: SessionDep, user: PageUser, uscc:
             },
             status_code=exc.status_code,
         )
-    return RedirectResponse("/regulator?done=verified", status_code=303)
+    # One click from a list or a merchant's page: back to where it was made.
+    target = web.safe_next(back) or "/regulator"
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}done=verified", status_code=303)
 
 
 # --- supervision outcomes: one at a time, or a file -------------------------------------------
@@ -143,11 +151,16 @@ def _outcome_input(kind: str, form: dict[str, str], evidence: bytes | None) -> A
             continue
         if f.name == "amount_yuan":
             try:
-                data["amount_fen"] = hundredths(raw.replace(",", ""))
+                data["amount_fen"] = amounts.parse_yuan(raw)
             except ValueError:
                 raise FormInputError(
                     "罚没金额应为数字（元），最多两位小数", "amount_yuan"
                 ) from None
+            # The form is re-shown with a confirmation box naming this very amount.
+            form["confirm_fen"] = str(data["amount_fen"])
+            ask = amounts.confirmation_needed(data["amount_fen"], form)
+            if ask is not None:
+                raise FormInputError(ask, "amount_yuan")
         elif f.name == "lower_amount":
             data["lower_amount"] = raw == "yes"
         else:
@@ -180,7 +193,9 @@ async def outcomes_submit(request: Request, session: SessionDep, user: PageUser)
         written = await run_in_threadpool(write)
     except (DomainError, ValidationError) as exc:
         await run_in_threadpool(session.rollback)
-        return _outcome_form(request, kind=kind, values=values, error=FormError.of(exc), status=422)
+        labels = {f.name: f.label for f in service.outcome_fields(kind)}
+        error = FormError.of(exc, labels=labels, aliases={"amount_fen": "amount_yuan"})
+        return _outcome_form(request, kind=kind, values=values, error=error, status=422)
     fresh = service.outcome_defaults(kind, today=today_shanghai())
     return _outcome_form(request, kind=kind, values=fresh, error=None, written=written, status=201)
 

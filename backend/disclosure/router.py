@@ -16,22 +16,34 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from backend import zherrors
 from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import accounts_pages, areas, service, web
+from backend.disclosure import (
+    accounts_pages,
+    areas,
+    complaint_status,
+    forms,
+    service,
+    web,
+    workbench,
+)
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
 from backend.merchants import views
-from backend.merchants.models import MerchantCreate
 from backend.supervision import complaints
-from backend.supervision.models import ComplaintCreate
 from backend.timeutil import today_shanghai, utcnow
 
 pages = APIRouter(include_in_schema=False)
 
 Text = Annotated[str | None, Query(max_length=100)]
+
+# What a form field may carry before the page refuses the request outright; the form's
+# own checks say in Chinese, next to the field, what is too long (the body limit, 1 MiB
+# by default, bounds everything).
+FORM_MAX = 20_000
 
 
 # --- home and search -------------------------------------------------------------------
@@ -105,7 +117,7 @@ def search(
                 **filters,
                 "result": None,
                 "error": web.friendly_message(exc.name, exc.status_code),
-                "error_detail": exc.detail,
+                "error_detail": zherrors.detail_zh(exc),
             },
             status_code=exc.status_code,
         )
@@ -298,17 +310,17 @@ def register_submit(
     ctx: CtxDep,
     session: SessionDep,
     user: PageUser,
-    uscc: Annotated[str, Form(max_length=64)] = "",
-    name: Annotated[str, Form(max_length=200)] = "",
-    sector: Annotated[str, Form(max_length=32)] = "",
-    region_code: Annotated[str, Form(max_length=16)] = "",
-    sub_area: Annotated[str, Form(max_length=32)] = "",
-    address: Annotated[str, Form(max_length=400)] = "",
-    contact_person: Annotated[str, Form(max_length=100)] = "",
-    contact_phone: Annotated[str, Form(max_length=64)] = "",
-    password: Annotated[str, Form(max_length=1000)] = "",
-    password2: Annotated[str, Form(max_length=1000)] = "",
-    form_token: Annotated[str, Form(max_length=200)] = "",
+    uscc: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    name: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    sector: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    region_code: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    sub_area: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    address: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    contact_person: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    contact_phone: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    password: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    password2: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    form_token: Annotated[str, Form(max_length=FORM_MAX)] = "",
 ) -> Response:
     """Register a merchant and its account, then sign the new account in."""
     values = {
@@ -325,22 +337,10 @@ def register_submit(
         web.check_anon_form(request, form_token)
     except web.FormExpired as exc:
         return _register_form(request, values, FormError.of(exc), exc.status_code)
-    if password != password2:
-        return _register_form(
-            request, values, FormError("两次输入的密码不一致。", field="password2"), 422
-        )
+    data, problems = forms.merchant_create(values, password=password, password2=password2)
+    if problems is not None or data is None:
+        return _register_form(request, values, problems, 422)
     try:
-        data = MerchantCreate(
-            uscc=uscc,
-            name=name,
-            sector=sector,
-            region_code=region_code,
-            sub_area=sub_area or None,
-            address=address,
-            contact_person=contact_person,
-            contact_phone=contact_phone,
-            password=password,
-        )
         registered = merchants.register_merchant(
             session,
             settings=ctx.settings,
@@ -410,22 +410,22 @@ def complaint_submit(
     request: Request,
     session: SessionDep,
     user: PageUser,
-    uscc: Annotated[str, Form(max_length=64)] = "",
-    content: Annotated[str, Form(max_length=4000)] = "",
-    contact: Annotated[str, Form(max_length=200)] = "",
-    form_token: Annotated[str, Form(max_length=200)] = "",
+    uscc: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    content: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    contact: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    form_token: Annotated[str, Form(max_length=FORM_MAX)] = "",
 ) -> HTMLResponse:
     values = {"uscc": uscc, "content": content, "contact": contact}
     try:
         web.check_anon_form(request, form_token)
     except web.FormExpired as exc:
         return _complaint_form(request, values, FormError.of(exc), exc.status_code)
+    data, problems = forms.complaint_create(values)
+    if problems is not None or data is None:
+        return _complaint_form(request, values, problems, 422)
     try:
         received = complaints.submit_complaint(
-            session,
-            principal=user,
-            data=ComplaintCreate(uscc=uscc, content=content, contact=contact.strip() or None),
-            address=client_address(request),
+            session, principal=user, data=data, address=client_address(request)
         )
     except (DomainError, ValidationError) as exc:
         status, headers = _form_failure(exc)
@@ -455,7 +455,10 @@ def install(app: FastAPI) -> None:
     apidocs.install(app)
     app.include_router(pages)
     app.include_router(areas.pages)
+    # Before accounts_pages: its /regulator/merchants/{uscc} would take .../merchants/new.
+    app.include_router(workbench.pages)
     app.include_router(accounts_pages.pages)
+    app.include_router(complaint_status.pages)
     app.state.home_stats = service.StatsCache()
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))

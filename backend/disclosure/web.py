@@ -27,21 +27,24 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend import zherrors
 from backend.accounts import security
 from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
 from backend.accounts.passwords import PASSWORD_RULE_ZH
 from backend.accounts.service import Principal
 from backend.config import Settings
+from backend.disclosure.amounts import yuan_in_words
 from backend.disclosure.apidocs import ASSETS_URL, DOCS_CSP, DOCS_PATHS
 from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
@@ -205,6 +208,7 @@ def _build_env() -> jinja2.Environment:
     env.filters["zh_time"] = zh_time
     env.filters["short_hash"] = short_hash
     env.filters["yuan"] = yuan
+    env.filters["yuan_words"] = yuan_in_words
     return env
 
 
@@ -265,6 +269,25 @@ def render(
             path="/",
         )
     return response
+
+
+def pager(total: int, page_no: int, size: int, query: dict[str, str]) -> dict[str, object]:
+    """What the pager shows: the page, how many, and the links (filters kept)."""
+    pages_n = max(1, -(-total // size))
+    kept = {k: v for k, v in query.items() if v and k != "page"}
+
+    def link(n: int) -> str:
+        return "?" + urlencode({**kept, "page": str(n)})
+
+    return {
+        "total": total,
+        "page": page_no,
+        "pages": pages_n,
+        "first": (page_no - 1) * size + 1 if total else 0,
+        "last": min(page_no * size, total),
+        "prev": link(page_no - 1) if page_no > 1 else None,
+        "next": link(page_no + 1) if page_no < pages_n else None,
+    }
 
 
 # --- who is looking ----------------------------------------------------------------------
@@ -346,47 +369,9 @@ ERROR_TITLES = {
     503: "服务暂不可用",
 }
 
-# Plain-language explanations of the errors a visitor meets most; the technical
-# detail from the service is shown below them.
-FRIENDLY = {
-    "MerchantNotFound": (
-        "没有找到这个统一社会信用代码对应的经营者。请核对代码，或在首页按名称搜索。"
-    ),
-    "InvalidCreditCode": "统一社会信用代码格式不正确：应为 18 位，且校验位正确。",
-    "MerchantAlreadyRegistered": "这个统一社会信用代码已经注册过。请直接登录。",
-    "UsernameTaken": "这个用户名已被使用。",
-    "WeakPassword": "密码不符合要求：" + PASSWORD_RULE_ZH,
-    "InvalidCredentials": "用户名或密码错误。",
-    "MerchantNotVerified": (
-        "待核验：登记信息尚未经监管部门核验。核验前不显示计量信用等级，也不提供承诺牌。"
-    ),
-    "RegistrationAlreadyRejected": "这个登记已被监管部门驳回。",
-    "AccountNotFound": "没有这个账号。",
-    "CannotActOnSelf": "不能停用自己的账号，也不能修改自己的角色。",
-    "AccountAlreadyInState": "账号已经是这个状态。",
-    "InvalidRole": "角色只能是监管人员或管理员。",
-    "InvalidUsername": "用户名只能由小写字母、数字、“.”、“_”或“-”组成，以字母或数字开头。",
-    "NotAuthenticated": "请先登录。",
-    "InvalidToken": "登录已失效，请重新登录。",
-    "RoleNotPermitted": "当前账号没有执行这个操作的权限。",
-    "NotOwnMerchant": "只能操作本单位的信息。",
-    "CsrfFailed": "页面已过期或来源不明，请刷新页面后重新提交。",
-    "FormExpired": "表单已过期，请刷新页面后重新提交。",
-    "RateLimited": "尝试次数过多，请稍后再试。",
-    "TooManyAttempts": "尝试次数过多，请稍后再试。",
-    "ServerBusy": "同时登录和注册的人较多，请稍后再试。",
-    "DatabaseBusy": "系统正忙，请稍后再试。",
-    "PledgeItemsInvalid": "承诺事项不完整：必选事项都要勾选。",
-    "RecordNotFound": "没有找到这条记录。",
-    "RecordNotAnchored": "这条记录尚未锚定到区块链，下一个检查点锚定后即可验证。",
-    "LedgerUnavailable": "暂时无法连接区块链节点，请稍后再试。",
-    "NotFound": "页面不存在。",
-    "ValidationFailed": "填写的内容有误，请检查后重新提交。",
-}
-
-
 def friendly_message(name: str, status: int) -> str:
-    return FRIENDLY.get(name) or ERROR_TITLES.get(status, "出错了")
+    """The plain-language line at the top of an error (``backend/zherrors.py``)."""
+    return zherrors.summary(name, status) + "。"
 
 
 def wants_html(request: Request) -> bool:
@@ -399,6 +384,7 @@ def wants_html(request: Request) -> bool:
 def error_page(
     request: Request, *, status: int, name: str, detail: str, headers: Mapping[str, str] | None
 ) -> HTMLResponse:
+    """An error page; ``detail`` is shown as it is, so it must already be Chinese."""
     context = {
         "title": ERROR_TITLES.get(status, "出错了"),
         "status": status,
@@ -440,84 +426,149 @@ def install_page_errors(app: FastAPI) -> None:
 
         app.add_exception_handler(key, handler)
 
+    # A person reads these pages: the detail shown is the Chinese of backend/zherrors.py,
+    # never the service's or the validation library's English.
     wrap(
         DomainError,
-        lambda e: (e.status_code, e.name, e.detail, getattr(e, "headers", None)),
+        lambda e: (e.status_code, e.name, zherrors.detail_zh(e), getattr(e, "headers", None)),
     )
     wrap(
         RequestValidationError,
-        lambda e: (422, "ValidationFailed", _validation_detail(e), None),
+        lambda e: (422, "ValidationFailed", zherrors.validation_detail_zh(e.errors()), None),
     )
-    wrap(
-        StarletteHTTPException,
-        lambda e: (
-            e.status_code,
-            getattr(e, "error_name", None)
-            or ("NotFound" if e.status_code == 404 else "HTTPError"),
-            e.detail if isinstance(e.detail, str) else str(e.detail),
-            getattr(e, "headers", None),
-        ),
-    )
+
+    def _http(e: StarletteHTTPException) -> tuple[int, str, str, Mapping[str, str] | None]:
+        name = getattr(e, "error_name", None) or (
+            "NotFound" if e.status_code == 404 else "HTTPError"
+        )
+        return e.status_code, name, "", getattr(e, "headers", None)
+
+    wrap(StarletteHTTPException, _http)
 
     def _unexpected(e: Exception) -> tuple[int, str, str, None]:
         ref = uuid.uuid4().hex[:12]
         log.error("unhandled error on a page (ref %s)", ref, exc_info=e)
-        return 500, "InternalError", f"unexpected error; reference {ref}", None
+        return 500, "InternalError", f"参考编号 {ref}", None
 
     wrap(Exception, _unexpected)
-
-
-def _validation_detail(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
-    return "; ".join(parts) or "invalid request"
 
 
 # --- form errors ------------------------------------------------------------------------------
 
 
-# Which form field an error is about, when the service's error does not say (``field=``).
-ERROR_FIELDS = {
-    "InvalidCreditCode": "uscc",
-    "MerchantAlreadyRegistered": "uscc",
-    "UsernameTaken": "uscc",
-    "UnknownSector": "sector",
-    "UnknownRegion": "region_code",
-    "UnknownSubArea": "sub_area",
-    "InvalidPhone": "contact_phone",
-    "WeakPassword": "password",
-    "InvalidWalletAddress": "wallet_address",
-    "PledgeItemsInvalid": "items",
-}
-
-
 class FormError:
-    """What went wrong with a submitted form, for the page to show next to the form."""
+    """What went wrong with a submitted form, in Chinese: a line for the top of the form
+    (``message``) and every problem found, each with the field it is about (``problems``),
+    so the page shows them all at once, next to their fields."""
 
-    def __init__(self, message: str, detail: str = "", field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        detail: str = "",
+        field: str | None = None,
+        *,
+        problems: list[tuple[str | None, str]] | None = None,
+    ) -> None:
         self.message = message
-        self.detail = detail
-        self.field = field
+        self.problems: list[tuple[str | None, str]] = list(problems or [])
+        if field is not None and not self.problems:
+            self.problems.append((field, detail or message.rstrip("。")))
+        self._detail = detail
+        self.field = field or next((f for f, _ in self.problems if f), None)
+
+    @property
+    def detail(self) -> str:
+        """The problems as one line (shown under the message when no field shows them)."""
+        if self._detail:
+            return self._detail
+        return "；".join(text for f, text in self.problems if not f)
+
+    @detail.setter
+    def detail(self, value: str) -> None:
+        self._detail = value
+
+    @property
+    def note(self) -> str:
+        """A detail set by the page itself (e.g. the unmet conditions of a credit repair),
+        shown under the list of problems."""
+        return self._detail
+
+    def messages(self, field: str) -> list[str]:
+        """The problems of one field, shown next to it."""
+        return [text for f, text in self.problems if f == field]
+
+    def has(self, *fields: str) -> bool:
+        return any(f in fields for f, _ in self.problems)
+
+    def fields(self) -> list[str]:
+        return [f for f, _ in self.problems if f]
+
+    def listed(self) -> list[tuple[str | None, str]]:
+        """The problems for the list at the top of the form."""
+        return self.problems
+
+    def add(self, other: FormError) -> FormError:
+        """Both errors' problems (the first error's message)."""
+        seen = set(self.problems)
+        self.problems.extend(p for p in other.problems if p not in seen)
+        self.field = self.field or other.field
+        return self
 
     @classmethod
-    def of(cls, exc: Exception) -> FormError:
-        from pydantic import ValidationError
-
+    def of(
+        cls,
+        exc: Exception,
+        *,
+        labels: Mapping[str, str] | None = None,
+        aliases: Mapping[str, str] | None = None,
+    ) -> FormError:
+        """The form error of a domain error or a pydantic ``ValidationError``."""
         if isinstance(exc, DomainError):
-            field = exc.extra.get("field")
-            if not isinstance(field, str):
-                field = ERROR_FIELDS.get(exc.name)
-            zh = exc.extra.get("detail_zh")
-            message = zh if isinstance(zh, str) else friendly_message(exc.name, exc.status_code)
-            return cls(message, exc.detail, field)
+            problems = zherrors.domain_errors(exc, labels=labels)
+            if aliases:
+                problems = [(aliases.get(f, f) if f else f, t) for f, t in problems]
+            field = problems[0][0]
+            message = (
+                FORM_INVALID if field else zherrors.summary(exc.name, exc.status_code) + "。"
+            )
+            return cls(message, problems=problems)
         if isinstance(exc, ValidationError):
-            problems = []
-            field = None
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err.get("loc", ()))
-                field = field or (str(err["loc"][0]) if err.get("loc") else None)
-                problems.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-            return cls("填写的内容有误，请检查后重新提交。", "; ".join(problems), field)
+            problems = zherrors.pydantic_errors(exc.errors(), labels=labels, aliases=aliases)
+            return cls(FORM_INVALID, problems=problems)
         raise exc
+
+    @classmethod
+    def collect(cls, found: list[FormError]) -> FormError | None:
+        """One error holding every problem ``found`` (``None`` if there were none)."""
+        if not found:
+            return None
+        first = found[0]
+        for more in found[1:]:
+            first.add(more)
+        return first
+
+
+FORM_INVALID = "填写的内容有误，请按提示修改后重新提交。"
+
+
+def required(values: Mapping[str, str], fields: Mapping[str, str]) -> list[FormError]:
+    """A "请填写" problem for each required field left empty (``fields``: name → label)."""
+    return [
+        FormError(FORM_INVALID, problems=[(name, f"请填写{label}")])
+        for name, label in fields.items()
+        if not str(values.get(name, "")).strip()
+    ]
+
+
+def check_each(
+    checks: Mapping[str, Callable[[], Any]], *, labels: Mapping[str, str] | None = None
+) -> list[FormError]:
+    """Run each field's own check (the domain's parse function) and keep every failure,
+    so that one submission reports every wrong field, not only the first."""
+    found = []
+    for _name, check in checks.items():
+        try:
+            check()
+        except (DomainError, ValidationError) as exc:
+            found.append(FormError.of(exc, labels=labels))
+    return found

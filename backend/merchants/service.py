@@ -412,28 +412,18 @@ def get_public(session: Session, *, settings: Settings, uscc: str, today: date) 
     )
 
 
-def search(
-    session: Session,
+def search_conditions(
     *,
     q: str | None,
     region: str | None,
     sector: str | None,
     sub_area: str | None,
     tier: str | None,
-    limit: int,
-    offset: int,
-    today: date,
-) -> MerchantPage:
-    """Public search by name fragment or credit-code prefix, with filters.
-
-    A code prefix is a range scan on the primary key (``uscc >= p AND uscc <
-    p || '~'``: every code character sorts below '~'), which both SQLite and
-    PostgreSQL answer from the index; a name fragment is ``LIKE '%x%'``, a
-    scan that stays in the tens of milliseconds at 10^5 merchants (``ILIKE``, so
-    Latin letters match in any case on both databases).
-    Results are ordered by credit code, so pages are stable.
-    """
-    conditions: list[Any] = []
+    public: bool = True,
+) -> list[Any]:
+    """The WHERE conditions of a merchant search (see :func:`search`); the staff lists
+    (``backend/merchants/lists.py``) add their own to these."""
+    conditions = []
     if q is not None and q.strip():  # an empty search box means "everything"
         text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -466,7 +456,8 @@ def search(
             )
             .exists()
         )
-        # An unverified registration shows no tier, so no tier filter finds it.
+    if tier and public:
+        # An unverified registration shows the public no tier, so no tier filter finds it.
         conditions.append(
             select(col(MerchantVerification.uscc))
             .where(col(MerchantVerification.uscc) == col(Merchant.uscc))
@@ -475,6 +466,31 @@ def search(
     # Last, so that a row the other conditions refuse is never read that far (a rejected
     # registration is shown as no merchant).
     conditions.append(col(Merchant.rejected_by).is_(None))
+    return conditions
+
+
+def search(
+    session: Session,
+    *,
+    q: str | None,
+    region: str | None,
+    sector: str | None,
+    sub_area: str | None,
+    tier: str | None,
+    limit: int,
+    offset: int,
+    today: date,
+) -> MerchantPage:
+    """Public search by name fragment or credit-code prefix, with filters.
+
+    A code prefix is a range scan on the primary key (``uscc >= p AND uscc <
+    p || '~'``: every code character sorts below '~'), which both SQLite and
+    PostgreSQL answer from the index; a name fragment is ``LIKE '%x%'``, a
+    scan that stays in the tens of milliseconds at 10^5 merchants (``ILIKE``, so
+    Latin letters match in any case on both databases).
+    Results are ordered by credit code, so pages are stable.
+    """
+    conditions = search_conditions(q=q, region=region, sector=sector, sub_area=sub_area, tier=tier)
     total = int(
         session.execute(select(func.count()).select_from(Merchant).where(*conditions)).scalar_one()
     )

@@ -30,12 +30,14 @@ def clean_text(
     text = unicodedata.normalize("NFC", value)
     if not text.strip():
         if required:
-            raise InvalidText(f"{field} must not be empty", field=field)
+            raise InvalidText(f"{field} must not be empty", field=field, rule="empty")
         return text
     if len(text) > max_len:
         raise InvalidText(
             f"{field} is {len(text)} characters long; at most {max_len} are allowed",
             field=field,
+            rule="too_long",
+            max_len=max_len,
         )
     for pos, ch in enumerate(text, start=1):
         cat = unicodedata.category(ch)
@@ -43,6 +45,7 @@ def clean_text(
             raise InvalidText(
                 f"{field} contains the control character U+{ord(ch):04X} at position {pos}",
                 field=field,
+                rule="control",
             )
         # Cf: invisible format characters (U+200B zero-width space, U+200F right-to-left
         # mark, U+FEFF, the bidi overrides U+202A-U+202E of "Trojan Source"...); Cs: lone
@@ -52,6 +55,7 @@ def clean_text(
                 f"{field} contains the invisible formatting character U+{ord(ch):04X} "
                 f"at position {pos}",
                 field=field,
+                rule="invisible",
             )
     return text
 

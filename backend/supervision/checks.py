@@ -230,7 +230,7 @@ def text_field(value: str, name: str, max_len: int, *, multiline: bool = False) 
     try:
         return clean_text(value, field=name, max_len=max_len, multiline=multiline)
     except InvalidText as exc:
-        raise RowInvalid(exc.detail, field=name) from None
+        raise RowInvalid(exc.detail, **exc.extra) from None
 
 
 def validate_date(d: date, name: str, today: date, *, may_be_future: bool = False) -> str:
@@ -284,7 +284,7 @@ class Checker:
         try:
             code = parse_uscc(raw)
         except ValidationFailed as exc:
-            raise RowInvalid(exc.detail, field="uscc") from None
+            raise RowInvalid(exc.detail, **{**exc.extra, "field": "uscc"}) from None
         if code not in self.merchants:
             raise SupervisionRecordNotFound(
                 f"no registered merchant with credit code {code}; register it first",

@@ -9,6 +9,7 @@ record carrying only the public summary, or rejects it, which is kept private.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -21,6 +22,7 @@ from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.ledger.status import anchor_status
 from backend.merchants.models import Merchant
 from backend.merchants.service import parse_uscc
+from backend.supervision import tickets
 from backend.supervision.checks import (
     RowInvalid,
     SupervisionRecordNotFound,
@@ -93,8 +95,15 @@ def submit_complaint(
         account_id=principal.account_id if principal is not None else None,
     )
     session.add(complaint)
+    issued = tickets.issue(session, complaint_id=complaint.id, now=now)
     session.commit()
-    return ComplaintReceived(complaint_id=complaint.id, uscc=code, submitted_at=now)
+    return ComplaintReceived(
+        complaint_id=complaint.id,
+        uscc=code,
+        submitted_at=now,
+        ticket=issued.ticket,
+        check_code=issued.code,
+    )
 
 
 def _complaint_private(c: Complaint, review: ComplaintReview | None) -> ComplaintPrivate:
@@ -124,8 +133,15 @@ def get_complaint(session: Session, *, complaint_id: str) -> ComplaintPrivate:
 
 
 def list_complaints(
-    session: Session, *, status: str | None, uscc: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    status: str | None,
+    uscc: str | None,
+    limit: int,
+    offset: int,
+    usccs: Sequence[str] | None = None,
 ) -> ComplaintPage:
+    """Complaints, newest first; ``usccs``: only about these merchants (a name search)."""
     query = select(Complaint, ComplaintReview).join(
         ComplaintReview,
         ComplaintReview.complaint_id == Complaint.id,  # type: ignore[arg-type]
@@ -133,6 +149,8 @@ def list_complaints(
     )
     if uscc:
         query = query.where(col(Complaint.uscc) == parse_uscc(uscc))
+    if usccs is not None:
+        query = query.where(col(Complaint.uscc).in_(list(usccs)))
     if status == "pending":
         query = query.where(col(ComplaintReview.complaint_id).is_(None))
     elif status in ("verified", "rejected"):

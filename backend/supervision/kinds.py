@@ -487,7 +487,12 @@ PENALTY = _kind(
             hint="只在本机计算并记录文件的 SHA-256，文件本身不上传保存；也可直接填写下一项",
             into="evidence_sha256",
         ),
-        FormField("evidence_sha256", "决定书文件的 SHA-256"),
+        FormField(
+            "evidence_sha256",
+            "决定书文件的 SHA-256",
+            required=True,
+            hint="选择上面的文件后由浏览器自动计算；也可直接填写",
+        ),
     ),
 )
 COMPLAINT_VERIFIED = _kind(

@@ -396,6 +396,13 @@ class ComplaintReceived(BaseModel):
     complaint_id: str
     uscc: str
     submitted_at: datetime
+    ticket: str | None = PField(
+        default=None, description="受理编号, e.g. TS-2026-000123: short, for people"
+    )
+    check_code: str | None = PField(
+        default=None,
+        description="shown once: with the ticket it opens the status page /complaint/status",
+    )
     status: Literal["received"] = "received"
     note: str = (
         "A regulator will review the complaint. It is published (as a summary, without your "

@@ -381,11 +381,15 @@ def list_records(
     draw_id: str | None,
     limit: int,
     offset: int,
+    usccs: Sequence[str] | None = None,
 ) -> SupervisionRecordPage:
-    """Every outcome, corrections and revocations included (auditors see both versions)."""
+    """Every outcome, corrections and revocations included (auditors see both versions);
+    ``usccs``: only about these merchants (a name search)."""
     conditions: list[Any] = []
     if uscc:
         conditions.append(col(SupervisionRecord.uscc) == parse_uscc(uscc))
+    if usccs is not None:
+        conditions.append(col(SupervisionRecord.uscc).in_(list(usccs)))
     if kind:
         if kind not in OUTCOMES:
             raise ValidationFailed(f"unknown kind {kind!r}; allowed: {', '.join(OUTCOMES)}")

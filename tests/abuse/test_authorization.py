@@ -20,6 +20,7 @@ API routes get the credential as ``Authorization: Bearer``; browser forms as the
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -32,7 +33,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
+from backend.accounts import service as accounts_service
+from backend.accounts.service import Principal
 from backend.app import create_app
+from backend.credit import frequencies
 from tests import factories
 from tests.abuse.world import BAD, IDENTITIES, LOGIN_PROBE, REAL, World, build_world
 from tests.conftest import make_settings
@@ -350,6 +354,70 @@ def _form_complaint(w: World, fresh: bool) -> Req:
     return Req("/complaint", data=data)
 
 
+def _new_ticket(w: World) -> tuple[str, str]:
+    w.forget_limits()
+    resp = w.client.post("/api/complaints", json={"uscc": w.uscc, "content": "秤不准"})
+    assert resp.status_code == 201, resp.text
+    return resp.json()["ticket"], resp.json()["check_code"]
+
+
+def _form_complaint_status(w: World, fresh: bool) -> Req:
+    ticket, code = w.once("ticket", lambda: _new_ticket(w))
+    return Req(
+        "/complaint/status", data={"ticket": ticket, "code": code, "form_token": _form_token(w)}
+    )
+
+
+def _form_staff_register(w: World, fresh: bool) -> Req:
+    body = factories.merchant_body()
+    password = body.pop("password")
+    data = {**body, "password": password, "password2": password}
+    return Req("/regulator/merchants/new", data=data)
+
+
+# Each proposal differs from the last (an approval puts its rates in force, and the rates in
+# force cannot be proposed again).
+_rate_a = itertools.count(101)
+
+
+def _form_frequencies(w: World, fresh: bool) -> Req:
+    a = f"{next(_rate_a) / 100:.2f}"
+    rates = {f"rate_{t}": v for t, v in zip("ABCD", (a, "10", "30", "100"), strict=True)}
+    return Req(
+        "/regulator/frequencies", data={**rates, "effective_from": o.days_ago(0).isoformat()}
+    )
+
+
+def _new_proposal(w: World) -> str:
+    """A pending rate proposal by a third staff account (so both staff identities may
+    decide it)."""
+    ctx = w.client.app.state.ctx  # type: ignore[attr-defined]
+    with ctx.db.session() as s:
+        account = w.once(
+            "proposer",
+            lambda: accounts_service.create_staff_account(
+                s, settings=w.settings, username="proposer", password="proposer pw 2026",
+                role="regulator",
+            ).id,
+        )
+        proposer = Principal(
+            account_id=account, username="proposer", role="regulator", merchant_uscc=None
+        )
+        made = frequencies.propose(
+            s,
+            principal=proposer,
+            rule="two_person",
+            rates_bp={"A": next(_rate_a), "B": 1000, "C": 3000, "D": 10000},
+            effective_from=o.days_ago(0),
+        )
+        return made.proposal.id
+
+
+def _form_rate_decision(w: World, fresh: bool) -> Req:
+    proposal = _fresh(w, fresh, "proposal", lambda: _new_proposal(w))
+    return Req(f"/regulator/frequencies/{proposal}/decision", data={"decision": "approve"})
+
+
 def _form_pledge(w: World, fresh: bool) -> Req:
     body = factories.pledge_body()
     return Req(
@@ -506,6 +574,12 @@ MATRIX: dict[str, Row] = {
     "POST /regulator/complaints/{complaint_id}/review": Row(_form_review, FORM_STAFF_ONLY),
     "POST /regulator/repairs/{repair_id}/decision": Row(_form_decide, FORM_STAFF_ONLY),
     "POST /regulator/policy": Row(_form_policy, (LOGIN, 403, 403, 403, OK)),
+    "POST /regulator/frequencies": Row(_form_frequencies, FORM_STAFF_ONLY),
+    "POST /regulator/frequencies/{proposal_id}/decision": Row(
+        _form_rate_decision, FORM_STAFF_ONLY
+    ),
+    "POST /regulator/merchants/new": Row(_form_staff_register, (LOGIN, 403, 403, OK, 403)),
+    "POST /complaint/status": Row(_form_complaint_status, (OK, OK, OK, OK, OK)),
     "POST /regulator/draws": Row(_form_draw, FORM_STAFF_ONLY),
     "POST /regulator/draws/{ref}/reveal": Row(_form_reveal, FORM_STAFF_ONLY),
     "POST /regulator/draws/{ref}/commit": Row(_form_commit, FORM_STAFF_ONLY),

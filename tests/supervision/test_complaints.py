@@ -36,7 +36,7 @@ class TestComplaints:
     def test_verified_complaint_counts_and_is_shown_without_contact(
         self, client: TestClient, regulator: dict[str, str]
     ) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         c = submit(client, uscc)
         assert c["status"] == "received"
         # Not shown and not counted while pending.
@@ -79,7 +79,7 @@ class TestComplaints:
     def test_rejected_complaint_writes_no_record(
         self, client: TestClient, regulator: dict[str, str]
     ) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         c = submit(client, uscc)
         resp = client.post(
             f"/api/complaints/{c['complaint_id']}/verification",
@@ -108,7 +108,7 @@ class TestComplaints:
         assert resp.status_code == 404
 
     def test_rate_limited_per_address(self, client: TestClient) -> None:
-        uscc = factories.register(client)["uscc"]
+        uscc = factories.register_verified(client)["uscc"]
         for _ in range(10):
             submit(client, uscc)
         resp = client.post("/api/complaints", json={"uscc": uscc, "content": "再投诉一次"})
@@ -134,7 +134,7 @@ def test_concurrent_reviews_of_one_complaint_one_wins_the_rest_conflict(
     """Issue 15 (L3): on PostgreSQL 47 of 60 concurrent reviews got 500, not 409."""
     client = db_client
     regulator = factories.create_staff(client, username="reg-l3", role="regulator")
-    uscc = factories.register(client)["uscc"]
+    uscc = factories.register_verified(client)["uscc"]
     c = submit(client, uscc)
     n = 24
     barrier = threading.Barrier(n)
