@@ -44,6 +44,18 @@ class Settings(BaseSettings):
         "/rpc for the embedded chain, none for an external node",
     )
 
+    # The log's identity in its signed checkpoints and tiles (c2sp.org/tlog-checkpoint
+    # origin line) and the Ed25519 key that signs them (a file kept with mode 0600;
+    # development generates it, production needs `honest-metering log-key rotate`).
+    log_origin: str | None = Field(
+        default=None,
+        description="checkpoint origin, a schema-less URL; default: the public base URL "
+        "without its scheme",
+    )
+    log_key_file: Path | None = Field(
+        default=None, description="the log's signing key; default: log-signing.key in the data dir"
+    )
+
     anchor_max_pending: int = Field(default=1000, ge=1)
     anchor_interval_s: float = Field(default=5.0, gt=0)
     anchor_enabled: bool = True
@@ -140,6 +152,17 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        """The log's checkpoint origin."""
+        if self.log_origin:
+            return self.log_origin
+        return self.base_url.split("://", 1)[-1]
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.log_key_file or self.data_dir / "log-signing.key"
 
     @property
     def embedded_chain(self) -> bool:

@@ -22,6 +22,7 @@ from backend.supervision import router as supervision_router
 def install(app: FastAPI) -> None:
     app.include_router(ledger_router.router)
     app.include_router(ledger_router.log_router)
+    ledger_router.install_tiles(app)
     app.include_router(ledger_rpc.router)
     anchoring.install(app)
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
 
 from backend.deps import CtxDep, Offset, ReadSessionDep
-from backend.errors import ErrorResponse, error_responses
-from backend.ledger import health, service
+from backend.errors import ErrorResponse, ValidationFailed, error_responses
+from backend.ledger import health, published, service, tiles
 from backend.ledger.bundle import ProofBundle
+from backend.ledger.logkey import load_log_key
+from backend.ledger.note import Signer
 
 router = APIRouter(tags=["health"])
 log_router = APIRouter(prefix="/api", tags=["log"], responses=error_responses(404, 409, 422))
+# The C2SP tiled-log read API (c2sp.org/tlog-tiles): static-looking, cacheable paths.
+tiles_router = APIRouter(tags=["tiles"], responses=error_responses(404, 422))
 
 
 @router.get("/healthz")
@@ -95,3 +99,52 @@ def record_proof(
         ledger_url=service.ledger_url_for(ctx.settings),
         checkpoint=checkpoint,
     )
+
+
+def _log_key(ctx: CtxDep) -> Signer:
+    return ctx.local("log_key", lambda: load_log_key(ctx.settings))
+
+
+@tiles_router.get(
+    "/checkpoint",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "a C2SP signed checkpoint"}},
+)
+def checkpoint(session: ReadSessionDep, ctx: CtxDep) -> Response:
+    """The newest anchored tree head as a signed note (c2sp.org/tlog-checkpoint)."""
+    note = published.signed_checkpoint(session, _log_key(ctx))
+    return Response(
+        note.format(),
+        media_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": published.CHECKPOINT_CACHE},
+    )
+
+
+@tiles_router.get(
+    "/tile/{level}/{index:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def tile(level: str, index: str, session: ReadSessionDep) -> Response:
+    """A Merkle tile ``/tile/<L>/<N>[.p/<W>]`` or entry bundle ``/tile/entries/<N>[.p/<W>]``
+    of the published tree (c2sp.org/tlog-tiles)."""
+    try:
+        t = tiles.parse_tile_path(level, index)
+    except tiles.TileError as exc:
+        raise ValidationFailed(str(exc)) from None
+    size = published.published_head(session, "").size
+    data = published.tile_bytes(session, t, size)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={
+            "Cache-Control": published.FULL_TILE_CACHE if t.full else published.PARTIAL_TILE_CACHE
+        },
+    )
+
+
+def install_tiles(app: FastAPI) -> None:
+    """The tiles API; the log key is loaded at start, so a missing production key stops
+    the service with a clear message instead of failing each request."""
+    app.include_router(tiles_router)
+    app.state.startup_hooks.append(_log_key)

@@ -93,7 +93,9 @@ def parse_tile_path(level: str, rest: str) -> Tile:
     if not all(re.fullmatch(r"x[0-9]{3}", g) for g in groups[:-1]) or not re.fullmatch(
         r"[0-9]{3}", groups[-1]
     ):
-        raise TileError(f"tile index must be three-digit groups like x001/x234/067, got {index_part!r}")
+        raise TileError(
+            f"tile index must be three-digit groups like x001/x234/067, got {index_part!r}"
+        )
     digits = "".join(g.removeprefix("x") for g in groups)
     if len(groups) > 1 and groups[0] == "x000":
         raise TileError(f"tile index {index_part!r} has a leading zero group")
@@ -119,14 +121,12 @@ def tiles_for_size(size: int) -> Iterator[Tile]:
         level, count = level + 1, full
 
 
-def exists_in(tile: Tile, size: int) -> bool:
-    """Whether ``tile`` is one of the tiles of a tree of ``size`` leaves, or a full tile
-    of it (a partial tile exists only at exactly the width the size gives)."""
+def servable(tile: Tile, size: int) -> bool:
+    """Whether a tree of ``size`` leaves covers every hash of ``tile``. A partial tile of
+    an earlier, smaller checkpoint stays servable (its hashes never change) until the
+    log chooses otherwise; the spec requires it while the full tile is not there."""
     per_hash = TILE_WIDTH ** (0 if tile.level == ENTRIES else tile.level)
-    count = size // per_hash  # hashes available at this level
-    if tile.full:
-        return (tile.index + 1) * TILE_WIDTH <= count
-    return tile.index == count // TILE_WIDTH and tile.width == count % TILE_WIDTH
+    return tile.first + tile.width <= size // per_hash
 
 
 def encode_entry_bundle(entries: Sequence[bytes]) -> bytes:

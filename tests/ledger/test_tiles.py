@@ -42,10 +42,13 @@ def test_spec_example_sizes() -> None:
     ]
     assert list(tiles.tiles_for_size(0)) == []
     for t in tiles.tiles_for_size(70_000):
-        assert tiles.exists_in(t, 70_000)
-    assert not tiles.exists_in(Tile(0, 273, 111), 70_000)
-    assert not tiles.exists_in(Tile(0, 273), 70_000)
-    assert tiles.exists_in(Tile(0, 272), 70_000)
+        assert tiles.servable(t, 70_000)
+    assert tiles.servable(Tile(0, 273, 111), 70_000)  # an earlier checkpoint's partial tile
+    assert not tiles.servable(Tile(0, 273, 113), 70_000)
+    assert not tiles.servable(Tile(0, 273), 70_000)
+    assert tiles.servable(Tile(0, 272), 70_000)
+    assert not tiles.servable(Tile(2, 0, 2), 70_000)
+    assert not tiles.servable(Tile(ENTRIES, 274, 1), 70_000)
 
 
 def test_entry_bundles_round_trip_and_limits() -> None:

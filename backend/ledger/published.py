@@ -1,0 +1,110 @@
+"""What the log publishes in the C2SP formats: its signed checkpoint, tiles, entry bundles.
+
+The published tree head is the newest checkpoint anchored on chain: the signed
+checkpoint, the tiles and the chain anchor always describe the same tree, and tiles
+never show a size no checkpoint covers. A tile's hashes are the stored perfect-subtree
+hashes (``backend/ledger/log.py``); nothing here hashes the tree or writes anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from backend.errors import NotFound
+from backend.ledger import checkpoint as cps
+from backend.ledger import merkle, tiles
+from backend.ledger import note as notes
+from backend.ledger.anchoring import last_checkpoint
+from backend.ledger.log import LogCorrupted
+from backend.ledger.models import LogLeaf, MerkleNode
+
+FULL_TILE_CACHE = "public, max-age=31536000, immutable"
+PARTIAL_TILE_CACHE = "public, max-age=60"
+CHECKPOINT_CACHE = "public, max-age=2"
+
+
+class TileNotFound(NotFound):
+    pass
+
+
+def published_head(session: Session, origin: str) -> cps.TreeHead:
+    """The newest anchored tree head (the empty tree before the first checkpoint)."""
+    cp = last_checkpoint(session)
+    if cp is None:
+        return cps.TreeHead(origin, 0, merkle.EMPTY_ROOT)
+    return cps.TreeHead(origin, cp.tree_size, bytes(cp.root))
+
+
+def signed_checkpoint(session: Session, log_key: notes.Signer) -> notes.Note:
+    return cps.sign_checkpoint(published_head(session, log_key.name), log_key)
+
+
+def tile_bytes(session: Session, tile: tiles.Tile, size: int) -> bytes:
+    """The content of ``tile`` of the published tree of ``size`` leaves."""
+    if not tiles.servable(tile, size):
+        raise TileNotFound(
+            f"{tile.path} is not a tile of the published tree (size {size}): a full tile "
+            "or a partial one exists once a checkpoint covers all its hashes"
+        )
+    lo, hi = tile.first, tile.first + tile.width
+    if tile.level == tiles.ENTRIES:
+        rows = session.execute(
+            select(col(LogLeaf.canonical))
+            .where(col(LogLeaf.leaf_index) >= lo, col(LogLeaf.leaf_index) < hi)
+            .order_by(col(LogLeaf.leaf_index))
+        ).scalars().all()
+        found = [bytes(r) for r in rows]
+    else:
+        rows = session.execute(
+            select(col(MerkleNode.hash))
+            .where(
+                col(MerkleNode.level) == tile.merkle_level,
+                col(MerkleNode.idx) >= lo,
+                col(MerkleNode.idx) < hi,
+            )
+            .order_by(col(MerkleNode.idx))
+        ).scalars().all()
+        found = [bytes(r) for r in rows]
+    if len(found) != tile.width:
+        raise LogCorrupted(f"{tile.path}: {len(found)} of {tile.width} stored rows are present")
+    if tile.level == tiles.ENTRIES:
+        return tiles.encode_entry_bundle(found)
+    return b"".join(found)
+
+
+def export_tiles(
+    session: Session,
+    directory: Path,
+    log_key: notes.Signer,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[notes.Note, int]:
+    """Write the signed checkpoint and every tile of the published tree under
+    ``directory`` (paths as served). Full tiles already there are left alone (they never
+    change); returns the checkpoint and the number of files written."""
+    note = signed_checkpoint(session, log_key)
+    size = cps.parse_checkpoint_text(note.text).size
+    wanted = list(tiles.tiles_for_size(size))
+    written = 0
+    for i, tile in enumerate(wanted):
+        target = directory / tile.path
+        if not (tile.full and target.exists()):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(target, tile_bytes(session, tile, size))
+            written += 1
+        if progress is not None:
+            progress(i + 1, len(wanted))
+    # The checkpoint last: a reader who sees it finds every tile it names.
+    _write_atomic(directory / "checkpoint", note.format().encode())
+    return note, written + 1
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,93 @@
+"""Commands of the log's public formats: ``export-tiles``, ``log-key``.
+
+Imports stay inside the functions, so each command loads only what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INCOMPLETE = 2
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _export_tiles(args: argparse.Namespace) -> int:
+    from backend.config import get_settings
+    from backend.db import Database
+    from backend.ledger.logkey import LogKeyError, load_log_key
+    from backend.ledger.published import export_tiles
+    from backend.ledger.tiles import TileError
+
+    settings = get_settings()
+    try:
+        key = load_log_key(settings)
+    except LogKeyError as exc:
+        _err(f"cannot export: {exc}")
+        return EXIT_INCOMPLETE
+    db = Database(settings.db_url)
+    try:
+        with db.read() as s:
+            note, written = export_tiles(s, Path(args.directory), key)
+    except (OSError, TileError) as exc:
+        _err(f"export failed: {exc}")
+        return EXIT_INCOMPLETE
+    finally:
+        db.dispose()
+    size = note.text.split("\n")[1]
+    print(
+        f"exported the signed checkpoint (tree size {size}) and its tiles to "
+        f"{args.directory}: {written} file(s) written; serve the directory as <prefix>/ "
+        "(full tiles never change: cache them forever)"
+    )
+    return EXIT_OK
+
+
+def _log_key(args: argparse.Namespace) -> int:
+    from backend.config import get_settings
+    from backend.ledger.logkey import LogKeyError, load_log_key, rotate_log_key
+
+    settings = get_settings()
+    try:
+        if args.action == "show":
+            print(load_log_key(settings).verifier.vkey)
+            return EXIT_OK
+        old, new = rotate_log_key(settings)
+    except LogKeyError as exc:
+        _err(str(exc))
+        return EXIT_INCOMPLETE
+    if old is not None:
+        print(f"retired log key {old.verifier.vkey}")
+    print(f"new log key {new.verifier.vkey} (in {settings.log_key_path}, mode 0600)")
+    print(
+        "restart the service so it signs with the new key; checkpoints signed before "
+        "stay verifiable with the retired key"
+    )
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "export-tiles",
+        help="write the signed checkpoint and the tiles (C2SP tlog-tiles) to a directory",
+        description="Any static web server or CDN can then serve the log's reads. Full "
+        "tiles already in DIR are kept (they never change). Exit codes: 0 done, 2 failed.",
+    )
+    p.add_argument("directory", metavar="DIR")
+    p.set_defaults(func=_export_tiles)
+
+    p = sub.add_parser(
+        "log-key",
+        help="the log's checkpoint signing key: show its verifier key, or rotate it",
+        description="show: print the verifier key (C2SP vkey). rotate: make a new key "
+        "(mode 0600); the old one is kept beside it as <file>.<key id>.retired.",
+    )
+    p.add_argument("action", choices=["show", "rotate"])
+    p.set_defaults(func=_log_key)
