@@ -10,8 +10,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WitnessConfig(BaseModel):
+    """One witness the log sends its checkpoints to (c2sp.org/tlog-witness)."""
+
+    name: str = Field(min_length=1, description="the witness's key name")
+    key: str = Field(description="its cosigner verifier key (C2SP vkey, type 0x04)")
+    url: str = Field(description="its submission prefix: add-checkpoint is POSTed below it")
 
 
 class Settings(BaseSettings):
@@ -55,6 +63,12 @@ class Settings(BaseSettings):
     log_key_file: Path | None = Field(
         default=None, description="the log's signing key; default: log-signing.key in the data dir"
     )
+
+    # Witnesses (JSON list of {"name", "key", "url"}) and how many of them must cosign a
+    # checkpoint for verifiers to call it witnessed (default: a majority). Both go into
+    # the trust root (backend/ledger/trustroot.py).
+    witnesses: list[WitnessConfig] = Field(default_factory=list)
+    witness_quorum: int | None = Field(default=None, ge=0)
 
     anchor_max_pending: int = Field(default=1000, ge=1)
     anchor_interval_s: float = Field(default=5.0, gt=0)
@@ -159,6 +173,13 @@ class Settings(BaseSettings):
         if self.log_origin:
             return self.log_origin
         return self.base_url.split("://", 1)[-1]
+
+    @property
+    def quorum(self) -> int:
+        """k of the n witnesses (default: a majority; 0 without witnesses)."""
+        if self.witness_quorum is not None:
+            return self.witness_quorum
+        return len(self.witnesses) // 2 + 1 if self.witnesses else 0
 
     @property
     def log_key_path(self) -> Path:

@@ -74,6 +74,9 @@ class Verifier:
         body = base64.b64encode(bytes([self.sig_type]) + self.public).decode()
         return f"{self.name}+{self.key_id.hex()}+{body}"
 
+    def verify_raw(self, message: bytes, signature: bytes) -> bool:
+        return self.sig_type == SIG_ED25519 and self._ed25519_ok(message, signature)
+
     def _ed25519_ok(self, message: bytes, signature: bytes) -> bool:
         try:
             Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
@@ -145,6 +148,11 @@ class Signer:
         the type byte is 0x04)."""
         body = base64.b64encode(bytes([self.sig_type]) + self.seed).decode()
         return f"PRIVATE+KEY+{self.name}+{self.verifier.key_id.hex()}+{body}"
+
+    def sign_raw(self, message: bytes) -> bytes:
+        """A bare Ed25519 signature (for documents that are not notes, e.g. the trust
+        root, which domain-separates its message itself)."""
+        return self._key().sign(message)
 
     def sign(self, text: str, *, timestamp: int | None = None) -> Signature:
         """A signature line's content on the note text: a plain Ed25519 signature, or for

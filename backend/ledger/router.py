@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from backend.deps import CtxDep, Offset, ReadSessionDep
 from backend.errors import ErrorResponse, ValidationFailed, error_responses
-from backend.ledger import health, published, service, tiles
+from backend.ledger import health, published, service, tiles, trustroot_store
 from backend.ledger.bundle import ProofBundle
 from backend.ledger.logkey import load_log_key
 from backend.ledger.note import Signer
@@ -140,6 +140,20 @@ def tile(level: str, index: str, session: ReadSessionDep) -> Response:
         headers={
             "Cache-Control": published.FULL_TILE_CACHE if t.full else published.PARTIAL_TILE_CACHE
         },
+    )
+
+
+TRUST_ROOT_PATH = "/.well-known/honest-metering/trust-root.json"
+
+
+@tiles_router.get(TRUST_ROOT_PATH, responses=error_responses(503))
+def trust_root(ctx: CtxDep) -> JSONResponse:
+    """The trust root verifiers pin (docs/trust-root.md): log key, chain, contract,
+    witnesses and quorum, signed; its SHA-256 fingerprint is in the X-Fingerprint header."""
+    root = trustroot_store.current(ctx)
+    return JSONResponse(
+        root.to_json(),
+        headers={"Cache-Control": "public, max-age=60", "X-Fingerprint": root.fingerprint},
     )
 
 

@@ -73,7 +73,50 @@ def _log_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _trust_root(args: argparse.Namespace) -> int:
+    import json
+
+    from backend.config import get_settings
+    from backend.context import AppContext
+    from backend.errors import LedgerUnavailable
+    from backend.ledger import trustroot_store
+    from backend.ledger.logkey import LogKeyError
+    from backend.ledger.trustroot import short_fingerprint
+
+    ctx = AppContext.create(get_settings())
+    try:
+        root = trustroot_store.current(ctx)
+    except LedgerUnavailable as exc:
+        _err(f"cannot issue the trust root: {exc.detail}")
+        return EXIT_INCOMPLETE
+    except LogKeyError as exc:
+        _err(f"cannot issue the trust root: {exc}")
+        return EXIT_INCOMPLETE
+    finally:
+        ctx.close()
+    if args.fingerprint:
+        print(root.fingerprint)
+        return EXIT_OK
+    print(json.dumps(root.to_json(), indent=2, ensure_ascii=False))
+    print(
+        f"fingerprint (SHA-256): {root.fingerprint}  short: "
+        f"{short_fingerprint(root.fingerprint)}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "trust-root",
+        help="print the trust root verifiers pin (issuing a new version if the facts changed)",
+        description="The JSON served at /.well-known/honest-metering/trust-root.json; its "
+        "fingerprint goes to stderr. A changed log key, contract or witness list makes a "
+        "new version that names the one before. Exit codes: 0 done, 2 ledger unavailable.",
+    )
+    p.add_argument("--fingerprint", action="store_true", help="print only the fingerprint")
+    p.set_defaults(func=_trust_root)
+
     p = sub.add_parser(
         "export-tiles",
         help="write the signed checkpoint and the tiles (C2SP tlog-tiles) to a directory",
