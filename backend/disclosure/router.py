@@ -23,6 +23,7 @@ from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import areas, service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
+from backend.ledger import trustroot_store
 from backend.merchants import service as merchants
 from backend.merchants import views
 from backend.merchants.models import MerchantCreate
@@ -196,12 +197,23 @@ def draw(
 def verify_page(
     request: Request,
     _user: PageUser,
+    ctx: CtxDep,
     record: Annotated[str | None, Query(max_length=80)] = None,
 ) -> HTMLResponse:
+    try:
+        fingerprint: str | None = trustroot_store.current(ctx).fingerprint
+    except DomainError:  # the ledger is unavailable: the page says so
+        fingerprint = None
     return web.render(
         request,
         "verify.html",
-        {"title": "验证证明", "nav": "verify", "record_id": (record or "").strip()},
+        {
+            "title": "验证证明",
+            "nav": "verify",
+            "record_id": (record or "").strip(),
+            "trust_root_fingerprint": fingerprint,
+            "trust_root_path": trustroot_store.PATH,
+        },
     )
 
 

@@ -143,10 +143,7 @@ def tile(level: str, index: str, session: ReadSessionDep) -> Response:
     )
 
 
-TRUST_ROOT_PATH = "/.well-known/honest-metering/trust-root.json"
-
-
-@tiles_router.get(TRUST_ROOT_PATH, responses=error_responses(503))
+@tiles_router.get(trustroot_store.PATH, responses=error_responses(503))
 def trust_root(ctx: CtxDep) -> JSONResponse:
     """The trust root verifiers pin (docs/trust-root.md): log key, chain, contract,
     witnesses and quorum, signed; its SHA-256 fingerprint is in the X-Fingerprint header."""

@@ -29,6 +29,9 @@ from backend.ledger.logkey import load_log_key, retired_keys
 from backend.ledger.models import LedgerState
 
 
+PATH = "/.well-known/honest-metering/trust-root.json"
+
+
 def store_dir(settings: Settings) -> Path:
     return settings.data_dir / "trust-root"
 

@@ -111,3 +111,11 @@ def test_trust_root_command_prints_the_served_document(client: TestClient) -> No
     assert fp in r.stderr
     r = run_cli(["trust-root", "--fingerprint"], env=settings_env(ctx.settings))
     assert r.stdout.strip() == fp
+
+
+def test_verify_page_shows_the_fingerprint(client: TestClient) -> None:
+    fp = client.get(PATH).headers["x-fingerprint"]
+    page = client.get("/verify", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert f'data-fingerprint="{fp}"' in page.text
+    assert PATH in page.text
