@@ -114,15 +114,26 @@ def _bundle_arguments(p: argparse.ArgumentParser) -> None:
 
 def _verify_bundle(args: argparse.Namespace) -> int:
     from backend.ledger.bundle import BundleFormatError
-    from backend.verification.bundle import Verdict, load_bundle_file, verify_bundle
+    from backend.ledger.trustroot import TrustRootError
+    from backend.verification.bundle import (
+        Verdict,
+        load_bundle_file,
+        load_trust_root,
+        verify_bundle,
+    )
 
+    try:
+        root = load_trust_root(args.trust_root) if args.trust_root else None
+    except TrustRootError as exc:
+        _err(f"NOT VERIFIED (could not complete the check): the trust root: {exc}")
+        return EXIT_INCOMPLETE
     try:
         data = json.load(sys.stdin) if str(args.bundle) == "-" else load_bundle_file(args.bundle)
     except (BundleFormatError, json.JSONDecodeError) as exc:
         verdict = Verdict(incomplete=True)
         verdict.add("format", "FAIL", str(exc))
     else:
-        verdict = verify_bundle(data, ledger_url=args.ledger)
+        verdict = verify_bundle(data, trust_root=root, ledger_url=args.ledger)
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -396,6 +407,13 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="Ethereum JSON-RPC URL to read the chain from (default: the URL named in the "
         "bundle, i.e. the service's /rpc or its node)",
+    )
+    p.add_argument(
+        "--trust-root",
+        metavar="FILE|URL",
+        help="the trust root to pin (chain, contract, log key, witnesses); without it a "
+        "bundle is never reported VERIFIED. Compare its fingerprint (printed) with the one "
+        "the regulator publishes",
     )
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=_verify)

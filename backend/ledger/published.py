@@ -40,8 +40,13 @@ def published_head(session: Session, origin: str) -> cps.TreeHead:
     return cps.TreeHead(origin, cp.tree_size, bytes(cp.root))
 
 
+def checkpoint_note(session: Session, head: cps.TreeHead, log_key: notes.Signer) -> notes.Note:
+    """``head`` signed by the log key (Ed25519 is deterministic: the same bytes each time)."""
+    return cps.sign_checkpoint(head, log_key)
+
+
 def signed_checkpoint(session: Session, log_key: notes.Signer) -> notes.Note:
-    return cps.sign_checkpoint(published_head(session, log_key.name), log_key)
+    return checkpoint_note(session, published_head(session, log_key.name), log_key)
 
 
 def tile_bytes(session: Session, tile: tiles.Tile, size: int) -> bytes:

@@ -91,6 +91,9 @@ def record_proof(
     session: ReadSessionDep,
     ctx: CtxDep,
     checkpoint: Annotated[int | None, Query(ge=0, description="default: the latest")] = None,
+    version: Annotated[
+        int, Query(ge=1, le=2, description="bundle format; 2 adds the signed checkpoint")
+    ] = 1,
 ) -> ProofBundle:
     """A proof bundle (docs/proof-bundle.md) for the record against an anchored checkpoint."""
     return service.proof_bundle(
@@ -98,6 +101,8 @@ def record_proof(
         record_id=record_id,
         ledger_url=service.ledger_url_for(ctx.settings),
         checkpoint=checkpoint,
+        version=version,
+        log_key=_log_key(ctx) if version == 2 else None,
     )
 
 

@@ -28,7 +28,6 @@ from backend.ledger.chain import LedgerClient
 from backend.ledger.logkey import load_log_key, retired_keys
 from backend.ledger.models import LedgerState
 
-
 PATH = "/.well-known/honest-metering/trust-root.json"
 
 
