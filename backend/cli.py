@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.ledger.cli",
     "backend.ledger.contract_cli",
     "backend.ledger.tlog_cli",
+    "backend.witness.cli",
     "backend.accounts.cli",
     "backend.demo.cli",
     "backend.credit.cli",
