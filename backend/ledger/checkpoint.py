@@ -15,6 +15,8 @@ from backend.ledger import note as notes
 from backend.ledger.merkle import HASH_SIZE
 
 _SIZE_RE = re.compile(r"^(0|[1-9][0-9]*)$")
+MAX_PROOF_LINES = 63
+SIZE_CONTENT_TYPE = "text/x.tlog.size"  # a witness's 409 answer: the size it knows
 
 
 class CheckpointError(notes.NoteError):
@@ -86,3 +88,42 @@ def open_checkpoint(
         )
     cosigners = notes.verified_by(note, [w for w in witnesses])
     return OpenedCheckpoint(head, note, cosigners)
+
+
+# --- c2sp.org/tlog-witness add-checkpoint requests -----------------------------------
+
+
+def parse_request(body: bytes) -> tuple[int, list[bytes], str]:
+    """``old N``, proof lines, a blank line, the checkpoint; raises ValueError."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("the request is not UTF-8") from None
+    head, sep, checkpoint = text.partition("\n\n")
+    if not sep:
+        raise ValueError("the request has no blank line before the checkpoint")
+    lines = head.split("\n")
+    first = lines[0]
+    if not first.startswith("old ") or not first[4:].isdigit() or (
+        first[4:] != "0" and first[4] == "0"
+    ):
+        raise ValueError(f"the first line is 'old <size>', got {first!r}")
+    if len(lines) - 1 > MAX_PROOF_LINES:
+        raise ValueError(f"at most {MAX_PROOF_LINES} consistency proof lines")
+    proof = []
+    for line in lines[1:]:
+        try:
+            h = base64.b64decode(line, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"proof line {line!r} is not base64") from None
+        if len(h) != HASH_SIZE:
+            raise ValueError(f"proof line {line!r} is not a 32-byte hash")
+        proof.append(h)
+    return int(first[4:]), proof, checkpoint
+
+
+def format_request(old: int, proof: list[bytes], checkpoint: str) -> bytes:
+    lines = [f"old {old}"] + [base64.b64encode(p).decode() for p in proof]
+    return ("\n".join(lines) + "\n\n" + checkpoint).encode()
+
+

@@ -21,7 +21,7 @@ from backend.ledger import merkle, tiles
 from backend.ledger import note as notes
 from backend.ledger.anchoring import last_checkpoint
 from backend.ledger.log import LogCorrupted
-from backend.ledger.models import LogLeaf, MerkleNode
+from backend.ledger.models import LedgerState, LogLeaf, MerkleNode
 
 FULL_TILE_CACHE = "public, max-age=31536000, immutable"
 PARTIAL_TILE_CACHE = "public, max-age=60"
@@ -40,9 +40,19 @@ def published_head(session: Session, origin: str) -> cps.TreeHead:
     return cps.TreeHead(origin, cp.tree_size, bytes(cp.root))
 
 
+def cosignatures(session: Session, size: int) -> list[notes.Signature]:
+    """The witnesses' cosignatures kept for the tree head of ``size`` leaves
+    (``backend/ledger/witnessing.py`` writes them, checked, as ``cosig:<size>:<name>``)."""
+    rows = session.execute(
+        select(col(LedgerState.value)).where(col(LedgerState.key).like(f"cosig:{size}:%"))
+    ).scalars()
+    return [notes.parse_signature_line(v) for v in rows]
+
+
 def checkpoint_note(session: Session, head: cps.TreeHead, log_key: notes.Signer) -> notes.Note:
-    """``head`` signed by the log key (Ed25519 is deterministic: the same bytes each time)."""
-    return cps.sign_checkpoint(head, log_key)
+    """``head`` signed by the log key (Ed25519 is deterministic: the same bytes each time),
+    with the witnesses' cosignatures kept for it."""
+    return cps.sign_checkpoint(head, log_key).with_signatures(cosignatures(session, head.size))
 
 
 def signed_checkpoint(session: Session, log_key: notes.Signer) -> notes.Note:

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from backend.deps import CtxDep, Offset, ReadSessionDep
 from backend.errors import ErrorResponse, ValidationFailed, error_responses
-from backend.ledger import health, published, service, tiles, trustroot_store
+from backend.ledger import health, published, service, tiles, trustroot_store, witnessing
 from backend.ledger.bundle import ProofBundle
 from backend.ledger.logkey import load_log_key
 from backend.ledger.note import Signer
@@ -38,10 +38,14 @@ def readyz(ctx: CtxDep, request: Request) -> JSONResponse:
     ready, checks, anchoring = health.readiness(ctx)
     worker = getattr(request.app.state, "anchor_worker", None)
     anchoring["worker"] = worker.status.to_dict() if worker is not None else None
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks, "anchoring": anchoring},
-        status_code=200 if ready else 503,
-    )
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "anchoring": anchoring}
+    if ctx.settings.witnesses and checks.get("database") == "up":
+        # A witness that is down never makes the service unready: it is reported, with
+        # how far it lags behind the published checkpoint.
+        with ctx.db.read() as s:
+            size = published.published_head(s, "").size
+            body["witnessing"] = witnessing.report(s, ctx.settings, size)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @log_router.get("/log/checkpoints/latest", response_model=service.CheckpointPublic)
@@ -118,11 +122,11 @@ def _log_key(ctx: CtxDep) -> Signer:
 def checkpoint(session: ReadSessionDep, ctx: CtxDep) -> Response:
     """The newest anchored tree head as a signed note (c2sp.org/tlog-checkpoint)."""
     note = published.signed_checkpoint(session, _log_key(ctx))
-    return Response(
-        note.format(),
-        media_type="text/plain; charset=utf-8",
-        headers={"Cache-Control": published.CHECKPOINT_CACHE},
-    )
+    headers = {"Cache-Control": published.CHECKPOINT_CACHE}
+    if ctx.settings.witnesses:
+        cosigned = len(note.signatures) - 1
+        headers["X-Witnesses"] = witnessing.witnessed_summary(ctx.settings, cosigned)
+    return Response(note.format(), media_type="text/plain; charset=utf-8", headers=headers)
 
 
 @tiles_router.get(

@@ -13,8 +13,6 @@ someone else, and trusts nothing but the keys it was given.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import sqlite3
 import threading
@@ -26,10 +24,8 @@ from pathlib import Path
 from backend.ledger import checkpoint as cps
 from backend.ledger import merkle
 from backend.ledger import note as notes
+from backend.ledger.checkpoint import SIZE_CONTENT_TYPE, parse_request
 from backend.privatefiles import private_file
-
-MAX_PROOF_LINES = 63
-SIZE_CONTENT_TYPE = "text/x.tlog.size"
 
 
 @dataclass(frozen=True)
@@ -102,40 +98,6 @@ class WitnessState:
 
     def close(self) -> None:
         self._db.close()
-
-
-def parse_request(body: bytes) -> tuple[int, list[bytes], str]:
-    """``old N``, proof lines, a blank line, the checkpoint; raises ValueError."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("the request is not UTF-8") from None
-    head, sep, checkpoint = text.partition("\n\n")
-    if not sep:
-        raise ValueError("the request has no blank line before the checkpoint")
-    lines = head.split("\n")
-    first = lines[0]
-    if not first.startswith("old ") or not first[4:].isdigit() or (
-        first[4:] != "0" and first[4] == "0"
-    ):
-        raise ValueError(f"the first line is 'old <size>', got {first!r}")
-    if len(lines) - 1 > MAX_PROOF_LINES:
-        raise ValueError(f"at most {MAX_PROOF_LINES} consistency proof lines")
-    proof = []
-    for line in lines[1:]:
-        try:
-            h = base64.b64decode(line, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(f"proof line {line!r} is not base64") from None
-        if len(h) != merkle.HASH_SIZE:
-            raise ValueError(f"proof line {line!r} is not a 32-byte hash")
-        proof.append(h)
-    return int(first[4:]), proof, checkpoint
-
-
-def format_request(old: int, proof: list[bytes], checkpoint: str) -> bytes:
-    lines = [f"old {old}"] + [base64.b64encode(p).decode() for p in proof]
-    return ("\n".join(lines) + "\n\n" + checkpoint).encode()
 
 
 def origin_hash(origin: str) -> str:

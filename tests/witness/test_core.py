@@ -9,7 +9,8 @@ import pytest
 from backend.ledger import checkpoint as cps
 from backend.ledger import merkle
 from backend.ledger import note as notes
-from backend.witness.core import Witness, WitnessState, format_request, parse_request
+from backend.ledger.checkpoint import format_request, parse_request
+from backend.witness.core import Witness, WitnessState
 
 ORIGIN = "bazhong.example/log"
 
