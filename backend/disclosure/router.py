@@ -200,10 +200,7 @@ def verify_page(
     ctx: CtxDep,
     record: Annotated[str | None, Query(max_length=80)] = None,
 ) -> HTMLResponse:
-    try:
-        fingerprint: str | None = trustroot_store.current(ctx).fingerprint
-    except DomainError:  # the ledger is unavailable: the page says so
-        fingerprint = None
+    fingerprint = trustroot_store.published_fingerprint(ctx)
     return web.render(
         request,
         "verify.html",

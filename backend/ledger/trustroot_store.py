@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from backend.config import Settings
 from backend.context import AppContext
+from backend.errors import LedgerUnavailable
 from backend.ledger import note as notes
 from backend.ledger import trustroot as tr
 from backend.ledger.chain import LedgerClient
@@ -44,6 +45,18 @@ def versions(settings: Settings) -> list[tr.TrustRoot]:
         if p.stem[1:].isdigit():
             found.append(tr.parse_trust_root(json.loads(p.read_text("utf-8"))))
     return sorted(found, key=lambda r: r.body.version)
+
+
+def published_fingerprint(ctx: AppContext) -> str | None:
+    """For pages: the trust root's fingerprint, without waiting for a ledger that was
+    never opened in this process (then the newest issued version's, if any)."""
+    if ctx.ledger_if_open() is None:
+        newest = latest(ctx.settings)
+        return None if newest is None else newest.fingerprint
+    try:
+        return current(ctx).fingerprint
+    except LedgerUnavailable:
+        return None
 
 
 def latest(settings: Settings) -> tr.TrustRoot | None:
@@ -120,12 +133,19 @@ _CACHE_S = 30.0
 
 def current(ctx: AppContext) -> tr.TrustRoot:
     """The service's trust root (issued on first use and when the facts change; checked
-    at most every 30 s per process). Needs the ledger: its chain id and contract."""
+    at most every 30 s per process). Needs the ledger (its chain id and contract) to
+    issue; while the ledger is unavailable the newest issued version is served."""
     memo: dict[str, tuple[float, tr.TrustRoot]] = ctx.local("trust_root", dict)
     hit = memo.get("root")
     if hit is not None and time.monotonic() - hit[0] < _CACHE_S:
         return hit[1]
-    client = ctx.require_ledger()
+    try:
+        client = ctx.require_ledger()
+    except LedgerUnavailable:
+        newest = latest(ctx.settings)
+        if newest is None:
+            raise
+        return newest
     address = client.contract_address
     assert address is not None
     with ctx.db.session() as s:

@@ -14,6 +14,7 @@ from backend.context import AppContext
 from backend.ledger import logkey, trustroot_store
 from backend.ledger import note as notes
 from backend.ledger import trustroot as tr
+from tests.conftest import free_port
 from tests.ledger.conftest import run_cli, settings_env
 
 PATH = "/.well-known/honest-metering/trust-root.json"
@@ -114,8 +115,35 @@ def test_trust_root_command_prints_the_served_document(client: TestClient) -> No
 
 
 def test_verify_page_shows_the_fingerprint(client: TestClient) -> None:
+    ctx_of(client).ledger()
     fp = client.get(PATH).headers["x-fingerprint"]
     page = client.get("/verify", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert f'data-fingerprint="{fp}"' in page.text
     assert PATH in page.text
+
+
+def test_served_from_the_issued_versions_while_the_ledger_is_down(
+    client: TestClient, settings: Settings
+) -> None:
+    served = client.get(PATH).json()
+    client.__exit__(None, None, None)
+    down = settings.model_copy(
+        update={"ledger_url": f"http://127.0.0.1:{free_port()}", "anchor_enabled": False}
+    )
+    with TestClient(create_app(down)) as c:
+        r = c.get(PATH)
+        assert r.status_code == 200 and r.json() == served
+        page = c.get("/verify", headers={"Accept": "text/html"})
+        assert tr.parse_trust_root(served).fingerprint in page.text
+    empty = settings.model_copy(
+        update={
+            "ledger_url": f"http://127.0.0.1:{free_port()}",
+            "anchor_enabled": False,
+            "data_dir": settings.data_dir.parent / "other",
+        }
+    )
+    with TestClient(create_app(empty)) as c:
+        r = c.get(PATH)
+        assert r.status_code == 503 and r.json()["error"] == "LedgerUnavailable"
+        assert "暂时无法取得" in c.get("/verify", headers={"Accept": "text/html"}).text
