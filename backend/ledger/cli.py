@@ -153,6 +153,48 @@ VERIFY_MODES: list[VerifyMode] = [
 ]
 
 
+def _checkpoints_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoints",
+        nargs="+",
+        metavar="FILE",
+        help="signed checkpoints (GET /checkpoint) to compare: two of the same size with "
+        "different roots, both signed by the pinned log key, prove a split view "
+        "(needs --trust-root; exit 1 when they do)",
+    )
+
+
+def _verify_checkpoints(args: argparse.Namespace) -> int:
+    from backend.ledger.note import NoteError
+    from backend.ledger.trustroot import TrustRootError
+    from backend.verification.bundle import load_trust_root
+    from backend.verification.checkpoints import compare
+
+    if not args.trust_root:
+        _err("comparing checkpoints needs --trust-root: only the pinned log key makes a "
+             "signed checkpoint evidence")
+        return EXIT_INCOMPLETE
+    try:
+        root = load_trust_root(args.trust_root)
+        texts = [Path(f).read_text("utf-8") for f in args.checkpoints]
+        result = compare(texts, root)
+    except (TrustRootError, OSError, UnicodeDecodeError, NoteError) as exc:
+        _err(f"cannot compare: {exc}")
+        return EXIT_INCOMPLETE
+    print("\n".join(result.lines))
+    return EXIT_FAILED if result.misbehaviour else EXIT_OK
+
+
+VERIFY_MODES.append(
+    VerifyMode(
+        name="checkpoints",
+        add_arguments=_checkpoints_arguments,
+        selected=lambda a: bool(getattr(a, "checkpoints", None)),
+        run=_verify_checkpoints,
+    )
+)
+
+
 def _credit_mode(name: str) -> Any:
     # The credit mode lives in backend/credit/cli.py; import it only when used.
     def call(*args: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,11 @@ import pytest
 from backend.ledger import checkpoint as cps
 from backend.ledger import merkle
 from backend.ledger import note as notes
+from backend.ledger import trustroot as tr
 from backend.ledger.checkpoint import format_request, parse_request
+from backend.verification.checkpoints import compare
 from backend.witness.core import Witness, WitnessState
+from tests.ledger.conftest import run_cli
 
 ORIGIN = "bazhong.example/log"
 
@@ -98,3 +102,44 @@ def test_empty_tree_and_request_parsing(setup: tuple[Witness, Log]) -> None:
     for body in (b"old 01\n\nx", b"new 1\n\nx", b"old 1\nxx\n\nx", b"old 1\n"):
         with pytest.raises(ValueError):
             parse_request(body)
+
+
+def test_two_signed_heads_of_one_size_prove_misbehaviour(tmp_path: Path) -> None:
+    log_key = notes.Signer.generate(ORIGIN)
+    w = notes.Signer.generate("notary.example/w1", notes.SIG_COSIGNATURE_V1)
+    root = tr.sign(
+        tr.TrustRootBody(
+            version=1, issued_at="2026-12-03T00:00:00Z",
+            log=tr.LogIdentity(origin=ORIGIN, key=log_key.verifier.vkey),
+            ledger=tr.LedgerIdentity(
+                chain_id=1, contract_address="0x" + "11" * 20, deployment_block=1
+            ),
+            witnesses=(tr.Witness(name=w.name, key=w.verifier.vkey),), witness_quorum=1,
+        ),
+        [log_key],
+    )
+    honest, forked = Log(log_key), Log(log_key, b"fork")
+    a = cps.sign_checkpoint(honest.head(7), log_key)
+    a = a.with_signatures([w.sign(a.text, timestamp=1_700_000_000)])
+    b = cps.sign_checkpoint(forked.head(7), log_key)
+    c = cps.sign_checkpoint(honest.head(9), log_key)
+    result = compare([a.format(), b.format()], root)
+    assert result.misbehaviour
+    assert "PROOF OF MISBEHAVIOUR" in result.lines[-1] and "size 7" in result.lines[-1]
+    assert "cosigned by notary.example/w1" in result.lines[0]
+    assert not compare([a.format(), c.format()], root).misbehaviour
+    stranger = cps.sign_checkpoint(forked.head(7), notes.Signer.generate(ORIGIN))
+    with pytest.raises(notes.NoteError, match="checkpoint 2"):
+        compare([a.format(), stranger.format()], root)
+    # Through the command line.
+    files = []
+    for i, n in enumerate((a, b), start=1):
+        files.append(tmp_path / f"cp{i}.txt")
+        files[-1].write_text(n.format())
+    root_file = tmp_path / "trust-root.json"
+    root_file.write_text(json.dumps(root.to_json()))
+    proc = run_cli(["verify", "--trust-root", str(root_file), "--checkpoints", *map(str, files)])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "PROOF OF MISBEHAVIOUR" in proc.stdout
+    proc = run_cli(["verify", "--checkpoints", *map(str, files)])
+    assert proc.returncode == 2 and "needs --trust-root" in proc.stderr
