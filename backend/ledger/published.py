@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from backend.errors import NotFound
+from backend.errors import Conflict, NotFound
 from backend.ledger import checkpoint as cps
 from backend.ledger import merkle, tiles
 from backend.ledger import note as notes
@@ -30,6 +30,11 @@ CHECKPOINT_CACHE = "public, max-age=2"
 
 class TileNotFound(NotFound):
     pass
+
+
+class EntryTooLarge(Conflict):
+    """A record in the bundle exceeds the 65,535 bytes a C2SP entry bundle can hold (a
+    large draw plan can): the level-0 tile still has its hash; read it by its id."""
 
 
 def published_head(session: Session, origin: str) -> cps.TreeHead:
@@ -88,6 +93,13 @@ def tile_bytes(session: Session, tile: tiles.Tile, size: int) -> bytes:
     if len(found) != tile.width:
         raise LogCorrupted(f"{tile.path}: {len(found)} of {tile.width} stored rows are present")
     if tile.level == tiles.ENTRIES:
+        for i, entry in enumerate(found):
+            if len(entry) > tiles.MAX_ENTRY_BYTES:
+                raise EntryTooLarge(
+                    f"entry {lo + i} is {len(entry):,} bytes; a C2SP entry bundle holds "
+                    f"entries of at most {tiles.MAX_ENTRY_BYTES:,}: read it at "
+                    f"/api/records/{merkle.leaf_hash(entry).hex()} (tile/0 has its hash)"
+                )
         return tiles.encode_entry_bundle(found)
     return b"".join(found)
 
@@ -98,25 +110,31 @@ def export_tiles(
     log_key: notes.Signer,
     *,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[notes.Note, int]:
+) -> tuple[notes.Note, int, list[str]]:
     """Write the signed checkpoint and every tile of the published tree under
     ``directory`` (paths as served). Full tiles already there are left alone (they never
-    change); returns the checkpoint and the number of files written."""
+    change); returns the checkpoint, the number of files written and the entry bundles
+    left out because a record in them is too large for the format."""
     note = signed_checkpoint(session, log_key)
     size = cps.parse_checkpoint_text(note.text).size
     wanted = list(tiles.tiles_for_size(size))
-    written = 0
+    written, skipped = 0, []
     for i, tile in enumerate(wanted):
         target = directory / tile.path
         if not (tile.full and target.exists()):
+            try:
+                data = tile_bytes(session, tile, size)
+            except EntryTooLarge as exc:
+                skipped.append(f"{tile.path}: {exc.detail}")
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(target, tile_bytes(session, tile, size))
+            _write_atomic(target, data)
             written += 1
         if progress is not None:
             progress(i + 1, len(wanted))
     # The checkpoint last: a reader who sees it finds every tile it names.
     _write_atomic(directory / "checkpoint", note.format().encode())
-    return note, written + 1
+    return note, written + 1, skipped
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -35,12 +35,14 @@ def _export_tiles(args: argparse.Namespace) -> int:
     db = Database(settings.db_url)
     try:
         with db.read() as s:
-            note, written = export_tiles(s, Path(args.directory), key)
+            note, written, skipped = export_tiles(s, Path(args.directory), key)
     except (OSError, TileError) as exc:
         _err(f"export failed: {exc}")
         return EXIT_INCOMPLETE
     finally:
         db.dispose()
+    for line in skipped:
+        _err(f"left out {line}")
     size = note.text.split("\n")[1]
     print(
         f"exported the signed checkpoint (tree size {size}) and its tiles to "

@@ -60,3 +60,4 @@ def test_entry_bundles_round_trip_and_limits() -> None:
         tiles.decode_entry_bundle(data[:-1])
     with pytest.raises(tiles.TileError):
         tiles.encode_entry_bundle([b"x" * 65536])
+

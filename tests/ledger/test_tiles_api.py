@@ -19,6 +19,7 @@ from backend.ledger import log as ledger_log
 from backend.ledger.anchoring import Anchorer
 from backend.ledger.logkey import load_log_key
 from backend.ledger.note import Verifier
+from backend.ledger.records import SYSTEM, RecordDraft
 from tests.ledger.conftest import append_records, run_cli, settings_env
 
 
@@ -191,3 +192,24 @@ def test_export_tiles_writes_what_is_served(client: TestClient, tmp_path: Path) 
     ).head
     assert head.size == 300
     assert base64.b64encode(head.root).decode() in client.get("/checkpoint").text
+
+
+def test_a_record_too_large_for_an_entry_bundle(client: TestClient, tmp_path: Path) -> None:
+    """tlog-tiles entries carry a 16-bit length; a larger record (a big draw plan) is
+    named, its hash stays in tile/0, and export-tiles leaves only that bundle out."""
+    ctx = ctx_of(client)
+    with ctx.db.session() as s:
+        [big] = ledger_log.append(
+            s, RecordDraft(type="test.note", subject=None, actor=SYSTEM, body={"x": "a" * 70_000})
+        )
+        s.commit()
+    grow_to(ctx, 3)
+    size = read_checkpoint(client, load_log_key(ctx.settings).verifier).size
+    r = client.get(f"/tile/entries/000.p/{size}")
+    assert r.status_code == 409 and r.json()["error"] == "EntryTooLarge"
+    assert f"/api/records/{big.record_id}" in r.json()["detail"]
+    assert client.get(f"/tile/0/000.p/{size}").status_code == 200
+    proc = run_cli(["export-tiles", str(tmp_path / "out")], env=settings_env(ctx.settings))
+    assert proc.returncode == 0, proc.stderr
+    assert f"left out tile/entries/000.p/{size}" in proc.stderr
+    assert (tmp_path / "out" / f"tile/0/000.p/{size}").exists()
