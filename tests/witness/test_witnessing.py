@@ -25,12 +25,14 @@ from backend.ledger import checkpoint as cps
 from backend.ledger import log as ledger_log
 from backend.ledger import note as notes
 from backend.ledger.anchoring import Anchorer
+from backend.ledger.logkey import load_log_key
 from backend.ledger.trustroot import parse_trust_root
 from backend.ledger.witnessing import Witnessing
 from backend.verification.bundle import verify_bundle
-from backend.witness.core import WitnessState
+from backend.witness.app import create_witness_app
+from backend.witness.core import Witness, WitnessState
 from tests.conftest import ROOT, free_port, make_settings, wait_for_port
-from tests.ledger.conftest import append_records
+from tests.ledger.conftest import append_records, serve, wait_until
 
 TRUST_ROOT = "/.well-known/honest-metering/trust-root.json"
 
@@ -234,3 +236,30 @@ def test_three_witnesses_quorum_two(
         assert httpx.get(f"{w.url}/healthz").json()["key"] == w.key.verifier.vkey
     got, _ = cosigners(client)
     assert got == names  # the genuine log is unaffected
+
+
+def test_the_service_sends_checkpoints_by_itself(tmp_path: Path) -> None:
+    """serve: the witnessing worker runs beside the anchoring worker; an append ends up
+    in a checkpoint the witnesses cosigned without anyone asking."""
+    log_settings = make_settings(tmp_path / "data")
+    key = notes.Signer.generate("inproc.example/w", notes.SIG_COSIGNATURE_V1)
+    witness = Witness(
+        key=key, logs={log_settings.origin: [load_log_key(log_settings).verifier]},
+        state=WitnessState(tmp_path / "w.sqlite3"),
+    )
+    with serve(create_witness_app(witness)) as url:
+        settings = log_settings.model_copy(
+            update={"witnesses": [WitnessConfig(name=key.name, key=key.verifier.vkey, url=url)]}
+        )
+        app = create_app(settings)
+        with TestClient(app) as c:
+            assert app.state.witness_worker is not None
+            append_records(ctx_of(c), 2)
+            wait_until(
+                lambda: key.name in cosigners(c)[0], timeout=60, what="a cosigned checkpoint"
+            )
+            assert cosigners(c)[1].startswith("witnessed: cosigned by 1 of 1")
+        assert app.state.witness_worker is None  # stopped with the app
+    off = create_app(settings.model_copy(update={"anchor_enabled": False}))
+    with TestClient(off):
+        assert off.state.witness_worker is None
