@@ -75,6 +75,29 @@ def _log_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_trust_root(source: str) -> int:
+    from backend.ledger.trustroot import TrustRootError, short_fingerprint
+    from backend.verification.bundle import load_trust_root
+
+    try:
+        root = load_trust_root(source)
+    except TrustRootError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    b = root.body
+    print(f"fingerprint {root.fingerprint} (short: {short_fingerprint(root.fingerprint)})")
+    print(f"version {b.version}, previous {b.previous or '-'}, issued {b.issued_at}")
+    print(f"log {b.log.origin}, key {b.log.key}")
+    print(
+        f"chain {b.ledger.chain_id}, contract {b.ledger.contract_address} (deployed in "
+        f"block {b.ledger.deployment_block})"
+    )
+    print(f"witnesses {len(b.witnesses)}, quorum {b.witness_quorum}")
+    for w in b.witnesses:
+        print(f"  {w.name} {w.key} {w.url or ''}".rstrip())
+    return EXIT_OK
+
+
 def _trust_root(args: argparse.Namespace) -> int:
     import json
 
@@ -85,6 +108,8 @@ def _trust_root(args: argparse.Namespace) -> int:
     from backend.ledger.logkey import LogKeyError
     from backend.ledger.trustroot import short_fingerprint
 
+    if args.show:
+        return _show_trust_root(args.show)
     ctx = AppContext.create(get_settings())
     try:
         root = trustroot_store.current(ctx)
@@ -117,6 +142,12 @@ def register(sub: Any) -> None:
         "new version that names the one before. Exit codes: 0 done, 2 ledger unavailable.",
     )
     p.add_argument("--fingerprint", action="store_true", help="print only the fingerprint")
+    p.add_argument(
+        "--show",
+        metavar="FILE|URL",
+        help="check someone's trust root (its signature) and print its fingerprint and "
+        "contents; reads nothing of this service",
+    )
     p.set_defaults(func=_trust_root)
 
     p = sub.add_parser(

@@ -112,6 +112,13 @@ def test_trust_root_command_prints_the_served_document(client: TestClient) -> No
     assert fp in r.stderr
     r = run_cli(["trust-root", "--fingerprint"], env=settings_env(ctx.settings))
     assert r.stdout.strip() == fp
+    path = ctx.settings.data_dir.parent / "someone-elses.json"
+    path.write_text(json.dumps(served))
+    r = run_cli(["trust-root", "--show", str(path)])
+    assert r.returncode == 0 and f"fingerprint {fp}" in r.stdout
+    path.write_text(json.dumps({**served, "witness_quorum": 0, "version": 7}))
+    r = run_cli(["trust-root", "--show", str(path)])
+    assert r.returncode == 1 and "not signed by the log key" in r.stderr
 
 
 def test_verify_page_shows_the_fingerprint(client: TestClient) -> None:
