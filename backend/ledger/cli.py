@@ -115,12 +115,8 @@ def _bundle_arguments(p: argparse.ArgumentParser) -> None:
 def _verify_bundle(args: argparse.Namespace) -> int:
     from backend.ledger.bundle import BundleFormatError
     from backend.ledger.trustroot import TrustRootError
-    from backend.verification.bundle import (
-        Verdict,
-        load_bundle_file,
-        load_trust_root,
-        verify_bundle,
-    )
+    from backend.ledger.trustroot_load import load_trust_root
+    from backend.verification.bundle import Verdict, load_bundle_file, verify_bundle
 
     try:
         root = load_trust_root(args.trust_root) if args.trust_root else None
@@ -167,7 +163,7 @@ def _checkpoints_arguments(p: argparse.ArgumentParser) -> None:
 def _verify_checkpoints(args: argparse.Namespace) -> int:
     from backend.ledger.note import NoteError
     from backend.ledger.trustroot import TrustRootError
-    from backend.verification.bundle import load_trust_root
+    from backend.ledger.trustroot_load import load_trust_root
     from backend.verification.checkpoints import compare
 
     if not args.trust_root:

@@ -1,8 +1,9 @@
 """The log's Ed25519 signing key (signed checkpoints, trust roots): load, create, rotate.
 
 Kept in one file, mode 0600 (``backend/privatefiles.py``), as the signer-key text of
-``backend/ledger/note.py``. Development creates it on first use; production refuses to
-run without one (``honest-metering log-key rotate`` makes it). A rotation keeps the old
+``backend/ledger/note.py``. Development creates it on first use; production never
+makes one by itself: without it the service runs but signs no checkpoint (503 and a
+loud log line at start; ``honest-metering log-key rotate`` makes it). A rotation keeps the old
 key beside the new one, named by its key id, so the trust root's next version can be
 signed by both (the handover).
 
@@ -16,12 +17,14 @@ import os
 from pathlib import Path
 
 from backend.config import Settings
+from backend.errors import ServiceUnavailable
 from backend.ledger import note as notes
 from backend.privatefiles import private_dir, private_file
 
 
-class LogKeyError(RuntimeError):
-    """The log key is missing, unreadable or names another log."""
+class LogKeyError(ServiceUnavailable):
+    """The log key is missing, unreadable or names another log (503: the log cannot sign
+    checkpoints; everything else keeps working)."""
 
 
 def _write_new(path: Path, signer: notes.Signer) -> None:

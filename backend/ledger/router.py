@@ -6,17 +6,21 @@ Thin: parse, call one function of ``backend/ledger/service.py``, return a
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from backend.context import AppContext
 from backend.deps import CtxDep, Offset, ReadSessionDep
 from backend.errors import ErrorResponse, ValidationFailed, error_responses
 from backend.ledger import health, published, service, tiles, trustroot_store, witnessing
 from backend.ledger.bundle import ProofBundle
-from backend.ledger.logkey import load_log_key
+from backend.ledger.logkey import LogKeyError, load_log_key
 from backend.ledger.note import Signer
+
+logger = logging.getLogger("honest_metering.log")
 
 router = APIRouter(tags=["health"])
 log_router = APIRouter(prefix="/api", tags=["log"], responses=error_responses(404, 409, 422))
@@ -164,7 +168,14 @@ def trust_root(ctx: CtxDep) -> JSONResponse:
 
 
 def install_tiles(app: FastAPI) -> None:
-    """The tiles API; the log key is loaded at start, so a missing production key stops
-    the service with a clear message instead of failing each request."""
+    """The tiles API. The log key is loaded at start: a missing or wrong one is said
+    loudly there (the service still runs; /checkpoint and the trust root answer 503)."""
     app.include_router(tiles_router)
-    app.state.startup_hooks.append(_log_key)
+
+    def check_key(ctx: AppContext) -> None:
+        try:
+            _log_key(ctx)
+        except LogKeyError as exc:
+            logger.error("SECURITY: the log cannot sign checkpoints: %s", exc.detail)
+
+    app.state.startup_hooks.append(check_key)

@@ -77,7 +77,7 @@ def _log_key(args: argparse.Namespace) -> int:
 
 def _show_trust_root(source: str) -> int:
     from backend.ledger.trustroot import TrustRootError, short_fingerprint
-    from backend.verification.bundle import load_trust_root
+    from backend.ledger.trustroot_load import load_trust_root
 
     try:
         root = load_trust_root(source)

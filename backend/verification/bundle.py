@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from web3 import Web3
 
 from backend.ledger import checkpoint as cps
@@ -32,7 +31,7 @@ from backend.ledger import note as notes
 from backend.ledger.bundle import BundleFormatError, ProofBundle, parse_bundle, unhex
 from backend.ledger.contract import ABI
 from backend.ledger.records import InvalidRecord, parse_canonical
-from backend.ledger.trustroot import TrustRoot, TrustRootError, parse_trust_root
+from backend.ledger.trustroot import TrustRoot
 
 Status = Literal["ok", "FAIL", "skipped"]
 
@@ -140,24 +139,6 @@ def load_bundle_file(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BundleFormatError(f"{path} is not JSON: {exc}") from None
-
-
-def load_trust_root(source: str, *, timeout_s: float = 15.0) -> TrustRoot:
-    """A trust root from a file or an http(s) URL; raises :class:`TrustRootError`."""
-    try:
-        if source.startswith(("http://", "https://")):
-            r = httpx.get(source, timeout=timeout_s, follow_redirects=True)
-            if r.status_code != 200:
-                raise TrustRootError(f"{source} answered HTTP {r.status_code}")
-            text = r.text
-        else:
-            text = Path(source).read_text("utf-8")
-        data = json.loads(text)
-    except (OSError, httpx.HTTPError) as exc:
-        raise TrustRootError(f"cannot read the trust root {source}: {exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrustRootError(f"the trust root {source} is not JSON: {exc}") from None
-    return parse_trust_root(data)
 
 
 def connect(url: str, *, timeout_s: float = 15.0) -> Web3:

@@ -39,7 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from backend.ledger import note as notes
     from backend.ledger.trustroot import TrustRootError
-    from backend.verification.bundle import load_trust_root
+    from backend.ledger.trustroot_load import load_trust_root
     from backend.witness.app import create_witness_app
     from backend.witness.core import Witness, WitnessState
 

@@ -6,7 +6,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from backend.app import create_app
 from backend.config import Settings
 from backend.ledger import logkey
 from tests.conftest import make_settings
@@ -23,10 +25,21 @@ def test_created_once_with_mode_0600(settings: Settings) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_production_needs_a_key(tmp_path: Path) -> None:
+def test_production_needs_a_key(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     s = make_settings(tmp_path / "data").model_copy(update={"env": "production"})
     with pytest.raises(logkey.LogKeyError, match="log-key rotate"):
         logkey.load_log_key(s)
+    # The service still runs; it says so loudly and signs nothing.
+    prod = make_settings(
+        tmp_path / "data", env="production", anchor_enabled=False, rerate_enabled=False,
+        database_url=f"sqlite:///{tmp_path}/hm.sqlite3", secret_key="p" * 40,
+    )
+    with caplog.at_level("ERROR"), TestClient(create_app(prod)) as client:
+        assert client.get("/healthz").status_code == 200
+        r = client.get("/checkpoint")
+        assert r.status_code == 503 and r.json()["error"] == "LogKeyError"
+    assert any("SECURITY: the log cannot sign" in m for m in caplog.messages)
+    assert not s.log_key_path.exists()
 
 
 def test_a_key_for_another_origin_is_refused(settings: Settings) -> None:
