@@ -29,6 +29,7 @@ from backend.ledger import note as notes
 from backend.ledger.anchoring import Anchorer
 from backend.ledger.logkey import load_log_key
 from backend.ledger.records import SYSTEM, RecordDraft
+from backend.ledger.tiles import encode_index
 from backend.witness.app import create_witness_app
 from backend.witness.core import Witness, WitnessState
 
@@ -95,8 +96,8 @@ def bench_tiles(args: argparse.Namespace) -> None:
         Anchorer(ctx).run_once(force=True)
         base = f"http://127.0.0.1:{port}"
         full = size // 256
-        level0 = [f"/tile/0/{_index(n)}" for n in range(full)]
-        entries = [f"/tile/entries/{_index(n)}" for n in range(full)]
+        level0 = [f"/tile/0/{encode_index(n)}" for n in range(full)]
+        entries = [f"/tile/entries/{encode_index(n)}" for n in range(full)]
         rows = [
             ("/healthz", ["/healthz"]),
             ("GET /checkpoint", ["/checkpoint"]),
@@ -158,17 +159,6 @@ def bench_tiles(args: argparse.Namespace) -> None:
         for s in wservers:
             s.should_exit = True
         time.sleep(0.5)
-
-
-def _index(n: int) -> str:
-    groups = []
-    while True:
-        groups.append(f"{n % 1000:03d}")
-        n //= 1000
-        if not n:
-            break
-    groups.reverse()
-    return "/".join(["x" + g for g in groups[:-1]] + [groups[-1]])
 
 
 def add_parser(sub: Any) -> None:
