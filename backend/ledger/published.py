@@ -9,12 +9,15 @@ hashes (``backend/ledger/log.py``); nothing here hashes the tree or writes anyth
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from backend.db import Database
 from backend.errors import Conflict, NotFound
 from backend.ledger import checkpoint as cps
 from backend.ledger import merkle, tiles
@@ -30,6 +33,47 @@ CHECKPOINT_CACHE = "public, max-age=2"
 
 class TileNotFound(NotFound):
     pass
+
+
+class FullTileCache:
+    """This process's most recently served full tiles, within a byte budget. A full tile
+    never changes once the published tree covers it, so a hit needs no database."""
+
+    def __init__(self, budget_bytes: int = 32 << 20) -> None:
+        self.budget = budget_bytes
+        self._used = 0
+        self._tiles: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> bytes | None:
+        with self._lock:
+            data = self._tiles.get(path)
+            if data is not None:
+                self._tiles.move_to_end(path)
+            return data
+
+    def put(self, path: str, data: bytes) -> None:
+        with self._lock:
+            if path in self._tiles or len(data) > self.budget:
+                return
+            self._tiles[path] = data
+            self._used += len(data)
+            while self._used > self.budget:
+                _, old = self._tiles.popitem(last=False)
+                self._used -= len(old)
+
+
+def serve_tile(db: Database, cache: FullTileCache, tile: tiles.Tile) -> bytes:
+    """A tile of the published tree, full ones from ``cache`` when it has them."""
+    if tile.full:
+        hit = cache.get(tile.path)
+        if hit is not None:
+            return hit
+    with db.read() as session:
+        data = tile_bytes(session, tile, published_head(session, "").size)
+    if tile.full:
+        cache.put(tile.path, data)
+    return data
 
 
 class EntryTooLarge(Conflict):

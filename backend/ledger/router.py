@@ -138,15 +138,15 @@ def checkpoint(session: ReadSessionDep, ctx: CtxDep) -> Response:
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def tile(level: str, index: str, session: ReadSessionDep) -> Response:
+def tile(level: str, index: str, ctx: CtxDep) -> Response:
     """A Merkle tile ``/tile/<L>/<N>[.p/<W>]`` or entry bundle ``/tile/entries/<N>[.p/<W>]``
     of the published tree (c2sp.org/tlog-tiles)."""
     try:
         t = tiles.parse_tile_path(level, index)
     except tiles.TileError as exc:
         raise ValidationFailed(str(exc)) from None
-    size = published.published_head(session, "").size
-    data = published.tile_bytes(session, t, size)
+    cache = ctx.local("full_tiles", published.FullTileCache)
+    data = published.serve_tile(ctx.db, cache, t)
     return Response(
         data,
         media_type="application/octet-stream",

@@ -16,10 +16,12 @@ from backend.config import Settings
 from backend.context import AppContext
 from backend.ledger import checkpoint as cps
 from backend.ledger import log as ledger_log
+from backend.ledger import published
 from backend.ledger.anchoring import Anchorer
 from backend.ledger.logkey import load_log_key
 from backend.ledger.note import Verifier
 from backend.ledger.records import SYSTEM, RecordDraft
+from backend.ledger.tiles import Tile
 from tests.ledger.conftest import append_records, run_cli, settings_env
 
 
@@ -213,3 +215,25 @@ def test_a_record_too_large_for_an_entry_bundle(client: TestClient, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     assert f"left out tile/entries/000.p/{size}" in proc.stderr
     assert (tmp_path / "out" / f"tile/0/000.p/{size}").exists()
+
+
+def test_full_tiles_are_kept_partial_ones_are_not(client: TestClient) -> None:
+    ctx = ctx_of(client)
+    grow_to(ctx, 300)
+    full = client.get("/tile/0/000").content
+    cache = ctx.local("full_tiles", published.FullTileCache)
+    assert cache.get("tile/0/000") == full
+
+    class NoDatabase:
+        def read(self) -> None:
+            raise AssertionError("a cached full tile must not need the database")
+
+    assert published.serve_tile(NoDatabase(), cache, Tile(0, 0)) == full  # type: ignore[arg-type]
+    client.get("/tile/0/001.p/44")
+    assert cache.get("tile/0/001.p/44") is None
+    small = published.FullTileCache(budget_bytes=3)
+    small.put("a", b"12")
+    small.put("b", b"34")
+    assert small.get("a") is None and small.get("b") == b"34"
+    small.put("c", b"toolarge")
+    assert small.get("c") is None
