@@ -18,8 +18,20 @@ class WitnessConfig(BaseModel):
     """One witness the log sends its checkpoints to (c2sp.org/tlog-witness)."""
 
     name: str = Field(min_length=1, description="the witness's key name")
-    key: str = Field(description="its cosigner verifier key (C2SP vkey, type 0x04)")
-    url: str = Field(description="its submission prefix: add-checkpoint is POSTed below it")
+    key: str = Field(
+        pattern=r"^[^+\s]+\+[0-9a-f]{8}\+B[A-Za-z0-9+/]{43}$",
+        description="its cosigner verifier key (C2SP vkey of type 0x04: name+keyid+base64)",
+    )
+    url: str = Field(
+        pattern=r"^https?://",
+        description="its submission prefix: add-checkpoint is POSTed below it",
+    )
+
+    @model_validator(mode="after")
+    def _key_names_the_witness(self) -> WitnessConfig:
+        if self.key.split("+", 1)[0] != self.name:
+            raise ValueError(f"witness {self.name!r}: its key is for {self.key.split('+', 1)[0]!r}")
+        return self
 
 
 class Settings(BaseSettings):

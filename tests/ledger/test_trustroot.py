@@ -154,3 +154,18 @@ def test_served_from_the_issued_versions_while_the_ledger_is_down(
         r = c.get(PATH)
         assert r.status_code == 503 and r.json()["error"] == "LedgerUnavailable"
         assert "暂时无法取得" in c.get("/verify", headers={"Accept": "text/html"}).text
+
+
+def test_witness_settings_are_checked_when_read() -> None:
+    w = notes.Signer.generate("notary.example/w", notes.SIG_COSIGNATURE_V1)
+    WitnessConfig(name=w.name, key=w.verifier.vkey, url="https://notary.example/w")
+    log_key = notes.Signer.generate("notary.example/w")  # type 0x01: not a cosigner key
+    for bad, why in [
+        ({"key": "k"}, "should match pattern"),
+        ({"key": log_key.verifier.vkey}, "should match pattern"),
+        ({"name": "other.example"}, "its key is for 'notary.example/w'"),
+        ({"url": "notary.example/w"}, "should match pattern"),
+    ]:
+        fields = {"name": w.name, "key": w.verifier.vkey, "url": "https://n.example", **bad}
+        with pytest.raises(ValueError, match=why):
+            WitnessConfig(**fields)
