@@ -41,6 +41,7 @@ from backend.accounts import security
 from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
 from backend.accounts.service import Principal
 from backend.config import Settings
+from backend.ledger import trustroot_store
 from backend.disclosure.apidocs import ASSETS_URL, DOCS_CSP, DOCS_PATHS
 from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
@@ -246,6 +247,9 @@ def render(
         "notice": None,
         "rpc_url": page_rpc_url(request.app.state.settings),
         "code_sha256": contract_code_sha256(),
+        # The browser verifier pins the chain and contract of the trust root the page
+        # was served with, never the ones a bundle names.
+        "pinned": trustroot_store.for_pages(request.app.state.ctx),
     }
     if context:
         ctx.update(context)

@@ -47,16 +47,26 @@ def versions(settings: Settings) -> list[tr.TrustRoot]:
     return sorted(found, key=lambda r: r.body.version)
 
 
+def for_pages(ctx: AppContext) -> tr.TrustRoot | None:
+    """For pages: the trust root, without waiting for a ledger that was never opened in
+    this process (then the newest issued version, if any; remembered 30 s)."""
+    if ctx.ledger_if_open() is not None:
+        try:
+            return current(ctx)
+        except LedgerUnavailable:
+            pass
+    memo: dict[str, tuple[float, tr.TrustRoot | None]] = ctx.local("trust_root_pages", dict)
+    hit = memo.get("root")
+    if hit is not None and time.monotonic() - hit[0] < _CACHE_S:
+        return hit[1]
+    newest = latest(ctx.settings)
+    memo["root"] = (time.monotonic(), newest)
+    return newest
+
+
 def published_fingerprint(ctx: AppContext) -> str | None:
-    """For pages: the trust root's fingerprint, without waiting for a ledger that was
-    never opened in this process (then the newest issued version's, if any)."""
-    if ctx.ledger_if_open() is None:
-        newest = latest(ctx.settings)
-        return None if newest is None else newest.fingerprint
-    try:
-        return current(ctx).fingerprint
-    except LedgerUnavailable:
-        return None
+    root = for_pages(ctx)
+    return None if root is None else root.fingerprint
 
 
 def latest(settings: Settings) -> tr.TrustRoot | None:
