@@ -41,10 +41,10 @@ from backend.accounts import security
 from backend.accounts.deps import CsrfToken, OptionalUser, is_same_origin
 from backend.accounts.service import Principal
 from backend.config import Settings
-from backend.ledger import trustroot_store
 from backend.disclosure.apidocs import ASSETS_URL, DOCS_CSP, DOCS_PATHS
 from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
+from backend.ledger import trustroot_store
 from backend.ledger.contract import load_artifact
 from backend.timeutil import SHANGHAI
 
