@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Executable, Row, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -163,6 +163,18 @@ def _make_engine(
         # anchoring lock (docs/operations.md).
         connect_args={"application_name": f"honest-metering pid {os.getpid()}"},
     )
+
+
+_T = TypeVar("_T")
+IN_CHUNK = 500
+
+
+def in_chunks(values: Iterable[_T], size: int = IN_CHUNK) -> Iterator[list[_T]]:
+    """``values`` de-duplicated and sorted, in lists of at most ``size``: each the values
+    of one ``IN (...)`` (a bounded statement on every database)."""
+    ordered = sorted(set(values))  # type: ignore[type-var]
+    for i in range(0, len(ordered), size):
+        yield ordered[i : i + size]
 
 
 def upsert(

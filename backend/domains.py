@@ -11,8 +11,10 @@ from __future__ import annotations
 import backend.models  # noqa: F401  (every table, for foreign-key order)
 from backend.credit import records as credit_records  # noqa: F401
 from backend.credit import service as credit_service
-from backend.inspections import draws
 from backend.inspections import records as inspections_records  # noqa: F401
+from backend.inspections.draws import inputs as draw_inputs
+from backend.inspections.draws import records as draw_records  # noqa: F401
+from backend.inspections.draws import results as draw_results
 from backend.ledger import projection, write
 from backend.merchants import records as merchants_records  # noqa: F401
 from backend.merchants import views as merchant_views
@@ -24,6 +26,7 @@ write.register_hook(credit_service.RERATE_HOOK)
 projection.register_check(credit_service.RATINGS_CHECK)
 projection.register_check(credit_service.HISTORY_CHECK)
 projection.register_check(merchant_views.VIEWS_CHECK)
-draws.set_results_reader(supervision_service.draw_results)
+projection.register_check(draw_inputs.INPUTS_CHECK)
+draw_results.set_results_reader(supervision_service.draw_results)
 write.mark_ready()
 

@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from served import answers, free_port, local_client, serve_argv, served, service_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
@@ -44,20 +41,13 @@ PASSWORD = "correct horse battery"
 N = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _client(address: str, port: int) -> httpx.Client:
-    transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=f"http://127.0.0.1:{port}", transport=transport, timeout=180)
+    return local_client(port, address, timeout=180)
 
 
 def _uscc(n: int) -> str:
     sys.path.insert(0, str(ROOT))
-    from backend.merchants.uscc import ALPHABET, compute_check_chars
+    from backend.uscc import ALPHABET, compute_check_chars
 
     digits = []
     for _ in range(6):
@@ -110,34 +100,14 @@ def _login(c: httpx.Client, username: str, password: str) -> Callable[[], httpx.
 
 def bench_auth(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        env = {
-            **os.environ,
-            "HM_ENV": args.env,
-            "HM_DATA_DIR": str(Path(tmp) / "data"),
-            "HM_SECRET_KEY": SECRET,
-            "HM_DEMO_ON_FIRST_START": "false",
-            "HM_LOG_LEVEL": "warning",
-            "HM_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        }
+        port = free_port()
+        extra = {"HM_LOG_LEVEL": "warning", "HM_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
         if args.database_url:
-            env["HM_DATABASE_URL"] = args.database_url
-        exe = Path(sys.executable).parent / "honest-metering"
-        server = subprocess.Popen(
-            [str(exe), "serve", "--port", str(port)], env=env, start_new_session=True
-        )
-        try:
+            extra["HM_DATABASE_URL"] = args.database_url
+        env = service_env(Path(tmp) / "data", env=args.env, secret=SECRET, **extra)
+        with served(serve_argv(port), env=env, output=None,
+                    ready=lambda: answers(port, "127.0.0.2")):
             with _client("127.0.0.2", port) as c:
-                deadline = time.monotonic() + 120
-                while True:
-                    try:
-                        if c.get("/healthz").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError("the server did not start")
-                    time.sleep(0.2)
                 owner = _body(0)
                 resp = c.post("/api/merchants", json=owner)
                 assert resp.status_code == 201, resp.text
@@ -214,13 +184,6 @@ def bench_auth(args: argparse.Namespace) -> None:
                       f"{max(page_times):.2f} s, median {statistics.median(page_times):.3f} s "
                       f"(idle median {statistics.median(base):.3f} s); statuses "
                       f"{_count(page_status)}")
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
 
 
 def add_parser(sub: Any) -> None:

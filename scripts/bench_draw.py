@@ -3,7 +3,7 @@
 For each size, a scratch SQLite database gets that many verified, rated merchants
 (loaded directly, not timed). Then the draw's own code is timed:
 
-- snapshot: :func:`backend.inspections.draws.build_snapshot` (the eligibility query,
+- snapshot: :func:`backend.inspections.draws.snapshot.build_snapshot` (the eligibility query,
   tier check, entry validation and sort) plus the snapshot Merkle root;
 - select: :func:`backend.inspections.selection.select_merchants` at the default
   policy's yearly rates;
@@ -27,7 +27,9 @@ from pathlib import Path
 
 from backend.credit import service as credit
 from backend.db import Database
-from backend.inspections import draws, selection
+from backend.inspections import selection
+from backend.inspections.draws import base as draw_base
+from backend.inspections.draws import snapshot as draw_snapshot
 from backend.merchants.reference import SECTORS
 from backend.uscc import ALPHABET, compute_check_chars
 
@@ -128,9 +130,9 @@ def bench_draw(args: argparse.Namespace) -> None:
                 for _ in range(args.repeat):
                     entries = []
                     # As in the service: the collector is paused while a draw is built.
-                    with draws.gc_paused():
+                    with draw_base.gc_paused():
                         t0 = time.perf_counter()
-                        entries = draws.build_snapshot(
+                        entries = draw_snapshot.build_snapshot(
                             s, regions=None, sectors=sorted(SECTORS), today=today,
                             versions=versions,
                         )
@@ -149,7 +151,7 @@ def bench_draw(args: argparse.Namespace) -> None:
                 selection.InspectorEntry(f"insp-{k:04d}", "巴中市市场监督管理局", "511900")
                 for k in range(args.inspectors)
             ]
-            with draws.gc_paused():
+            with draw_base.gc_paused():
                 t0 = time.perf_counter()
                 selection.assign_inspectors(randomness, selected, inspectors, 2)
                 assign_s = time.perf_counter() - t0

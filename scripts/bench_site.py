@@ -74,19 +74,25 @@ def _uscc(n: int) -> str:
 
 def _load(data_dir: Path, n: int, batch: int = 2000) -> None:
     """Fill a fresh data dir with ``n`` merchants and their records (not timed)."""
+    from sqlalchemy import insert
+
+    import backend.domains  # noqa: F401  (the write path needs the projections)
+    from backend.accounts import security
     from backend.accounts import service as accounts
+    from backend.accounts.models import Account
     from backend.config import Settings
     from backend.context import AppContext
     from backend.credit import service as credit
     from backend.ledger import log
     from backend.ledger.records import Actor, RecordDraft, Ref
-    from backend.merchants.models import Merchant, MerchantVerification
+    from backend.ledger.write import write
+    from backend.merchants.models import Merchant
     from backend.merchants.reference import DIVISIONS, SECTORS
     from backend.merchants.service import registration_body, verification_body
     from backend.pledges import service as pledges
-    from backend.pledges.models import Pledge, PledgeCreate
+    from backend.pledges.models import PledgeCreate
     from backend.pledges.templates import current_template
-    from backend.supervision import service as supervision
+    from backend.supervision import bulk as supervision_bulk
     from backend.timeutil import today_shanghai
 
     settings = Settings(env="test", data_dir=data_dir, secret_key=SECRET,  # type: ignore[arg-type]
@@ -109,69 +115,71 @@ def _load(data_dir: Path, n: int, batch: int = 2000) -> None:
                                    role="regulator", merchant_uscc=None)
     actor = Actor("regulator", str(principal.account_id))
     checked: list[str] = []
+    merchant_hash = security.hash_password("bench merchant password 1", env=settings.env)
+    next_account = int(staff.id) + 1
     for start in range(0, n, batch):
-        with ctx.db.session() as s:
-            rows = []
-            for i in range(start, min(n, start + batch)):
-                sector = sectors[i % len(sectors)]
-                region = regions[i % len(regions)]
-                rows.append(Merchant(
-                    uscc=_uscc(i),
-                    name=f"巴中市{rng.choice(PLACES)}{rng.choice(NAMES)}{i}号店",
-                    sector=sector,
-                    region_code=region,
-                    address=f"{DIVISIONS[region]}{rng.choice(PLACES)}路{i % 300 + 1}号",
-                    contact_person="联系人",
-                    contact_phone="13800000000",
-                    contact_salt=uuid.uuid4().hex,
-                    registered_at=now,
-                    record_id="",
-                    leaf_index=-1,
-                ))
-            regs = log.append(s, [RecordDraft("merchant.registered", m.uscc, actor,
-                                              registration_body(m)) for m in rows], now=now)
-            for m, rec in zip(rows, regs, strict=True):
-                m.record_id, m.leaf_index = rec.record_id, rec.leaf_index
-            s.add_all(rows)
-            s.flush()
-            verified = [m for m in rows if rng.random() < 0.7]
-            vers = log.append(s, [RecordDraft("merchant.verified", m.uscc, actor,
-                                              verification_body(today),
-                                              refs=(Ref("verifies", m.record_id),))
-                                  for m in verified], now=now)
-            s.add_all([MerchantVerification(uscc=m.uscc, verified_on=today, at=now,
-                                            account_id=principal.account_id,
-                                            record_id=r.record_id, leaf_index=r.leaf_index)
-                       for m, r in zip(verified, vers, strict=True)])
-            pledging = [m for m in rows if rng.random() < 0.5]
-            prepared = [
-                pledges.prepare(
-                    merchant=m,
-                    draft=PledgeCreate(
-                        template_version=current_template(m.sector).version,
-                        items=list(current_template(m.sector).required_codes),
+        # Records through the one write path (in bulk, re-rated once by the sweep
+        # below), so every table is what a rebuild from the log gives.
+        rows = []
+        for i in range(start, min(n, start + batch)):
+            sector = sectors[i % len(sectors)]
+            region = regions[i % len(regions)]
+            rows.append(Merchant(
+                uscc=_uscc(i),
+                name=f"巴中市{rng.choice(PLACES)}{rng.choice(NAMES)}{i}号店",
+                sector=sector,
+                region_code=region,
+                address=f"{DIVISIONS[region]}{rng.choice(PLACES)}路{i % 300 + 1}号",
+                contact_person="联系人",
+                contact_phone="13800000000",
+                contact_salt=uuid.uuid4().hex,
+                registered_at=now,
+                record_id="",
+                leaf_index=-1,
+            ))
+        regs = [log.seal(RecordDraft("merchant.registered", m.uscc, actor, registration_body(m)),
+                         at=now) for m in rows]
+        private = {r.record_id: {"contact_person": m.contact_person,
+                                 "contact_phone": m.contact_phone,
+                                 "contact_salt": m.contact_salt}
+                   for m, r in zip(rows, regs, strict=True)}
+        verified = [(m, r) for m, r in zip(rows, regs, strict=True) if rng.random() < 0.7]
+        vers = [log.seal(RecordDraft("merchant.verified", m.uscc, actor, verification_body(today),
+                                     refs=(Ref("verifies", r.record_id),)), at=now)
+                for m, r in verified]
+        pledging = [m for m in rows if rng.random() < 0.5]
+        # A pledge is its merchant's act: the pledging merchants get their accounts (a
+        # private table, no record), all with one password hash.
+        logins = [{"id": next_account + k, "username": m.uscc, "role": "merchant",
+                   "merchant_uscc": m.uscc, "password_hash": merchant_hash, "created_at": now}
+                  for k, m in enumerate(pledging)]
+        next_account += len(logins)
+        made = [
+            log.seal(RecordDraft(
+                "pledge.made", m.uscc, Actor("merchant", str(login["id"])),
+                pledges.pledge_made_body(
+                    pledge_id=uuid.uuid4().hex,
+                    prepared=pledges.prepare(
+                        merchant=m,
+                        draft=PledgeCreate(
+                            template_version=current_template(m.sector).version,
+                            items=list(current_template(m.sector).required_codes),
+                        ),
+                        today=today,
                     ),
-                    today=today,
-                )
-                for m in pledging
-            ]
-            ids = [uuid.uuid4().hex for _ in pledging]
-            made = log.append(s, [
-                RecordDraft("pledge.made", m.uscc, Actor("merchant", None),
-                            pledges.pledge_made_body(pledge_id=pid, prepared=p, signer=None,
-                                                     signature=None))
-                for m, p, pid in zip(pledging, prepared, ids, strict=True)
-            ], now=now)
-            s.add_all([
-                Pledge(id=pid, uscc=m.uscc, template_sector=p.template.sector,
-                       template_version=p.template.version, template_digest=p.digest,
-                       items=p.items, extra_commitments=None, valid_from=p.valid_from,
-                       valid_until=p.valid_until, made_at=now, account_id=principal.account_id,
-                       record_id=r.record_id, leaf_index=r.leaf_index)
-                for m, p, pid, r in zip(pledging, prepared, ids, made, strict=True)
-            ])
+                    signer=None,
+                    signature=None,
+                ),
+            ), at=now)
+            for m, login in zip(pledging, logins, strict=True)
+        ]
+        with ctx.db.session() as s:
+            write(s, [*regs, *vers], now=now, private=private, hooks=False)
+            if logins:
+                s.execute(insert(Account), logins)
+            write(s, made, now=now, hooks=False)
             s.commit()
-            checked += [m.uscc for m in rows if rng.random() < 0.33]
+        checked += [m.uscc for m in rows if rng.random() < 0.33]
         print(f"  loaded {min(n, start + batch):>7} merchants "
               f"({time.perf_counter() - t0:5.0f} s)", flush=True)
     results = ("未发现问题", "未发现问题", "未发现问题", "发现问题已责令改正")
@@ -183,7 +191,7 @@ def _load(data_dir: Path, n: int, batch: int = 2000) -> None:
             w.writerow(["spot_check", u, rng.choice(results), today.isoformat(),
                         "巴中市市场监督管理局"])
         with ctx.db.session() as s:
-            supervision.record_bulk(s, principal=principal, content_type="text/csv",
+            supervision_bulk.record_bulk(s, principal=principal, content_type="text/csv",
                                     data=buf.getvalue().encode())
         print(f"  spot checks {min(len(checked), start + 10_000):>7} "
               f"({time.perf_counter() - t0:5.0f} s)", flush=True)

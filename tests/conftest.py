@@ -7,6 +7,7 @@ where a missing component fails the run instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -137,13 +138,13 @@ def _postgres_reachable() -> bool:
         return False
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+@contextlib.contextmanager
+def fresh_postgres(prefix: str = "hm_test") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards (skips if unreachable)."""
     require(_postgres_reachable(), f"PostgreSQL not reachable at {POSTGRES_URL}")
     import psycopg
 
-    name = f"hm_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_URL.rsplit("/", 1)[0]
@@ -156,6 +157,13 @@ def postgres_url() -> Iterator[str]:
                 (name,),
             )
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    with fresh_postgres() as url:
+        yield url
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

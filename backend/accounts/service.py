@@ -427,3 +427,14 @@ def require_merchant_self(principal: Principal | None, uscc: str) -> Principal:
             f"account {p.username} belongs to merchant {p.merchant_uscc}, not {uscc}"
         )
     return p
+
+
+def get_account(session: Session, account_id: int) -> Account | None:
+    """For the packages above: an account by id (they never query the table)."""
+    return session.get(Account, account_id)
+
+
+def get_account_by_username(session: Session, username: str) -> Account | None:
+    return session.execute(
+        select(Account).where(col(Account.username) == username)
+    ).scalars().first()

@@ -17,6 +17,11 @@ Exact representations (no floats anywhere in the document):
 - money is integer fen (¥1 = 100 fen);
 - periods are whole calendar months (a year is 12 months), never days.
 
+Which rules a document's numbers feed is ``docs/credit-rating.md``; a document
+names that specification by its SHA-256 (``spec_sha256``), so a verifier knows
+which rules apply. Documents older than the field name none and follow the rules
+of the specification's first version.
+
 Date arithmetic (used by every window in the rating):
 
 - ``add_months(d, n)`` is the same day of the month ``n`` months later; when
@@ -31,6 +36,7 @@ Date arithmetic (used by every window in the rating):
 from __future__ import annotations
 
 import calendar
+import hashlib
 from collections.abc import Iterable
 from datetime import date
 from typing import Annotated, Literal
@@ -72,6 +78,23 @@ Int = Annotated[int, Field(strict=True, ge=-INT_MAX, le=INT_MAX)]
 """An integer that must arrive as an integer: ``3.0`` or ``"3"`` are refused."""
 Months = Annotated[int, Field(strict=True, ge=1, le=MONTHS_MAX)]
 Fen = Annotated[int, Field(strict=True, gt=0, le=INT_MAX)]
+
+RATING_SPEC_PATH = "docs/credit-rating.md"
+RATING_SPEC_SHA256 = "1793a6079e8180b2e2393d7e7c1af90112d65a02e585b4d085045715d5fbdf98"
+"""SHA-256 of ``docs/credit-rating.md`` (its UTF-8 bytes, CRLF read as LF): the rules this
+code implements. ``tests/credit/test_rating_spec.py`` holds the two together."""
+
+SAME_RULES_SPEC_SHA256: frozenset[str] = frozenset({RATING_SPEC_SHA256})
+"""Every specification hash whose rules are exactly this code's. An edit of
+``docs/credit-rating.md`` that changes no rule (a typo, a clearer sentence) adds the new
+hash here and keeps the old one, so policy versions recorded under the old text still
+verify; an edit that changes a rule replaces the set."""
+
+
+def hash_spec(text: bytes) -> str:
+    """The hash a policy document records for a specification text (CRLF read as LF)."""
+    return hashlib.sha256(text.replace(b"\r\n", b"\n")).hexdigest()
+
 
 
 def add_months(d: date, months: int) -> date:
@@ -245,6 +268,10 @@ class CreditPolicy(_Document):
     repair: RepairRule
     spot_check_results: dict[str, SpotCheckOutcome]
     """Published result value → outcome. Must classify all seven published values."""
+    spec_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """SHA-256 of the rating specification this version follows (:func:`hash_spec` of
+    ``docs/credit-rating.md``); absent (``None``) in documents recorded before the field
+    existed, which follow the specification's first version."""
 
     @field_validator("spot_check_results")
     @classmethod
@@ -371,5 +398,6 @@ DEFAULT_POLICY = CreditPolicy(
         # The final result comes later as a record that supersedes this one.
         "发现问题待后续处理": "pending",
     },
+    spec_sha256=RATING_SPEC_SHA256,
 )
 """Version 1: the default metering-credit policy table, every number editable."""

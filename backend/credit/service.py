@@ -55,7 +55,14 @@ from backend.credit.models import (
     TierCount,
     TierStats,
 )
-from backend.credit.policy import DEFAULT_POLICY, TIERS, CreditPolicy, select_policy
+from backend.credit.policy import (
+    DEFAULT_POLICY,
+    RATING_SPEC_PATH,
+    RATING_SPEC_SHA256,
+    TIERS,
+    CreditPolicy,
+    select_policy,
+)
 from backend.credit.records import POLICY
 from backend.db import Database, upsert
 from backend.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
@@ -278,6 +285,16 @@ def put_policy(
             f"version {given!r}; reload the policy and try again"
         )
     doc["version"] = expected
+    # A new version follows the rules this service implements (docs/credit-rating.md §11).
+    spec = doc.get("spec_sha256")
+    if spec is None:
+        doc["spec_sha256"] = RATING_SPEC_SHA256
+    elif spec != RATING_SPEC_SHA256:
+        raise InvalidPolicy(
+            f"spec_sha256 {spec!r} names a rating specification this service does not "
+            f"implement; it implements {RATING_SPEC_PATH} with SHA-256 {RATING_SPEC_SHA256} "
+            "(omit spec_sha256 to use it)"
+        )
     try:
         policy = CreditPolicy.model_validate(doc)
     except ValidationError as exc:
@@ -379,7 +396,8 @@ def compute(
     return result, min(candidates) if candidates else None
 
 
-def _factor_json(f: rating.Factor) -> dict[str, Any]:
+def factor_json(f: rating.Factor) -> dict[str, Any]:
+    """A factor as JSON (the cached row, and docs/credit-rating-examples.json)."""
     return {
         "record_id": f.record_id,
         "kind": f.kind,
@@ -404,7 +422,7 @@ def _row(r: Rated, now: datetime) -> dict[str, Any]:
         "on_serious_list": x.on_serious_list,
         "due_for_serious_list": x.due_for_serious_list,
         "due_for_serious_list_removal": x.due_for_serious_list_removal,
-        "factors": [_factor_json(f) for f in x.factors],
+        "factors": [factor_json(f) for f in x.factors],
     }
 
 
@@ -953,7 +971,7 @@ def get_credit(session: Session, *, uscc: str, as_of: date | None, today: date) 
         due_for_serious_list=result.due_for_serious_list,
         due_for_serious_list_removal=result.due_for_serious_list_removal,
         next_change_on=nxt,
-        factors=[_factor_public(_factor_json(f)) for f in result.factors],
+        factors=[_factor_public(factor_json(f)) for f in result.factors],
         spot_check_rate_bp=v.policy.spot_check_rate_for(result.tier),
         source="current" if day == today else "computed",
     )

@@ -24,29 +24,29 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from backend.accounts.models import Account
+from backend.accounts import service as accounts
 from backend.accounts.service import Principal
 from backend.background import BackgroundThread
 from backend.context import AppContext
 from backend.demo.supervision import AUTHORITY
 from backend.errors import DomainError, LedgerUnavailable
-from backend.inspections import directory, draws
+from backend.inspections import directory
+from backend.inspections.draws import base as draw_base
+from backend.inspections.draws import commit as draw_commit
+from backend.inspections.draws import reading, results
+from backend.inspections.draws import reveal as draw_reveal
 from backend.inspections.models import (
     ConflictCreate,
     Draw,
-    DrawAssignment,
     DrawCreate,
-    InspectionItem,
     InspectorCreate,
     InspectorUpdate,
     ItemCreate,
 )
-from backend.merchants.models import Merchant
-from backend.supervision import service as supervision
-from backend.supervision.models import SupervisionRecord
+from backend.merchants import queries as merchant_queries
+from backend.supervision import bulk, kinds
 from backend.timeutil import today_shanghai, utcnow
 
 log = logging.getLogger(__name__)
@@ -246,11 +246,7 @@ def directory_actions(
 
 
 def _regulator(session: Session) -> Principal | None:
-    acc = (
-        session.execute(select(Account).where(col(Account.username) == "regulator"))
-        .scalars()
-        .first()
-    )
+    acc = accounts.get_account_by_username(session, "regulator")
     if acc is None or acc.id is None or acc.role != "regulator":
         return None
     return Principal(account_id=acc.id, username=acc.username, role="regulator", merchant_uscc=None)
@@ -267,13 +263,13 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
     today = today_shanghai(now)
     with ctx.db.read() as s:
         principal = _regulator(s)
-        item_id = s.execute(
-            select(col(InspectionItem.id)).where(col(InspectionItem.title) == DRAW_ITEM)
-        ).scalar_one_or_none()
+        item_id = next(
+            (i.id for i in directory.list_items(s).items if i.title == DRAW_ITEM), None
+        )
         existing_draws = [
-            (did, item)
-            for did, item in s.execute(
-                select(col(Draw.id), col(Draw.item_id)).order_by(col(Draw.number))
+            (d.id, d.item_id)
+            for d in sorted(
+                reading.list_draws(s, limit=10, today=today).items, key=lambda d: d.number
             )
         ]
     if principal is None or item_id is None:
@@ -281,7 +277,7 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
     if len(existing_draws) > 1 or (existing_draws and existing_draws[0][1] != item_id):
         return None
     if not existing_draws:
-        written = draws.create_draw(
+        written = draw_commit.create_draw(
             ctx,
             principal=principal,
             data=DrawCreate(
@@ -293,33 +289,19 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
     else:
         draw_id = existing_draws[0][0]
     with ctx.db.read() as s:
-        status = draws.load_draw(s, draw_id).status
+        status = draw_base.load_draw(s, draw_id).status
     if status in ("committing", "committed"):
-        draws.reveal_draw(ctx, principal=principal, ref=draw_id, now=now)
+        draw_reveal.reveal_draw(ctx, principal=principal, ref=draw_id, now=now)
     with ctx.db.read() as s:
-        row = draws.load_draw(s, draw_id)
+        row = draw_base.load_draw(s, draw_id)
         s.expunge(row)  # returned: readable after the session
         if row.status != "revealed":
             return row
-        assignments = list(
-            s.execute(
-                select(col(DrawAssignment.uscc))
-                .where(col(DrawAssignment.draw_id) == draw_id)
-                .order_by(col(DrawAssignment.position))
-            ).scalars()
-        )
-        recorded = s.execute(
-            select(func.count())
-            .select_from(SupervisionRecord)
-            .where(col(SupervisionRecord.draw_id) == draw_id)
-        ).scalar_one()
-        regions = dict(
-            s.execute(
-                select(col(Merchant.uscc), col(Merchant.region_code)).where(
-                    col(Merchant.uscc).in_(assignments)
-                )
-            ).all()
-        )
+        assignments = results.planned(s, draw_id)
+        recorded = len(results.current_results(s, [draw_id])[draw_id])
+        regions = {
+            u: m.region_code for u, m in merchant_queries.merchants_by_uscc(s, assignments).items()
+        }
     if recorded or not assignments:
         return row
     # The first checks are done: about half of the results are in.
@@ -328,7 +310,7 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
     lines = [
         json.dumps(
             {
-                "kind": "spot_check",
+                "kind": kinds.SPOT_CHECK.name,
                 "uscc": uscc,
                 "result": rng.choices(
                     [r for r, _ in DRAW_RESULT_WEIGHTS], [w for _, w in DRAW_RESULT_WEIGHTS]
@@ -342,7 +324,7 @@ def run_demo_draw(ctx: AppContext, *, now: datetime | None = None) -> Draw | Non
         for uscc in done
     ]
     with ctx.db.session() as s:
-        supervision.record_bulk(
+        bulk.record_bulk(
             s,
             principal=principal,
             content_type="application/x-ndjson",
@@ -375,7 +357,7 @@ class DemoDrawWorker(BackgroundThread):
                     if row is not None:
                         log.info("demo draw no. %d is %s", row.number, row.status)
                     return
-                except (LedgerUnavailable, draws.DrawNotDue) as exc:
+                except (LedgerUnavailable, draw_base.DrawNotDue) as exc:
                     self.error = str(exc)
                     if time.monotonic() > deadline:
                         log.warning("demo draw not completed: %s", exc)

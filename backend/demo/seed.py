@@ -55,13 +55,14 @@ from backend.demo.supervision import DemoMerchant, HistorySummary
 from backend.inspections.models import InspectionItem, Inspector
 from backend.ledger import log as ledger_log
 from backend.ledger import write as ledger_write
-from backend.ledger.models import LogLeaf
 from backend.ledger.records import Actor, RecordDraft, Ref
+from backend.merchants import queries as merchant_queries
 from backend.merchants import service as merchants
 from backend.merchants.models import Merchant
 from backend.pledges import service as pledges
 from backend.pledges.queries import add_months
 from backend.pledges.templates import current_template, template_digest
+from backend.supervision import kinds
 from backend.timeutil import SHANGHAI, shanghai_date, utcnow
 
 log = logging.getLogger(__name__)
@@ -139,11 +140,11 @@ class DemoSummary:
         if not o:
             return "no supervision outcomes (no credit policy in force yet)"
         return (
-            f"{o['spot_check']} spot checks, {o['penalty']} penalties, "
-            f"{o['complaint_verified']} verified complaints "
+            f"{o[kinds.SPOT_CHECK.name]} spot checks, {o[kinds.PENALTY.name]} penalties, "
+            f"{o[kinds.COMPLAINT_VERIFIED.name]} verified complaints "
             f"({self.supervision.complaints_pending} pending), "
-            f"{o['abnormal_list'] + o['serious_list']} list entries/removals, "
-            f"{o['instrument']} instrument verifications, "
+            f"{o[kinds.ABNORMAL_LIST.name] + o[kinds.SERIOUS_LIST.name]} list entries/removals, "
+            f"{o[kinds.INSTRUMENT.name]} instrument verifications, "
             f"{self.supervision.corrections.total()} corrections (final results, fines paid), "
             f"{self.supervision.repairs_approved} credit repairs; "
             f"{self.directory.get('inspectors', 0)} inspectors, "
@@ -549,18 +550,7 @@ class _Seeder:
         pledges service would), naming each one's newest record as the cause."""
         if self.summary.go_live is None:
             return
-        leaf = LogLeaf.__table__.c  # type: ignore[attr-defined]
-        newest = dict(
-            self.s.execute(
-                select(leaf.subject, leaf.record_id).where(
-                    leaf.leaf_index.in_(
-                        select(func.max(leaf.leaf_index))
-                        .where(leaf.subject.is_not(None))
-                        .group_by(leaf.subject)
-                    )
-                )
-            ).all()
-        )
+        newest = ledger_log.newest_record_by_subject(self.s)
         usccs = [f.uscc for f in self.facts]
         ratings = credit.rerate_merchants(
             self.s,
@@ -620,7 +610,7 @@ class _Seeder:
 
 
 def merchant_count(session: Session) -> int:
-    return int(session.execute(select(func.count()).select_from(Merchant)).scalar_one())
+    return merchant_queries.count_registered(session)
 
 
 def seed_demo(

@@ -10,7 +10,7 @@ compulsory verification of fuel dispensers, scales, taximeters and lensmeters
 (a few overdue) — and records it through the real services, so every outcome
 is a record in the log, validated and rated like any other:
 
-- outcomes go through the bulk ingest (:func:`backend.supervision.service.record_bulk`),
+- outcomes go through the bulk ingest (:func:`backend.supervision.bulk.record_bulk`),
   one file per recording day (a later file when a row corrects an earlier one);
 - complaints through :func:`submit_complaint` / :func:`review_complaint`, credit
   repairs through :func:`backend.credit.repair.apply_for_repair` / :func:`decide_repair`.
@@ -42,7 +42,7 @@ from backend.accounts.service import Principal
 from backend.credit import repair
 from backend.credit.models import RepairCreate, RepairDecisionCreate
 from backend.pledges.queries import add_months
-from backend.supervision import service as supervision
+from backend.supervision import bulk, complaints, kinds
 from backend.supervision.models import ComplaintCreate, ComplaintReviewCreate
 from backend.timeutil import SHANGHAI
 
@@ -434,7 +434,7 @@ class SupervisionHistory:
         self.summary.spot_check_results[result] += 1
         return self._row(
             {
-                "kind": "spot_check",
+                "kind": kinds.SPOT_CHECK.name,
                 "uscc": m.uscc,
                 "result": result,
                 "checked_on": on.isoformat(),
@@ -506,7 +506,7 @@ class SupervisionHistory:
         performed_now = not heavier and not recent and rng.random() < 0.65
         handle = self._row(
             {
-                "kind": "penalty",
+                "kind": kinds.PENALTY.name,
                 "uscc": m.uscc,
                 "decision_no": decision_no,
                 "decided_on": decided.isoformat(),
@@ -534,7 +534,7 @@ class SupervisionHistory:
             return
         self._row(
             {
-                "kind": "abnormal_list",
+                "kind": kinds.ABNORMAL_LIST.name,
                 "uscc": m.uscc,
                 "action": "in",
                 "on": on.isoformat(),
@@ -551,7 +551,7 @@ class SupervisionHistory:
                 # most one open at a time, so it ends exactly this one.
                 self._row(
                     {
-                        "kind": "abnormal_list",
+                        "kind": kinds.ABNORMAL_LIST.name,
                         "uscc": m.uscc,
                         "action": "out",
                         "on": cured.isoformat(),
@@ -621,7 +621,7 @@ class SupervisionHistory:
         self._complaint_no[verified.year] += 1
         self._row(
             {
-                "kind": "complaint_verified",
+                "kind": kinds.COMPLAINT_VERIFIED.name,
                 "uscc": m.uscc,
                 "complaint_id": f"12315-{verified.year}-{self._complaint_no[verified.year]:06d}",
                 "verified_on": verified.isoformat(),
@@ -659,7 +659,7 @@ class SupervisionHistory:
 
         def submit(s: Session, at: datetime) -> None:
             when = datetime.combine(submitted, time(hour, minute), SHANGHAI).astimezone(UTC)
-            received = supervision.submit_complaint(
+            received = complaints.submit_complaint(
                 s,
                 principal=None,
                 data=ComplaintCreate(uscc=m.uscc, content=content, contact=contact),
@@ -669,7 +669,7 @@ class SupervisionHistory:
             state["id"] = received.complaint_id
 
         def review(s: Session, at: datetime) -> None:
-            supervision.review_complaint(
+            complaints.review_complaint(
                 s,
                 principal=self.regulator,
                 complaint_id=state["id"],
@@ -684,7 +684,7 @@ class SupervisionHistory:
         self.calls.append((submitted, 50, submit))
         self.calls.append((decided, 60, review))
         if verify:
-            self.summary.outcomes["complaint_verified"] += 1
+            self.summary.outcomes[kinds.COMPLAINT_VERIFIED.name] += 1
         else:
             self.summary.complaints_rejected += 1
 
@@ -716,7 +716,7 @@ class SupervisionHistory:
                 address: str = address,
             ) -> None:
                 when = datetime.combine(day, time(hour, minute), SHANGHAI).astimezone(UTC)
-                supervision.submit_complaint(
+                complaints.submit_complaint(
                     s,
                     principal=None,
                     data=ComplaintCreate(uscc=m.uscc, content=content),
@@ -761,7 +761,7 @@ class SupervisionHistory:
             self._certificate_no[verified.year] += 1
             self._row(
                 {
-                    "kind": "instrument",
+                    "kind": kinds.INSTRUMENT.name,
                     "uscc": m.uscc,
                     "instrument_type": kind,
                     "serial": serial,
@@ -813,7 +813,7 @@ class SupervisionHistory:
                 continue
             self._row(
                 {
-                    "kind": "serious_list",
+                    "kind": kinds.SERIOUS_LIST.name,
                     "uscc": uscc,
                     "action": "in",
                     "on": on.isoformat(),
@@ -827,7 +827,7 @@ class SupervisionHistory:
                 out = early
                 self._row(
                     {
-                        "kind": "serious_list",
+                        "kind": kinds.SERIOUS_LIST.name,
                         "uscc": uscc,
                         "action": "out",
                         "on": early.isoformat(),
@@ -938,7 +938,7 @@ class SupervisionHistory:
                 if row.supersedes is not None:
                     data["supersedes"] = self.record_ids[row.supersedes]
                 lines.append(json.dumps(data, ensure_ascii=False))
-            written = supervision.record_bulk(
+            written = bulk.record_bulk(
                 s,
                 principal=self.regulator,
                 content_type="application/x-ndjson",

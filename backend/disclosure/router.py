@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
-from backend.accounts.models import Account
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import areas, service, web
 from backend.disclosure.web import FormError, PageUser
@@ -27,7 +26,7 @@ from backend.ledger import trustroot_store
 from backend.merchants import service as merchants
 from backend.merchants import views
 from backend.merchants.models import MerchantCreate
-from backend.supervision import service as supervision
+from backend.supervision import complaints
 from backend.supervision.models import ComplaintCreate
 from backend.timeutil import today_shanghai, utcnow
 
@@ -363,7 +362,7 @@ def register_submit(
         return _register_form(request, values, FormError.of(exc), status, headers)
     if user is not None:  # a regulator registering on a merchant's behalf
         return RedirectResponse(f"/merchants/{registered.uscc}", status_code=303)
-    account = session.get(Account, registered.account.id)
+    account = accounts.get_account(session, registered.account.id)
     assert account is not None
     token, _ = accounts.issue_token(ctx.settings, account, kind="session")
     response = RedirectResponse("/merchant/pledge?welcome=1", status_code=303)
@@ -431,7 +430,7 @@ def complaint_submit(
     except web.FormExpired as exc:
         return _complaint_form(request, values, FormError.of(exc), exc.status_code)
     try:
-        received = supervision.submit_complaint(
+        received = complaints.submit_complaint(
             session,
             principal=user,
             data=ComplaintCreate(uscc=uscc, content=content, contact=contact.strip() or None),

@@ -128,3 +128,27 @@ class Shown:
     def field_of(self, label: str) -> str | None:
         """The path behind a fact labelled ``label`` whose text verify.js re-derives."""
         return self.visible.get(label)
+
+
+def plain_text(value: Any) -> str:
+    """A text field as shown: ``None`` as nothing."""
+    return "" if value is None else str(value)
+
+
+_AS_TEXT = {"text": plain_text, "date": date_text, "yuan": yuan, "yes": yes_text}
+
+
+@dataclass
+class BodyReader:
+    """A record's body as a kind's ``tell`` reads it (:class:`backend.ledger.kinds.Reader`):
+    from the record as a table holds it, noting every value in ``shown`` and formatting
+    it with this module's functions."""
+
+    shown: Shown
+    envelope: Mapping[str, Any]
+
+    def value(self, path: str, label: str, fmt: str = "text") -> Any:
+        return self.shown.take(self.envelope, "body." + path, label, fmt)
+
+    def text(self, path: str, label: str, fmt: str = "text") -> str:
+        return _AS_TEXT[fmt](self.value(path, label, fmt))

@@ -23,7 +23,7 @@ def _reveal(args: argparse.Namespace) -> int:
     from backend.config import get_settings
     from backend.context import AppContext
     from backend.errors import DomainError
-    from backend.inspections.draws import reveal_draw
+    from backend.inspections.draws.reveal import reveal_draw
     from backend.ledger.records import SYSTEM
 
     ctx = AppContext.create(get_settings())
@@ -46,7 +46,7 @@ def _reveal(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from backend.config import get_settings
     from backend.context import AppContext
-    from backend.inspections.draws import reconcile
+    from backend.inspections.draws.reveal import reconcile
 
     ctx = AppContext.create(get_settings())
     try:

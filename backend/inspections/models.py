@@ -7,11 +7,15 @@
   the salt of its digest) is private: it never leaves this table in clear.
 - ``inspector_conflict`` is the projection of ``inspection.conflict`` records; a
   withdrawal is a record of its own that the row points at (``withdrawn_record_id``).
-- ``draw`` and the ``draw_*`` tables hold a draw's committed inputs, exactly as
-  hashed into its ``draw.committed`` record, and, after the reveal, its plan.
-  Committed inputs are inserted once and never changed: ``honest-metering
-  verify --draw`` re-derives every root from what the API serves from them.
+- ``draw`` and ``draw_assignment`` are projections of the ``draw.*`` records
+  (``backend/inspections/draws/records.py``, which says what the ``draw`` row keeps
+  beside them: the seed until the reveal, the chain's answers before it).
   ``draw.seed`` is secret until the reveal (see ``docs/draws.md``).
+- ``draw_snapshot_entry``, ``draw_inspector`` and ``draw_recusal`` hold a draw's
+  committed inputs, which are in no record: the ``draw.committed`` record commits to
+  their Merkle roots. Inserted once and never changed; ``honest-metering verify
+  --draw`` re-derives every root from what the API serves from them, and audit checks
+  the rows against the roots (``backend/inspections/draws/inputs.py``).
 
 Table models never reach a client: routers return the ``*Public`` models.
 """

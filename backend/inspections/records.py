@@ -13,8 +13,7 @@
   marks the declaration its ``revokes`` ref names as withdrawn. The row's ``id`` is
   a surrogate the database assigns: rows are keyed by their record id.
 
-The ``draw.*`` records have no projection yet: the ``draw`` tables are the draw
-service's operational state (``backend/inspections/draws.py``).
+The ``draw.*`` records' projections are in ``backend/inspections/draws/records.py``.
 
 Pure declarations (see ``backend/ledger/projection.py``).
 """

@@ -12,7 +12,8 @@ from backend.accounts.service import Principal
 from backend.db import INT_KEY_MAX
 from backend.deps import CtxDep, IntId, Offset, ReadSessionDep, SessionDep
 from backend.errors import error_responses
-from backend.inspections import directory, draws
+from backend.inspections import directory
+from backend.inspections.draws import base, commit, inputs, reading, reveal
 from backend.inspections.models import (
     ConflictCreate,
     ConflictPublic,
@@ -142,7 +143,7 @@ def create_draw(ctx: CtxDep, user: StaffUser, body: DrawCreate) -> DrawWritten:
     answer; if it fails after the draw was recorded, the 503 names the draw,
     which stays ``committing`` until ``POST /api/draws/{id}/commit`` succeeds.
     """
-    return draws.create_draw(ctx, principal=user, data=body)
+    return commit.create_draw(ctx, principal=user, data=body)
 
 
 @router.get("", response_model=DrawPage)
@@ -156,7 +157,7 @@ def list_draws(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Offset = 0,
 ) -> DrawPage:
-    return draws.list_draws(
+    return reading.list_draws(
         session, status=status, item_id=item_id, overdue_only=overdue, limit=limit, offset=offset
     )
 
@@ -164,26 +165,26 @@ def list_draws(
 @router.get("/{draw}", response_model=DrawPublic)
 def get_draw(ctx: CtxDep, session: ReadSessionDep, user: OptionalUser, draw: str) -> DrawPublic:
     """A draw by id or number: commitment, reveal, chain transactions, plan and results."""
-    return draws.draw_public(session, ctx=ctx, ref=draw, staff=_is_staff(user))
+    return reading.draw_public(session, ctx=ctx, ref=draw, staff=_is_staff(user))
 
 
 @router.post("/{draw}/commit", response_model=DrawPublic)
 def retry_commit(ctx: CtxDep, user: StaffUser, draw: str) -> DrawPublic:
     """Finish the on-chain commitment of a ``committing`` draw (no-op otherwise)."""
-    return draws.retry_commit(ctx, principal=user, ref=draw)
+    return commit.retry_commit(ctx, principal=user, ref=draw)
 
 
 @router.post("/{draw}/reveal", response_model=DrawWritten)
 def reveal_draw(ctx: CtxDep, user: StaffUser, draw: str) -> DrawWritten:
     """Reveal the seed on the ledger (mining up to the target block where possible),
     run the selection and publish the plan."""
-    return draws.reveal_draw(ctx, principal=user, ref=draw)
+    return reveal.reveal_draw(ctx, principal=user, ref=draw)
 
 
 @router.get("/{draw}/recusals", response_model=RecusalList)
 def get_recusals(session: ReadSessionDep, draw: str) -> RecusalList:
     """The committed recusal pairs (conflicts and previous-draw rotation) and their sources."""
-    return draws.recusal_list(session, ref=draw)
+    return reading.recusal_list(session, ref=draw)
 
 
 @router.get("/{draw}/snapshot")
@@ -193,5 +194,7 @@ def get_snapshot(ctx: CtxDep, session: ReadSessionDep, draw: str) -> StreamingRe
     ``{"draw_id", "snapshot_root", "snapshot_size", "entries": [{"uscc", "tier",
     "region_code", "sector"}, ...]}``, streamed.
     """
-    row = draws.load_draw(session, draw)
-    return StreamingResponse(draws.snapshot_json(ctx.db, row), media_type="application/json")
+    row = base.load_draw(session, draw)
+    return StreamingResponse(
+        inputs.snapshot_json(ctx.db, draw_id=row.id, body=row.body), media_type="application/json"
+    )

@@ -540,4 +540,9 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
 
 def plan_digest(plan: Plan) -> str:
     """Lower-case hex SHA-256 of the RFC 8785 (JCS) bytes of :func:`plan_to_json`."""
-    return hashlib.sha256(rfc8785.dumps(plan_to_json(plan))).hexdigest()
+    return plan_json_digest(plan_to_json(plan))
+
+
+def plan_json_digest(data: Mapping[str, Any]) -> str:
+    """:func:`plan_digest` of a plan already in its JSON form (a ``draw.plan`` body)."""
+    return hashlib.sha256(rfc8785.dumps(dict(data))).hexdigest()

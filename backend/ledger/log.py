@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, insert, or_, select, text
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text
 from sqlmodel import Session, col
 
+from backend.db import in_chunks
 from backend.errors import InvalidTreeSize, RecordNotFound
 from backend.ledger import merkle
 from backend.ledger.models import LogHead, LogLeaf, MerkleNode
@@ -242,6 +243,37 @@ def get_leaf(session: Session, record_id: str) -> LogLeaf:
     if leaf is None:
         raise RecordNotFound(f"no record with id {record_id}")
     return leaf
+
+
+def get_leaves(session: Session, record_ids: Iterable[str]) -> dict[str, LogLeaf]:
+    """The leaves of these records that exist, by record id (one query per 500)."""
+    out: dict[str, LogLeaf] = {}
+    for ids in in_chunks(record_ids):
+        rows = session.execute(select(LogLeaf).where(col(LogLeaf.record_id).in_(ids))).scalars()
+        out.update((r.record_id, r) for r in rows)
+    return out
+
+
+def newest_record_by_subject(session: Session) -> dict[str, str]:
+    """Each subject's newest record id."""
+    leaf = LogLeaf.__table__.c  # type: ignore[attr-defined]
+    newest = select(func.max(leaf.leaf_index)).where(leaf.subject.is_not(None))
+    query = select(leaf.subject, leaf.record_id).where(
+        leaf.leaf_index.in_(newest.group_by(leaf.subject))
+    )
+    return {str(subject): str(rid) for subject, rid in session.execute(query)}
+
+
+def bodies_of_type(session: Session, record_type: str) -> dict[str, dict[str, Any]]:
+    """The body of every record of one type, by record id (for types with few records)."""
+    return {
+        rid: parse_canonical(bytes(canonical))["body"]
+        for rid, canonical in session.execute(
+            select(col(LogLeaf.record_id), col(LogLeaf.canonical)).where(
+                col(LogLeaf.record_type) == record_type
+            )
+        )
+    }
 
 
 def get_envelope(session: Session, record_id: str) -> dict[str, Any]:

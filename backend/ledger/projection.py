@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, insert, select, update
+from sqlalchemy import Integer, Table, and_, insert, select, update
 from sqlalchemy.engine import Connection
 
 from backend.ledger.models import LogHead, LogLeaf
@@ -158,6 +158,11 @@ class Projection:
     private: frozenset[str] = frozenset()
     surrogate: frozenset[str] = frozenset()
     check_private: Callable[[Mapping[str, Any], Mapping[str, Any]], str | None] | None = None
+    record_column: str | None = "record_id"
+    """The column that holds the id of the record a row comes from (``None``: none does)."""
+    view: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    """What of a row the log decides, when the owner also keeps in it what no record
+    says (a draw's progress on the chain): compare and repair see rows through it."""
 
     @property
     def name(self) -> str:
@@ -165,6 +170,9 @@ class Projection:
 
     def key_of(self, row: Mapping[str, Any]) -> Key:
         return tuple(row[k] for k in self.key)
+
+    def record_of(self, row: Mapping[str, Any]) -> str | None:
+        return None if self.record_column is None else row.get(self.record_column)
 
     def compared_columns(self) -> list[str]:
         skip = self.private | self.surrogate
@@ -342,7 +350,10 @@ class Difference:
 
     def line(self) -> str:
         key = ",".join(str(k) for k in self.key)
-        rid = f" record {self.record_id}" if self.record_id else " (no record)"
+        if self.record_id:
+            rid = f" record {self.record_id}"
+        else:  # an inserted row names no record; a table without a record column neither
+            rid = " (no record)" if self.kind == "inserted" else ""
         if self.kind == "altered":
             cols = "; ".join(
                 _column_change(c, self.live.get(c), self.expected.get(c)) for c in self.columns
@@ -403,19 +414,21 @@ def compare(
                 norm_key = {tuple(normal(k) for k in k2): k2 for k2 in expected}
             key = norm_key.get(tuple(normal(k) for k in p.key_of(row)))
         if key is None:
-            yield Difference(p.name, p.key_of(row), "inserted", row.get("record_id"))
+            yield Difference(p.name, p.key_of(row), "inserted", p.record_of(row))
             continue
         seen.add(key)
         want = expected[key]
+        if p.view is not None:
+            row, want = dict(p.view(row)), dict(p.view(want))
         diff = tuple(c for c in cols if not same(row.get(c), want.get(c)))
         if diff:
             yield Difference(
-                p.name, key, "altered", want.get("record_id"), diff,
+                p.name, key, "altered", p.record_of(want), diff,
                 {c: row.get(c) for c in diff}, {c: want.get(c) for c in diff},
             )
     for key, want in expected.items():
         if key not in seen:
-            yield Difference(p.name, key, "deleted", want.get("record_id"))
+            yield Difference(p.name, key, "deleted", p.record_of(want))
 
 
 # --- audit and rebuild ---------------------------------------------------------------------
@@ -493,13 +506,13 @@ def differences(
         found.extend(compare(p, expected, live))
         if p.check_private is not None:
             for row in live:
-                body = replayed.bodies.get(str(row.get("record_id")))
+                body = replayed.bodies.get(str(p.record_of(row)))
                 if body is None:
                     continue
                 problem = p.check_private(row, body)
                 if problem:
                     found.append(
-                        Difference(p.name, p.key_of(row), "private", row.get("record_id"),
+                        Difference(p.name, p.key_of(row), "private", p.record_of(row),
                                    detail=problem)
                     )
         if progress is not None:
@@ -531,7 +544,7 @@ def repair(
                 row = {k: v for k, v in want.items() if k not in p.surrogate}
                 for c in p.private:
                     if row.get(c) is None and not p.table.c[c].nullable:
-                        row[c] = ""
+                        row[c] = 0 if isinstance(p.table.c[c].type, Integer) else ""
                 conn.execute(insert(p.table).values(**row))
             else:
                 conn.execute(

@@ -8,12 +8,13 @@ never, and nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
+from backend.db import in_chunks
 from backend.ledger.records import format_time
 from backend.merchants.models import Merchant, MerchantVerification
 from backend.timeutil import aware
@@ -68,4 +69,30 @@ def records_as_held(session: Session, wanted: Mapping[str, str]) -> dict[str, di
                 "body": {"verified_on": on.isoformat()},
                 "refs": [{"rel": "verifies", "record": rid}],
             }
+    return out
+
+
+# --- for the packages above: they call these instead of querying the tables ------------------
+
+
+def count_registered(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(Merchant)).scalar_one())
+
+
+def count_verified(session: Session) -> int:
+    return int(
+        session.execute(select(func.count()).select_from(MerchantVerification)).scalar_one()
+    )
+
+
+def is_verified(session: Session, uscc: str) -> bool:
+    return session.get(MerchantVerification, uscc) is not None
+
+
+def merchants_by_uscc(session: Session, usccs: Iterable[str]) -> dict[str, Merchant]:
+    """The merchant rows of these credit codes (those registered)."""
+    out: dict[str, Merchant] = {}
+    for chunk in in_chunks(usccs):
+        rows = session.execute(select(Merchant).where(col(Merchant.uscc).in_(chunk))).scalars()
+        out.update((m.uscc, m) for m in rows)
     return out

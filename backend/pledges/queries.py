@@ -40,6 +40,7 @@ from backend.pledges.models import (
     TemplateRef,
     WithdrawalPublic,
 )
+from backend.pledges.records import DEMONSTRATION, PLEDGE_MADE, PLEDGE_WITHDRAWN
 from backend.pledges.templates import TEMPLATES
 from backend.timeutil import SHANGHAI, aware, shanghai_date, utcnow  # noqa: F401  (re-exported)
 
@@ -304,9 +305,6 @@ def award_of(
 
 # --- records as the tables hold them (for pages; see backend/disclosure) -------
 
-PLEDGE_MADE = "pledge.made"
-PLEDGE_WITHDRAWN = "pledge.withdrawn"
-DEMONSTRATION = "supervision.demonstration"
 _RENEWED = aliased(Pledge, name="renewed")
 
 

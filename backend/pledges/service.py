@@ -44,9 +44,10 @@ from backend.inputs import validate_horizon
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import written
 from backend.ledger.write import write
+from backend.merchants import queries as merchant_queries
 from backend.merchants import reference
 from backend.merchants import service as merchants
-from backend.merchants.models import Merchant, MerchantVerification
+from backend.merchants.models import Merchant
 from backend.merchants.text import clean_optional_text, clean_text
 from backend.pledges import eip712, queries
 from backend.pledges.models import (
@@ -594,7 +595,7 @@ def demonstration(
                     f"valid_until (exclusive) must be after today ({today}); got {valid_until}"
                 )
             validate_horizon(valid_until, field="valid_until", today=today)
-            if session.get(MerchantVerification, merchant.uscc) is None:
+            if not merchant_queries.is_verified(session, merchant.uscc):
                 raise MerchantNotVerified(
                     f"merchant {merchant.uscc} is not verified (未核验); verify it first"
                 )
@@ -668,14 +669,17 @@ def list_demonstration_units(
             select(func.count()).select_from(DemonstrationAward).where(clause)
         ).scalar_one()
     )
-    rows = session.execute(
-        select(DemonstrationAward, Merchant)
-        .join(Merchant, col(Merchant.uscc) == col(DemonstrationAward.uscc))
-        .where(clause)
-        .order_by(col(DemonstrationAward.awarded_on).desc(), col(DemonstrationAward.uscc))
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    awards = list(
+        session.execute(
+            select(DemonstrationAward)
+            .where(clause)
+            .order_by(col(DemonstrationAward.awarded_on).desc(), col(DemonstrationAward.uscc))
+            .limit(limit)
+            .offset(offset)
+        ).scalars()
+    )
+    shops = merchant_queries.merchants_by_uscc(session, (a.uscc for a in awards))
+    rows = [(a, shops[a.uscc]) for a in awards if a.uscc in shops]
     return DemonstrationUnitList(
         total=total,
         limit=limit,
@@ -698,10 +702,8 @@ def overview(session: Session, *, today: date) -> OverviewStats:
     units = queries.count_active_awards(session, today)
     return OverviewStats(
         as_of=today,
-        merchants=int(session.execute(select(func.count()).select_from(Merchant)).scalar_one()),
-        verified_merchants=int(
-            session.execute(select(func.count()).select_from(MerchantVerification)).scalar_one()
-        ),
+        merchants=merchant_queries.count_registered(session),
+        verified_merchants=merchant_queries.count_verified(session),
         active_pledges=queries.count_active_pledges(session, today),
         demonstration_units=units,
         demonstration_targets=[

@@ -24,9 +24,9 @@ from sqlmodel import Field, SQLModel
 
 from backend.inputs import WholeNumber
 from backend.ledger.status import AnchorStatus
-from backend.merchants.reference import ABNORMAL_LIST_REASONS, SPOT_CHECK_RESULTS
+from backend.merchants.reference import SPOT_CHECK_RESULTS
 
-Kind = Literal[
+Kind = Literal[  # each declared in kinds.py
     "spot_check",
     "penalty",
     "complaint_verified",
@@ -36,16 +36,6 @@ Kind = Literal[
     "demonstration",
     "revocation",
 ]
-KINDS: tuple[str, ...] = (
-    "spot_check",
-    "penalty",
-    "complaint_verified",
-    "abnormal_list",
-    "serious_list",
-    "instrument",
-    "demonstration",
-    "revocation",
-)
 RECORD_TYPE_PREFIX = "supervision."
 RecordStatus = Literal["current", "superseded", "revoked", "ended"]
 
@@ -315,39 +305,6 @@ SupervisionInput = Annotated[
     PField(discriminator="kind"),
 ]
 
-CSV_COLUMNS: tuple[str, ...] = (
-    "kind",
-    "uscc",
-    "supersedes",
-    "correction_reason",
-    "result",
-    "checked_on",
-    "authority",
-    "draw_id",
-    "evidence_sha256",
-    "decision_no",
-    "decided_on",
-    "amount_fen",
-    "lower_amount",
-    "circulated_criticism",
-    "special_sector",
-    "performed",
-    "complaint_id",
-    "verified_on",
-    "summary",
-    "action",
-    "on",
-    "reason",
-    "closes",
-    "instrument_type",
-    "serial",
-    "certificate_no",
-    "valid_until",
-    "revokes",
-)
-"""Every column a bulk CSV may have (any subset, any order; empty cells mean "not given")."""
-
-
 class ComplaintCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -476,6 +433,3 @@ class ComplaintPage(BaseModel):
     limit: int
     offset: int
     items: list[ComplaintPrivate]
-
-
-ABNORMAL_REASON_CODES: tuple[str, ...] = tuple(ABNORMAL_LIST_REASONS)

@@ -1,8 +1,9 @@
 """Supervision outcome record kinds and their projection.
 
-Every ``supervision.*`` record except ``supervision.demonstration`` (a pledges
-projection, ``backend/pledges/records.py``) projects to one ``supervision_record``
-row: the record's body and refs as recorded, its date of legal effect (the rating's
+Every ``supervision.*`` record whose kind (``kinds.py``) this table projects
+(all but ``supervision.demonstration``, a pledges projection,
+``backend/pledges/records.py``) projects to one ``supervision_record`` row:
+the record's body and refs as recorded, its date of legal effect (the rating's
 rule, :func:`backend.credit.rating.effective_on`), the record it acts on and the
 draw a spot check names.
 
@@ -15,10 +16,11 @@ from sqlalchemy import Table
 
 from backend.credit.rating import effective_on
 from backend.ledger.projection import Projection, Rec, Rows, register
-from backend.supervision.models import KINDS, RECORD_TYPE_PREFIX, SupervisionRecord
+from backend.supervision.kinds import KINDS
+from backend.supervision.models import RECORD_TYPE_PREFIX, SupervisionRecord
 
 RECORD: Table = SupervisionRecord.__table__  # type: ignore[attr-defined]
-TYPES = frozenset(RECORD_TYPE_PREFIX + k for k in KINDS if k != "demonstration")
+TYPES = frozenset(k.type for k in KINDS if k.projected_by == RECORD.name)
 
 
 def _outcome(rec: Rec, rows: Rows) -> None:

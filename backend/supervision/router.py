@@ -11,9 +11,9 @@ from backend.accounts.deps import OptionalUser, client_address, require_role
 from backend.accounts.service import Principal
 from backend.deps import CtxDep, Offset, ReadSessionDep, SessionDep
 from backend.errors import PayloadTooLarge, error_responses
-from backend.supervision import service
+from backend.supervision import bulk, complaints, service
+from backend.supervision.kinds import CSV_COLUMNS
 from backend.supervision.models import (
-    CSV_COLUMNS,
     BulkWritten,
     ComplaintCreate,
     ComplaintPage,
@@ -91,7 +91,7 @@ async def create_records_bulk(
     """Import many outcomes at once (10,000 rows take a few seconds)."""
     data = await _read_limited(request, ctx.settings.max_bulk_body_bytes)
     return await run_in_threadpool(
-        lambda: service.record_bulk(
+        lambda: bulk.record_bulk(
             session,
             principal=user,
             content_type=request.headers.get("content-type"),
@@ -132,7 +132,7 @@ def submit_complaint(
 ) -> ComplaintReceived:
     """Complain about a merchant; anonymous allowed, limited per client address (429).
     Your contact stays private; the complaint counts and is shown only once verified."""
-    return service.submit_complaint(
+    return complaints.submit_complaint(
         session, principal=user, data=body, address=client_address(request)
     )
 
@@ -146,7 +146,7 @@ def list_complaints(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> ComplaintPage:
-    return service.list_complaints(
+    return complaints.list_complaints(
         session, status=status, uscc=uscc, limit=limit, offset=offset
     )
 
@@ -155,7 +155,7 @@ def list_complaints(
 def get_complaint(
     session: ReadSessionDep, _user: StaffUser, complaint_id: str
 ) -> ComplaintPrivate:
-    return service.get_complaint(session, complaint_id=complaint_id)
+    return complaints.get_complaint(session, complaint_id=complaint_id)
 
 
 @router.post(
@@ -167,6 +167,6 @@ def review_complaint(
     session: SessionDep, user: StaffUser, complaint_id: str, body: ComplaintReviewCreate
 ) -> Any:
     """Verify (appends `supervision.complaint_verified` and re-rates) or reject a complaint."""
-    return service.review_complaint(
+    return complaints.review_complaint(
         session, principal=user, complaint_id=complaint_id, data=body
     )

@@ -10,6 +10,9 @@ From the service's public API only, it fetches
 checks every bundle against the ledger with :mod:`backend.verification.bundle` (the
 record is in the log whose anchored tree head the contract holds), checks that
 the policy versions form one ``supersedes`` chain and picks the one in force,
+checks that it follows the rating specification this verifier implements (its
+``spec_sha256``; a document recorded before that field names none and follows the
+specification's first rules, ``docs/credit-rating.md`` §11),
 recomputes the rating with the pure :func:`backend.credit.rating.rate`, and
 compares score, tier and policy version with what the service displays.
 
@@ -33,7 +36,13 @@ from typing import Any, Literal
 import httpx
 
 from backend.credit import rating
-from backend.credit.policy import CreditPolicy, select_policy
+from backend.credit.policy import (
+    RATING_SPEC_PATH,
+    RATING_SPEC_SHA256,
+    SAME_RULES_SPEC_SHA256,
+    CreditPolicy,
+    select_policy,
+)
 from backend.verification.bundle import connect, verify_bundle
 
 Status = Literal["ok", "FAIL"]
@@ -272,11 +281,23 @@ def _verify(v: CreditVerdict, fetch: _Fetch, *, ledger_url: str | None, w3: Any)
         policy = select_policy(policies, as_of)
     except LookupError:
         return v.fail("policy", f"no proven policy version is in force on {as_of}")
+    if policy.spec_sha256 is not None and policy.spec_sha256 not in SAME_RULES_SPEC_SHA256:
+        return v.fail(
+            "policy",
+            f"policy version {policy.version} follows the rating specification with SHA-256 "
+            f"{policy.spec_sha256}, and this verifier implements {RATING_SPEC_PATH} with "
+            f"SHA-256 {RATING_SPEC_SHA256}: it cannot recompute a rating by other rules",
+        )
     v.add(
         "policy",
         "ok",
         f"{len(policies)} policy version(s) proven; version {policy.version} (effective "
-        f"{policy.effective_from}) is in force on {as_of}",
+        f"{policy.effective_from}) is in force on {as_of} and follows "
+        + (
+            f"the rating specification {policy.spec_sha256[:16]}… this verifier implements"
+            if policy.spec_sha256 is not None
+            else "the rating specification's first rules (it names no specification)"
+        ),
     )
     if policy.version != shown["policy_version"] or shown.get("policy_record_id") != policy_ids[
         policy.version - 1

@@ -401,10 +401,15 @@ def _check_outcome(
                 "plan", f"re-running the draw fails ({exc}), but the service shows a plan"
             ) from None
         fb = failed["body"]
-        if (fb.get("uscc"), fb.get("needed"), fb.get("available")) != (
+        if (
+            fb.get("uscc"), fb.get("needed"), fb.get("available"), fb.get("recused"),
+            fb.get("at_cap"),
+        ) != (
             exc.uscc,
             exc.needed,
             exc.available,
+            exc.recused,
+            exc.at_cap,
         ) or detail["id"] not in _refs(failed):
             raise v.fail("plan", f"re-running fails differently from draw.failed: {exc}") from None
         v.outcome = f"failed: {exc.uscc} could not be staffed"

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from backend.credit import service as credit
 from backend.credit.models import MerchantRating, RatingChange
-from backend.credit.policy import add_months
+from backend.credit.policy import RATING_SPEC_SHA256, add_months
 from backend.ledger import log
 from backend.timeutil import today_shanghai
 from tests import factories
@@ -99,6 +99,31 @@ class TestPolicy:
             resp = client.put("/api/credit/policy", json=body, headers=admin)
             assert (resp.status_code, resp.json()["error"]) == (status, error), resp.text
         assert client.get("/api/credit/policies").json()["in_force"] == 1
+
+
+    def test_new_versions_name_the_rating_specification(
+        self, client: TestClient, admin: dict[str, str]
+    ) -> None:
+        doc = current_document(client)
+        assert doc["spec_sha256"] == RATING_SPEC_SHA256  # version 1, published on first start
+        today = today_shanghai().isoformat()
+        # Omitted (or null): the service fills in the specification it implements.
+        for given in ({"spec_sha256": None}, {}):
+            body = {k: v for k, v in doc.items() if k not in ("version", "spec_sha256")}
+            resp = client.put("/api/credit/policy", json=body | given | {"effective_from": today},
+                              headers=admin)
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["document"]["spec_sha256"] == RATING_SPEC_SHA256
+            with db(client).read() as s:
+                body = log.get_envelope(s, resp.json()["record_id"])["body"]
+            assert body["spec_sha256"] == RATING_SPEC_SHA256
+        other = "ab" * 32
+        resp = client.put("/api/credit/policy", json=doc | {"version": 4, "spec_sha256": other,
+                                                           "effective_from": today},
+                          headers=admin)
+        assert (resp.status_code, resp.json()["error"]) == (422, "InvalidPolicy")
+        assert other in resp.json()["detail"] and RATING_SPEC_SHA256 in resp.json()["detail"]
+        assert client.get("/api/credit/policies").json()["in_force"] == 3
 
 
 class TestCredit:

@@ -61,11 +61,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     db.dispose()
 
 
-def test_seeds_in_seconds(seeded: Seeded) -> None:
-    _, _, elapsed, _, _ = seeded
-    assert elapsed < 30, f"demo seeding took {elapsed:.1f} s"
-
-
 def test_about_two_thousand_merchants_everywhere(seeded: Seeded) -> None:
     _, db, _, _, _ = seeded
     with db.read() as s:

@@ -151,7 +151,8 @@ def _python(case: dict[str, Any]) -> dict[str, Any]:
             conflicts=conflicts,
         )
     except selection.NotEnoughInspectors as exc:
-        return {"failed": {"uscc": exc.uscc, "needed": exc.needed, "available": exc.available}}
+        return {"failed": {"uscc": exc.uscc, "needed": exc.needed, "available": exc.available,
+                           "recused": exc.recused, "at_cap": exc.at_cap}}
     return {"plan": selection.plan_to_json(plan), "digest": selection.plan_digest(plan)}
 
 

@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from backend.db import Database
 from backend.demo import seed as demo
-from backend.disclosure import service
+from backend.disclosure import describe, shop
 from backend.ledger.models import LogLeaf
 from backend.supervision.models import SupervisionRecord
 from backend.timeutil import today_shanghai
@@ -35,7 +35,7 @@ from tests import factories
 from tests.conftest import make_settings
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
-SHOP_TYPES = set(service.SECTION_OF)
+SHOP_TYPES = set(describe.SECTION_OF)
 LEAF = LogLeaf.__table__  # type: ignore[attr-defined]
 
 
@@ -60,7 +60,7 @@ def _assert_tables_agree_with_the_log(db: Database) -> Counter[str]:
             )
             if typ in SHOP_TYPES
         }
-        held = service.records_as_held(s, {rid: env["type"] for rid, env in logged.items()})
+        held = shop.records_as_held(s, {rid: env["type"] for rid, env in logged.items()})
     assert set(held) == set(logged), "records a shop page may list but no table holds"
     for rid, env in logged.items():
         h = held[rid]

@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 
 from backend.app import create_app
 from backend.errors import LedgerUnavailable
-from backend.inspections import draws, selection
+from backend.inspections import selection
+from backend.inspections.draws import base, inputs, reading, results, snapshot
+from backend.inspections.draws import reveal as reveal_module
 from backend.inspections.models import Draw
 from backend.ledger import log
 from backend.ledger.chain import LedgerClient
@@ -103,7 +105,7 @@ class TestCreateDraw:
         assert body["selected_counts"] == {"A": 1, "B": 1, "C": 1, "D": 2}
         assert body["scope"] == {"regions": [], "sectors": ["market", "retail"]}
         due = date.fromisoformat(body["results_due"])
-        assert due == draws.add_working_days(date.fromisoformat(body["planned_end"]), 20)
+        assert due == base.add_working_days(date.fromisoformat(body["planned_end"]), 20)
 
     def test_unrated_merchant_is_rated_on_the_fly(
         self, client: TestClient, regulator: dict[str, str], ready: dict[str, Any]
@@ -126,7 +128,7 @@ class TestCreateDraw:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         narrow = create_draw(client, regulator, item_id=ready["item"])
-        monkeypatch.setattr(draws, "_wide_scope", lambda *_: True)
+        monkeypatch.setattr(snapshot, "_wide_scope", lambda *_: True)
         wide = create_draw(client, regulator, item_id=ready["item"])
         assert wide["commitment"]["snapshot_root"] == narrow["commitment"]["snapshot_root"]
 
@@ -205,7 +207,7 @@ class TestCreateDraw:
         assert resp.status_code == 503
         draw_id = resp.json()["draw_id"]
         monkeypatch.setattr(LedgerClient, "send", real_send)
-        report = draws.reconcile(ctx_of(client))
+        report = reveal_module.reconcile(ctx_of(client))
         assert report.committed == [draw_id] and not report.failed
         shown = client.get(f"/api/draws/{draw_id}").json()
         assert shown["status"] == "committed"
@@ -221,16 +223,16 @@ class TestReveal:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         draw = create_draw(client, regulator, item_id=ready["item"])
-        real_publish = draws._publish
+        real_publish = reveal_module._publish
 
         def crash(*args: Any, **kw: Any) -> None:
             raise RuntimeError("power cut")
 
-        monkeypatch.setattr(draws, "_publish", crash)
+        monkeypatch.setattr(reveal_module, "_publish", crash)
         with pytest.raises(RuntimeError, match="power cut"):
             client.post(f"/api/draws/{draw['id']}/reveal", headers=regulator)
         assert client.get(f"/api/draws/{draw['id']}").json()["status"] == "committed"
-        monkeypatch.setattr(draws, "_publish", real_publish)
+        monkeypatch.setattr(reveal_module, "_publish", real_publish)
         out = reveal(client, regulator, draw["id"])
         assert out["status"] == "revealed"
         assert out["chain"]["reveal_tx"].startswith("0x")
@@ -265,9 +267,39 @@ class TestReveal:
             f"merchant {d_merchants[1]}"
         )
         assert [r["type"] for r in out["records"]][-1] == "draw.failed"
+        # docs/draws.md §4: every inspector of the directory is counted once, as
+        # available (taken), recused, or at the load cap.
+        failed = out["records"][-1]
+        with ctx_of(client).db.read() as s:
+            body = log.get_envelope(s, failed["record_id"])["body"]
+        assert body["needed"] == 2 and body["recused"] >= 1
+        assert body["available"] + body["recused"] + body["at_cap"] == 2
         verdict = _verify(client, draw["id"])
         assert verdict.ok, verdict.render()
         assert "fails exactly as published" in verdict.steps[-1].detail
+
+    def test_rotation_counts_draws_revealed_before_the_commit_latest_reveal_first(
+        self, client: TestClient, regulator: dict[str, str]
+    ) -> None:
+        """docs/draws.md §8.4: a draw committed but not yet revealed does not count, and
+        the most recent assignment is the one revealed last, whatever the draw numbers."""
+        usccs = seed_merchants(client, tiers=["D", "D"])
+        add_inspectors(client, regulator, count=6)
+        item = add_item(client, regulator)
+
+        def previous_draws(draw_id: str) -> set[str | None]:
+            rec = client.get(f"/api/draws/{draw_id}/recusals").json()["items"]
+            assert {r["uscc"] for r in rec} <= set(usccs)
+            return {r["previous_draw"] for r in rec if "previous" in r["sources"]}
+
+        first = reveal(client, regulator, create_draw(client, regulator, item_id=item)["id"])
+        second = create_draw(client, regulator, item_id=item)  # committed, not revealed
+        third = create_draw(client, regulator, item_id=item)
+        assert previous_draws(second["id"]) == previous_draws(third["id"]) == {first["id"]}
+        reveal(client, regulator, third["id"])
+        reveal(client, regulator, second["id"])  # no. 2 revealed after no. 3
+        fourth = create_draw(client, regulator, item_id=item)
+        assert previous_draws(fourth["id"]) == {second["id"]}
 
     def test_expired_draw(
         self, client: TestClient, regulator: dict[str, str], ready: dict[str, Any]
@@ -288,7 +320,7 @@ class TestReveal:
     ) -> None:
         out = reveal(client, regulator, create_draw(client, regulator, item_id=ready["item"])["id"])
         with ctx_of(client).db.read() as s:
-            entries, inspectors, pairs = draws.committed_inputs(s, out["id"])
+            entries, inspectors, pairs = inputs.committed_inputs(s, out["id"])
         randomness = bytes.fromhex(out["randomness"])
         body = out["commitment"]
         plans = [
@@ -349,9 +381,9 @@ class TestResults:
 
         late = date.fromisoformat(out["results_due"]) + timedelta(days=1)
         with ctx_of(client).db.read() as s:
-            view = draws.draw_public(s, ctx=ctx_of(client), ref=out["id"], today=late)
-            page = draws.list_draws(s, overdue_only=True, today=late)
-            on_time = draws.list_draws(s, overdue_only=True, today=late - timedelta(days=1))
+            view = reading.draw_public(s, ctx=ctx_of(client), ref=out["id"], today=late)
+            page = reading.list_draws(s, overdue_only=True, today=late)
+            on_time = reading.list_draws(s, overdue_only=True, today=late - timedelta(days=1))
         flags = {a.uscc: a for a in view.assignments}
         assert not flags[first].overdue and flags[first].result_status == "recorded"
         assert flags[second].overdue and flags[second].result_status == "overdue"
@@ -381,10 +413,10 @@ class TestResults:
 
 def test_working_days() -> None:
     friday = date(2026, 11, 27)
-    assert draws.add_working_days(friday, 1) == date(2026, 11, 30)
-    assert draws.add_working_days(friday, 20) == date(2026, 12, 25)
-    assert draws.add_working_days(date(2026, 11, 28), 1) == date(2026, 11, 30)  # Saturday
-    assert draws.add_working_days(friday, 0) == friday
+    assert base.add_working_days(friday, 1) == date(2026, 11, 30)
+    assert base.add_working_days(friday, 20) == date(2026, 12, 25)
+    assert base.add_working_days(date(2026, 11, 28), 1) == date(2026, 11, 30)  # Saturday
+    assert base.add_working_days(friday, 0) == friday
 
 
 def test_log_records_are_subjectless(
@@ -416,13 +448,13 @@ def test_draw_for_result(
     planned = out["assignments"][0]["uscc"]
     spared = next(u for u in ready["usccs"] if u not in {a["uscc"] for a in out["assignments"]})
     with ctx_of(client).db.read() as s:
-        assert draws.draw_for_result(s, draw_id=out["id"], uscc=planned).id == out["id"]
-        with pytest.raises(draws.InvalidDraw, match="did not select"):
-            draws.draw_for_result(s, draw_id=out["id"], uscc=spared)
-        with pytest.raises(draws.InvalidDraw, match="has no plan"):
-            draws.draw_for_result(s, draw_id=committed["id"], uscc=planned)
-        with pytest.raises(draws.DrawNotFound):
-            draws.draw_for_result(s, draw_id="ab" * 32, uscc=planned)
+        assert results.draw_for_result(s, draw_id=out["id"], uscc=planned).id == out["id"]
+        with pytest.raises(base.InvalidDraw, match="did not select"):
+            results.draw_for_result(s, draw_id=out["id"], uscc=spared)
+        with pytest.raises(base.InvalidDraw, match="has no plan"):
+            results.draw_for_result(s, draw_id=committed["id"], uscc=planned)
+        with pytest.raises(base.DrawNotFound):
+            results.draw_for_result(s, draw_id="ab" * 32, uscc=planned)
 
 
 def test_find_event_tx_pages_through_the_chain(

@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from backend.ops import parentdeath
-from tests.conftest import ROOT, AnvilNode, free_port, wait_for_port
+from scripts.served import answers, free_port, serve_argv, served, service_env
+from tests.conftest import ROOT, AnvilNode, wait_for_port
 from tests.ledger.conftest import wait_until
 
 # A parent that starts one spawned child which follows it (with or without the kernel's
@@ -72,13 +73,6 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def serving(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.mark.parametrize("pdeathsig", [True, False], ids=["pdeathsig", "watcher-only"])
 def test_a_child_exits_when_its_parent_is_killed(pdeathsig: bool, tmp_path: Path) -> None:
     """Each mechanism on its own: the kernel's signal, and the watcher thread alone."""
@@ -108,54 +102,40 @@ def test_a_child_exits_when_its_parent_is_killed(pdeathsig: bool, tmp_path: Path
 @pytest.mark.anvil
 @pytest.mark.slow
 def test_workers_exit_when_the_parent_is_killed(anvil: AnvilNode, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HM_", "PROMETHEUS_"))}
-    env.update(
-        HM_ENV="test",
-        HM_DATA_DIR=str(tmp_path / "data"),
-        HM_LEDGER_URL=anvil.url,
-        HM_LEDGER_KEY=anvil.key,
-        HM_DEMO_ON_FIRST_START="false",
-        HM_SECRET_KEY="test-secret-key-0123456789abcdef0123456789",
-        HM_RERATE_ENABLED="false",
-    )
+    env = service_env(tmp_path / "data", HM_LEDGER_URL=anvil.url, HM_LEDGER_KEY=anvil.key,
+                      HM_RERATE_ENABLED="false")
     port = free_port()
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        parent = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "serve", "--workers", "2", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
     workers: set[int] = set()
-    try:
-        wait_for_port(port, timeout=90)
-        wait_until(lambda: len(workers_of(parent.pid)) == 2, timeout=60, what="two workers")
-        workers = workers_of(parent.pid)
-        wait_until(lambda: serving(port), timeout=60, what="the workers to serve")
+    with open(log, "wb") as out, served(serve_argv(port, "--workers", "2"), env=env,
+                                        output=out) as parent:
+        try:
+            wait_for_port(port, timeout=90)
+            wait_until(lambda: len(workers_of(parent.pid)) == 2, timeout=60, what="two workers")
+            workers = workers_of(parent.pid)
+            wait_until(lambda: answers(port), timeout=60, what="the workers to serve")
 
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(10)
-        started = time.monotonic()
-        # Graceful shutdown first (SIGTERM), os._exit after ORPHAN_GRACE_S at the latest.
-        wait_until(
-            lambda: not any(alive(w) for w in workers),
-            timeout=parentdeath.POLL_S + 10 + 20,
-            what=f"workers {sorted(workers)} to exit after their parent was killed",
-        )
-        gone_after = time.monotonic() - started
-        assert not serving(port)
-        # Nothing holds the port: a plain bind (no SO_REUSEPORT) succeeds.
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", port))
-        print(f"workers gone {gone_after:.2f}s after kill -9 of the parent")
-        text = log.read_text(errors="replace")
-        assert "is gone: this process" in text or "Shutting down" in text, text[-2000:]
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-        for w in workers:
-            if alive(w):
-                os.kill(w, signal.SIGKILL)
+            parent.send_signal(signal.SIGKILL)
+            parent.wait(10)
+            started = time.monotonic()
+            # Graceful shutdown first (SIGTERM), os._exit after ORPHAN_GRACE_S at the latest.
+            wait_until(
+                lambda: not any(alive(w) for w in workers),
+                timeout=parentdeath.POLL_S + 10 + 20,
+                what=f"workers {sorted(workers)} to exit after their parent was killed",
+            )
+            gone_after = time.monotonic() - started
+            assert not answers(port)
+            # Nothing holds the port: a plain bind (no SO_REUSEPORT) succeeds.
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+            print(f"workers gone {gone_after:.2f}s after kill -9 of the parent")
+            text = log.read_text(errors="replace")
+            assert "is gone: this process" in text or "Shutting down" in text, text[-2000:]
+        finally:
+            for w in workers:
+                if alive(w):
+                    os.kill(w, signal.SIGKILL)
 
 
 def descendants(pid: int) -> set[int]:
@@ -179,40 +159,26 @@ def descendants(pid: int) -> set[int]:
 @pytest.mark.slow
 def test_read_workers_exit_when_the_service_is_killed(tmp_path: Path) -> None:
     """The embedded chain's /rpc read workers (and their fork server) follow the service."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HM_", "PROMETHEUS_"))}
-    env.update(
-        HM_ENV="test",
-        HM_DATA_DIR=str(tmp_path / "data"),
-        HM_DEMO_ON_FIRST_START="false",
-        HM_SECRET_KEY="test-secret-key-0123456789abcdef0123456789",
-        HM_RERATE_ENABLED="false",
-    )
+    env = service_env(tmp_path / "data", HM_RERATE_ENABLED="false")
     port = free_port()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     children: set[int] = set()
-    try:
-        wait_for_port(port, timeout=90)
-        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
-        resp = httpx.post(f"http://127.0.0.1:{port}/rpc", json=body, timeout=120)
-        assert resp.json()["result"], resp.text
-        # The fork server and the read workers it forked (and multiprocessing's helpers).
-        children = descendants(service.pid)
-        assert len(children) >= 3, children
-        service.send_signal(signal.SIGKILL)
-        service.wait(10)
-        wait_until(
-            lambda: not any(alive(p) for p in children),
-            timeout=15,
-            what=f"processes {sorted(children)} to exit after the service was killed",
-        )
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()
-        for p in children:
-            if alive(p):
-                os.kill(p, signal.SIGKILL)
+    with served(serve_argv(port), env=env) as service:
+        try:
+            wait_for_port(port, timeout=90)
+            body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
+            resp = httpx.post(f"http://127.0.0.1:{port}/rpc", json=body, timeout=120)
+            assert resp.json()["result"], resp.text
+            # The fork server and the read workers it forked (and multiprocessing's helpers).
+            children = descendants(service.pid)
+            assert len(children) >= 3, children
+            service.send_signal(signal.SIGKILL)
+            service.wait(10)
+            wait_until(
+                lambda: not any(alive(p) for p in children),
+                timeout=15,
+                what=f"processes {sorted(children)} to exit after the service was killed",
+            )
+        finally:
+            for p in children:
+                if alive(p):
+                    os.kill(p, signal.SIGKILL)

@@ -10,7 +10,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from backend.accounts.ratelimit import ADDRESS_REGISTRATION
-from backend.supervision.service import COMPLAINTS_PER_ADDRESS
+from backend.supervision.complaints import COMPLAINTS_PER_ADDRESS
 from tests import factories
 
 HTML = {"Accept": "text/html"}

@@ -11,78 +11,37 @@ keeps answering. Bounds are generous: the machine running the tests is shared.
 from __future__ import annotations
 
 import collections
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import free_port
+from scripts.served import answers, free_port, local_client, serve_argv, served, service_env
 from tests.factories import merchant_body
 
 N = 60
 PAGE_WORST_S = 10.0  # it was 30 s before; a few hundred ms here on a quiet machine
 
 
-def _client(port: int, address: str) -> httpx.Client:
-    # Loopback is all of 127.0.0.0/8: each client its own address, as the server sees it.
-    transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=f"http://127.0.0.1:{port}", transport=transport, timeout=120)
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[int]:
     port = free_port()
-    env = {
-        **os.environ,
-        "HM_ENV": "test",
-        "HM_DATA_DIR": str(tmp_path / "data"),
-        "HM_SECRET_KEY": "sqlite-burst-test-secret-0123456789abcdef",
-        "HM_DEMO_ON_FIRST_START": "false",
-        "HM_LOG_LEVEL": "warning",
-        "HM_ANCHOR_INTERVAL_S": "1",
-        "HM_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-    }
-    env.pop("HM_DATABASE_URL", None)
-    exe = Path(sys.executable).parent / "honest-metering"
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port)],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    env = service_env(
+        tmp_path / "data", secret="sqlite-burst-test-secret-0123456789abcdef",
+        HM_LOG_LEVEL="warning", HM_ANCHOR_INTERVAL_S="1",
+        HM_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
     )
-    try:
-        with _client(port, "127.0.0.2") as c:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if c.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
+    with served(serve_argv(port), env=env, ready=lambda: answers(port, "127.0.0.2"),
+                timeout_s=60):
         yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_registration_burst_keeps_the_page_responsive(server: int) -> None:
     port = server
     shop = merchant_body()
-    with _client(port, "127.0.0.2") as c:
+    with local_client(port, "127.0.0.2") as c:
         assert c.post("/api/merchants", json=shop).status_code == 201
         page = f"/merchants/{shop['uscc']}"
         assert c.get(page).status_code == 200
@@ -92,7 +51,7 @@ def test_registration_burst_keeps_the_page_responsive(server: int) -> None:
     page_statuses: list[int] = []
 
     def read_page() -> None:
-        with _client(port, "127.0.0.3") as c:
+        with local_client(port, "127.0.0.3") as c:
             while not stop.is_set():
                 t0 = time.monotonic()
                 page_statuses.append(c.get(page, headers={"Accept": "text/html"}).status_code)
@@ -103,7 +62,7 @@ def test_registration_burst_keeps_the_page_responsive(server: int) -> None:
     outcomes: list[str] = [""] * N
 
     def register(i: int) -> None:
-        with _client(port, f"127.0.1.{i + 1}") as c:
+        with local_client(port, f"127.0.1.{i + 1}") as c:
             barrier.wait()
             resp = c.post("/api/merchants", json=merchant_body())
         if resp.status_code == 201:

@@ -141,13 +141,20 @@
       var akeys = await sha256All(ids.map(function (id) { return V.concat([randomness, enc.encode(uscc), enc.encode(id)]); }));
       var order = ids.map(function (id, i) { return { id: id, key: hex(akeys[i]) }; }).sort(byKey);
       var taken = [];
+      var nRecused = 0;
+      var nAtCap = 0;
       for (var j = 0; j < order.length && taken.length < perCheck; j++) {
         var id = order[j].id;
-        if (!recused.has(uscc + '|' + id) && load[id] < cap) taken.push(id);
+        if (recused.has(uscc + '|' + id)) nRecused += 1;
+        else if (load[id] >= cap) nAtCap += 1;
+        else taken.push(id);
       }
       if (taken.length < perCheck) {
-        var err = fail(uscc + ' 需要 ' + perCheck + ' 名检查人员，只有 ' + taken.length + ' 名可派');
-        err.notEnough = { uscc: uscc, needed: perCheck, available: taken.length };
+        // docs/draws.md §4: every inspector was tried; each is taken, recused or at the cap.
+        var err = fail(uscc + ' 需要 ' + perCheck + ' 名检查人员，只有 ' + taken.length + ' 名可派（'
+          + nRecused + ' 名回避，' + nAtCap + ' 名已达任务上限）');
+        err.notEnough = { uscc: uscc, needed: perCheck, available: taken.length,
+                          recused: nRecused, at_cap: nAtCap };
         throw err;
       }
       taken.forEach(function (id) { load[id] += 1; });
@@ -370,7 +377,8 @@
           var failed = await record(detail, 'draw.failed');
           if (!failed || detail.status !== 'failed') throw fail('重新抽取失败（' + e.message + '），但平台公布了计划');
           var fb = failed.body;
-          if (fb.uscc !== e.notEnough.uscc || fb.needed !== e.notEnough.needed || fb.available !== e.notEnough.available) {
+          if (fb.uscc !== e.notEnough.uscc || fb.needed !== e.notEnough.needed || fb.available !== e.notEnough.available
+              || fb.recused !== e.notEnough.recused || fb.at_cap !== e.notEnough.at_cap) {
             throw fail('重新抽取的失败情况与 draw.failed 记录不同：' + e.message);
           }
           result.outcome = 'failed';

@@ -1,0 +1,248 @@
+"""The regulator's workbench: complaints, credit repairs and the credit policy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from backend.accounts.service import Principal, require_role
+from backend.credit import repair
+from backend.credit import service as credit
+from backend.credit.models import RepairDecisionCreate
+from backend.deps import ReadSessionDep, SessionDep
+from backend.disclosure import service, web
+from backend.disclosure.area_common import (
+    FormInputError,
+    notice_for,
+    staff_or_redirect,
+    status_of,
+)
+from backend.disclosure.web import FormError, PageUser
+from backend.errors import DomainError
+from backend.supervision import complaints
+from backend.supervision.models import ComplaintReviewCreate
+from backend.timeutil import today_shanghai
+
+pages = APIRouter(include_in_schema=False)
+
+
+# --- complaints and credit repairs -----------------------------------------------------------
+
+
+def _complaints_view(
+    request: Request,
+    session: Session,
+    *,
+    status: str,
+    notice: dict[str, str] | None = None,
+    error: FormError | None = None,
+    status_code: int = 200,
+) -> Response:
+    page = complaints.list_complaints(session, status=status, uscc=None, limit=100, offset=0)
+    return web.render(
+        request,
+        "area/complaints.html",
+        {
+            "title": "投诉举报处理",
+            "nav": "regulator",
+            "page": page,
+            "status": status,
+            "notice": notice,
+            "error": error,
+            "today": today_shanghai(),
+        },
+        status_code=status_code,
+    )
+
+
+@pages.get("/regulator/complaints", response_class=HTMLResponse)
+def complaints_page(
+    request: Request,
+    session: ReadSessionDep,
+    user: PageUser,
+    status: Annotated[str, Query(max_length=16)] = "pending",
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    if status not in ("pending", "verified", "rejected"):
+        status = "pending"
+    return _complaints_view(request, session, status=status, notice=notice_for(done))
+
+
+@pages.post("/regulator/complaints/{complaint_id}/review", response_class=HTMLResponse)
+def complaint_review(
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    complaint_id: str,
+    outcome: Annotated[str, Form(max_length=16)],
+    summary: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    try:
+        complaints.review_complaint(
+            session,
+            principal=p,
+            complaint_id=complaint_id,
+            data=ComplaintReviewCreate(outcome=outcome, summary=summary),  # type: ignore[arg-type]
+        )
+    except (DomainError, ValidationError) as exc:
+        session.rollback()
+        return _complaints_view(
+            request,
+            session,
+            status="pending",
+            error=FormError.of(exc),
+            status_code=status_of(exc),
+        )
+    return RedirectResponse("/regulator/complaints?done=reviewed", status_code=303)
+
+
+def _repairs_view(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    notice: dict[str, str] | None = None,
+    error: FormError | None = None,
+    status_code: int = 200,
+) -> Response:
+    page = repair.list_repairs(
+        session, principal=principal, status="pending", limit=100, offset=0
+    )
+    return web.render(
+        request,
+        "area/repairs.html",
+        {
+            "title": "信用修复审核",
+            "nav": "regulator",
+            "page": page,
+            "notice": notice,
+            "error": error,
+        },
+        status_code=status_code,
+    )
+
+
+@pages.get("/regulator/repairs", response_class=HTMLResponse)
+def repairs_page(
+    request: Request,
+    session: ReadSessionDep,
+    user: PageUser,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    return _repairs_view(request, session, p, notice=notice_for(done))
+
+
+@pages.post("/regulator/repairs/{repair_id}/decision", response_class=HTMLResponse)
+def repair_decide(
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    repair_id: str,
+    decision: Annotated[str, Form(max_length=16)],
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    try:
+        repair.decide_repair(
+            session,
+            principal=p,
+            repair_id=repair_id,
+            data=RepairDecisionCreate(decision=decision, reason=reason),  # type: ignore[arg-type]
+        )
+    except (DomainError, ValidationError) as exc:
+        session.rollback()
+        error = FormError.of(exc)
+        unmet = exc.extra.get("unmet") if isinstance(exc, DomainError) else None
+        if unmet:
+            error.detail = "；".join(str(u) for u in unmet)
+        return _repairs_view(request, session, p, error=error, status_code=status_of(exc))
+    return RedirectResponse("/regulator/repairs?done=decided", status_code=303)
+
+
+# --- the credit policy ------------------------------------------------------------------------
+
+
+@pages.get("/regulator/policy", response_class=HTMLResponse)
+def policy_page(
+    request: Request,
+    session: ReadSessionDep,
+    user: PageUser,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    data = service.policy_page(session, today=today_shanghai())
+    return web.render(
+        request,
+        "area/policy.html",
+        {
+            "title": "信用规则",
+            "nav": "regulator",
+            **data,
+            "notice": notice_for(done),
+            "error": None,
+            "can_edit": p.role == "admin",
+        },
+    )
+
+
+@pages.post("/regulator/policy", response_class=HTMLResponse)
+def policy_submit(
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    document: Annotated[str, Form(max_length=200_000)],
+) -> Response:
+    import json
+
+
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    try:
+        # Publishing a policy is the administrators' (the API admits only them too).
+        require_role(p, "admin")
+        try:
+            doc = json.loads(document)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise FormInputError(f"规则文档不是有效的 JSON：{exc}", "document") from None
+        if not isinstance(doc, dict):
+            raise FormInputError("规则文档应为 JSON 对象", "document")
+        public, _ = credit.put_policy(session, principal=p, document=doc)
+    except DomainError as exc:
+        session.rollback()
+        data = service.policy_page(session, today=today_shanghai())
+        data["draft"] = document
+        return web.render(
+            request,
+            "area/policy.html",
+            {
+                "title": "信用规则",
+                "nav": "regulator",
+                **data,
+                "notice": None,
+                "error": FormError.of(exc),
+                "can_edit": p.role == "admin",
+            },
+            status_code=exc.status_code,
+        )
+    worker = getattr(request.app.state, "rerate_worker", None)
+    if worker is not None and public.effective_from <= today_shanghai():
+        worker.wake()
+    return RedirectResponse("/regulator/policy?done=policy", status_code=303)

@@ -1,0 +1,235 @@
+"""The regulator's workbench: its home, verifying a registration, and recording
+supervision outcomes one at a time or from a file."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.disclosure import service, web
+from backend.disclosure.area_common import (
+    FormInputError,
+    hundredths,
+    notice_for,
+    staff_or_redirect,
+)
+from backend.disclosure.web import FormError, PageUser
+from backend.errors import DomainError, PayloadTooLarge
+from backend.merchants import service as merchants
+from backend.supervision import bulk
+from backend.supervision import service as supervision
+from backend.supervision.models import SupervisionInput
+from backend.timeutil import today_shanghai
+
+pages = APIRouter(include_in_schema=False)
+
+
+@pages.get("/regulator", response_class=HTMLResponse)
+def regulator_home(
+    request: Request,
+    session: ReadSessionDep,
+    user: PageUser,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    data = service.regulator_home(session, today=today_shanghai())
+    return web.render(
+        request,
+        "area/regulator.html",
+        {
+            "title": "监管工作台",
+            "nav": "regulator",
+            **data,
+            "notice": notice_for(done),
+            "error": None,
+        },
+    )
+
+
+@pages.post("/regulator/merchants/{uscc}/verify", response_class=HTMLResponse)
+def verify_merchant(request: Request, session: SessionDep, user: PageUser, uscc: str) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    try:
+        merchants.verify_merchant(session, principal=p, uscc=uscc, verified_on=None)
+    except DomainError as exc:
+        session.rollback()
+        data = service.regulator_home(session, today=today_shanghai())
+        return web.render(
+            request,
+            "area/regulator.html",
+            {
+                "title": "监管工作台",
+                "nav": "regulator",
+                **data,
+                "notice": None,
+                "error": FormError.of(exc),
+            },
+            status_code=exc.status_code,
+        )
+    return RedirectResponse("/regulator?done=verified", status_code=303)
+
+
+# --- supervision outcomes: one at a time, or a file -------------------------------------------
+
+
+def _outcome_form(
+    request: Request,
+    *,
+    kind: str,
+    values: dict[str, str],
+    error: FormError | None,
+    status: int = 200,
+    written: Any = None,
+    bulk_error: FormError | None = None,
+    bulk_rows: list[Any] | None = None,
+) -> HTMLResponse:
+    return web.render(
+        request,
+        "area/outcomes.html",
+        {
+            "title": "记录监管结果",
+            "nav": "regulator",
+            "kind": kind,
+            "kinds": service.OUTCOME_KINDS,
+            "fields": service.outcome_fields(kind),
+            "values": values,
+            "error": error,
+            "written": written,
+            "bulk_error": bulk_error,
+            "bulk_rows": bulk_rows or [],
+            "csv_columns": service.csv_columns(),
+        },
+        status_code=status,
+    )
+
+
+@pages.get("/regulator/outcomes", response_class=HTMLResponse)
+def outcomes_page(
+    request: Request,
+    user: PageUser,
+    kind: Annotated[str, Query(max_length=32)] = "spot_check",
+    uscc: Annotated[str, Query(max_length=64)] = "",
+    draw_id: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    if kind not in dict(service.OUTCOME_KINDS):
+        kind = "spot_check"
+    values = service.outcome_defaults(kind, today=today_shanghai())
+    values.update({k: v for k, v in {"uscc": uscc, "draw_id": draw_id}.items() if v})
+    return _outcome_form(request, kind=kind, values=values, error=None)
+
+
+def _outcome_input(kind: str, form: dict[str, str], evidence: bytes | None) -> Any:
+    data: dict[str, Any] = {"kind": kind}
+    for f in service.outcome_fields(kind):
+        raw = form.get(f.name, "")
+        if f.type == "checkbox":
+            data[f.name] = raw == "on"
+            continue
+        raw = raw.strip()
+        if not raw:
+            continue
+        if f.name == "amount_yuan":
+            try:
+                data["amount_fen"] = hundredths(raw.replace(",", ""))
+            except ValueError:
+                raise FormInputError(
+                    "罚没金额应为数字（元），最多两位小数", "amount_yuan"
+                ) from None
+        elif f.name == "lower_amount":
+            data["lower_amount"] = raw == "yes"
+        else:
+            data[f.name] = raw
+    if evidence is not None and kind == "penalty" and "evidence_sha256" not in data:
+        data["evidence_sha256"] = hashlib.sha256(evidence).hexdigest()
+    return TypeAdapter(SupervisionInput).validate_python(data)
+
+
+@pages.post("/regulator/outcomes", response_class=HTMLResponse)
+async def outcomes_submit(request: Request, session: SessionDep, user: PageUser) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    form = await request.form()
+    kind = str(form.get("kind", ""))
+    if kind not in dict(service.OUTCOME_KINDS):
+        kind = "spot_check"
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    upload = form.get("evidence_file")
+    evidence = None
+    if upload is not None and not isinstance(upload, str) and upload.filename:
+        evidence = await upload.read()
+
+    def write() -> Any:
+        data = _outcome_input(kind, values, evidence)
+        return supervision.record_outcome(session, principal=p, data=data)
+
+    try:
+        written = await run_in_threadpool(write)
+    except (DomainError, ValidationError) as exc:
+        await run_in_threadpool(session.rollback)
+        return _outcome_form(request, kind=kind, values=values, error=FormError.of(exc), status=422)
+    fresh = service.outcome_defaults(kind, today=today_shanghai())
+    return _outcome_form(request, kind=kind, values=fresh, error=None, written=written, status=201)
+
+
+@pages.post("/regulator/outcomes/bulk", response_class=HTMLResponse)
+async def outcomes_bulk(
+    request: Request, ctx: CtxDep, session: SessionDep, user: PageUser, file: UploadFile
+) -> Response:
+    p = staff_or_redirect(request, user)
+    if isinstance(p, Response):
+        return p
+    limit = ctx.settings.max_bulk_body_bytes
+    data = await file.read(limit + 1)
+    name = (file.filename or "").lower()
+    kind = "spot_check"
+    values = service.outcome_defaults(kind, today=today_shanghai())
+    if len(data) > limit:
+        err = FormError.of(PayloadTooLarge(f"the file is larger than {limit} bytes; split it"))
+        return _outcome_form(
+            request, kind=kind, values=values, error=None, bulk_error=err, status=413
+        )
+    content_type = (
+        "application/x-ndjson"
+        if name.endswith((".ndjson", ".jsonl"))
+        else "text/csv"
+        if name.endswith(".csv")
+        else file.content_type
+    )
+    try:
+        result = await run_in_threadpool(
+            lambda: bulk.record_bulk(
+                session, principal=p, content_type=content_type, data=data
+            )
+        )
+    except DomainError as exc:
+        await run_in_threadpool(session.rollback)
+        rows = exc.extra.get("errors") or []
+        return _outcome_form(
+            request,
+            kind=kind,
+            values=values,
+            error=None,
+            bulk_error=FormError.of(exc),
+            bulk_rows=rows,
+            status=exc.status_code,
+        )
+    return web.render(
+        request,
+        "area/bulk_done.html",
+        {"title": "批量导入完成", "nav": "regulator", "result": result},
+        status_code=201,
+    )

@@ -1,0 +1,147 @@
+"""What a draw commits to: the eligible merchants with their tiers on the draw's day,
+and the recusal pairs (declared conflicts, and each merchant's previous inspectors).
+
+Reads only; the committed rows are kept by :mod:`backend.inspections.draws.inputs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlmodel import Session, col
+
+from backend.credit import service as credit
+from backend.credit.models import MerchantRating
+from backend.inspections import directory, selection
+from backend.inspections.models import Draw, DrawAssignment
+from backend.merchants.models import Merchant, MerchantVerification
+
+_FETCH_CHUNK = 20_000
+
+
+def build_snapshot(
+    session: Session,
+    *,
+    regions: Sequence[str] | None,
+    sectors: Sequence[str],
+    today: date,
+    versions: Sequence[credit.PolicyVersion],
+) -> list[selection.SnapshotEntry]:
+    """Verified merchants in scope, each with its credit tier on ``today``.
+
+    The tier is the merchant's maintained rating (``merchant_rating``) when that
+    is current; a merchant never rated, or whose rating is due for a change,
+    is rated here from its records with the same function and policy (not
+    stored: the rating cache has its own owner).
+    """
+    current_policy = credit.in_force(versions, today).version
+    # The same staleness rule as the credit sweep (backend/credit/service.py, _due),
+    # evaluated in SQL so that 10^6 rows come back as four short strings each.
+    current = case(
+        (
+            and_(
+                or_(
+                    col(MerchantRating.next_change_on).is_(None),
+                    col(MerchantRating.next_change_on) > today,
+                ),
+                col(MerchantRating.policy_version) == current_policy,
+                col(MerchantRating.as_of) <= today,
+            ),
+            col(MerchantRating.tier),
+        ),
+        else_=None,
+    )
+    sector: Any = col(Merchant.sector)
+    if _wide_scope(session, sectors):
+        # SQLite has no statistics: it would find the scope through the sector index
+        # and then sort 10^6 rows by USCC. For a scope covering most merchants, walking
+        # the USCC index is about twice as fast; `sector || ''` keeps the index out.
+        sector = sector + ""
+    query = (
+        select(col(Merchant.uscc), col(Merchant.region_code), col(Merchant.sector), current)
+        .join(MerchantVerification, col(MerchantVerification.uscc) == col(Merchant.uscc))
+        .outerjoin(MerchantRating, col(MerchantRating.uscc) == col(Merchant.uscc))
+        .where(sector.in_(list(sectors)))
+        .order_by(col(Merchant.uscc))
+    )
+    if regions:
+        query = query.where(col(Merchant.region_code).in_(list(regions)))
+    entries: list[selection.SnapshotEntry] = []
+    stale: dict[str, tuple[str, str]] = {}
+    entry = selection.SnapshotEntry
+    result = session.connection().execute(query)
+    try:
+        # The DBAPI's plain tuples (four strings need no result processing): building a
+        # Row object per merchant would double the time at 10^6 merchants.
+        cursor = result.cursor
+        while batch := cursor.fetchmany(_FETCH_CHUNK):
+            for uscc, region, sector, tier in batch:
+                if tier is not None:
+                    entries.append(entry(uscc, tier, region, sector))
+                else:
+                    stale[uscc] = (region, sector)
+    finally:
+        result.close()
+    if stale:
+        records = credit.load_records(session, stale)
+        for uscc, (region, sector) in stale.items():
+            rating, _ = credit.compute(records[uscc], versions, today)
+            entries.append(selection.SnapshotEntry(uscc, rating.tier, region, sector))
+    return selection.sort_snapshot(entries)
+
+
+def _wide_scope(session: Session, sectors: Sequence[str]) -> bool:
+    """Whether the sectors in scope hold more than a quarter of the merchants (SQLite only)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    total = session.execute(select(func.count()).select_from(Merchant)).scalar_one()
+    if total < 10_000:
+        return False
+    in_scope = session.execute(
+        select(func.count()).select_from(Merchant).where(col(Merchant.sector).in_(list(sectors)))
+    ).scalar_one()
+    return bool(in_scope * 4 > total)
+
+
+def previous_assignments(
+    session: Session, usccs: Iterable[str] | None = None
+) -> dict[str, tuple[str, list[str]]]:
+    """For each merchant, (draw id, inspector ids) of its most recent revealed assignment."""
+    query = (
+        select(
+            col(DrawAssignment.uscc), col(DrawAssignment.draw_id), col(DrawAssignment.inspector_ids)
+        )
+        .join(Draw, col(Draw.id) == col(DrawAssignment.draw_id))
+        .where(col(Draw.status) == "revealed")
+        .order_by(col(Draw.revealed_at), col(Draw.number))
+    )
+    wanted = set(usccs) if usccs is not None else None
+    out: dict[str, tuple[str, list[str]]] = {}
+    for uscc, draw_id, ids in session.execute(query):
+        if wanted is None or uscc in wanted:
+            out[uscc] = (draw_id, list(ids))
+    return out
+
+
+def recusals(
+    session: Session, snapshot_usccs: set[str]
+) -> tuple[set[tuple[str, str]], dict[str, set[str]], list[dict[str, Any]]]:
+    """Conflicts, previous-draw pairs, and the rows that record where each pair comes from."""
+    conflicts = directory.active_conflicts(session)
+    previous_src = previous_assignments(session, snapshot_usccs)
+    previous = {u: set(ids) for u, (_, ids) in previous_src.items()}
+    rows: list[dict[str, Any]] = [
+        {"uscc": u, "inspector_id": i, "source": "conflict", "source_draw_id": None}
+        for i, u in sorted(conflicts)
+    ]
+    for u, (draw_id, ids) in sorted(previous_src.items()):
+        rows.extend(
+            {"uscc": u, "inspector_id": i, "source": "previous", "source_draw_id": draw_id}
+            for i in sorted(set(ids))
+        )
+    return conflicts, previous, rows
+
+
