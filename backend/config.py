@@ -17,7 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class WitnessConfig(BaseModel):
     """One witness the log sends its checkpoints to (c2sp.org/tlog-witness)."""
 
-    name: str = Field(min_length=1, description="the witness's key name")
+    # At most 64 characters: the service keeps each witness's state under its name in
+    # ledger_state keys of at most 100 (backend/ledger/witnessing.py).
+    name: str = Field(min_length=1, max_length=64, description="the witness's key name")
     key: str = Field(
         pattern=r"^[^+\s]+\+[0-9a-f]{8}\+B[A-Za-z0-9+/]{43}$",
         description="its cosigner verifier key (C2SP vkey of type 0x04: name+keyid+base64)",

@@ -169,3 +169,6 @@ def test_witness_settings_are_checked_when_read() -> None:
         fields = {"name": w.name, "key": w.verifier.vkey, "url": "https://n.example", **bad}
         with pytest.raises(ValueError, match=why):
             WitnessConfig(**fields)
+    long = notes.Signer.generate("w" * 65, notes.SIG_COSIGNATURE_V1)
+    with pytest.raises(ValueError, match="at most 64 characters"):
+        WitnessConfig(name=long.name, key=long.verifier.vkey, url="https://n.example")
