@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -199,32 +200,46 @@ class Witnessing:
 
 
 class WitnessWorker(BackgroundThread):
+    """Offers checkpoints to the witnesses, in the process that is the anchorer only
+    (under ``serve --workers N`` the others would send the same checkpoints again)."""
+
     thread_name = "witnessing-worker"
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, *, is_anchorer: Callable[[], bool]) -> None:
         super().__init__()
         self.witnessing = Witnessing(ctx)
+        self.is_anchorer = is_anchorer
         self.last: dict[str, str] = {}
 
     def run(self) -> None:
         try:
             while not self.stopping:
-                try:
-                    self.last = self.witnessing.run_once()
-                except Exception:
-                    logger.exception("witnessing pass failed")
+                self.step()
                 self.pause(POLL_S)
         finally:
             self.witnessing.close()
+
+    def step(self) -> None:
+        if not self.is_anchorer():
+            self.last = {}
+            return
+        try:
+            self.last = self.witnessing.run_once()
+        except Exception:
+            logger.exception("witnessing pass failed")
 
 
 def install(app: FastAPI) -> None:
     """Run the worker with the app when witnesses are configured (and anchoring is on)."""
 
+    def is_anchorer() -> bool:
+        worker = getattr(app.state, "anchor_worker", None)
+        return worker is not None and worker.status.state == "anchorer"
+
     def start(ctx: AppContext) -> None:
         app.state.witness_worker = None
         if ctx.settings.witnesses and ctx.settings.anchor_enabled:
-            app.state.witness_worker = WitnessWorker(ctx).start()
+            app.state.witness_worker = WitnessWorker(ctx, is_anchorer=is_anchorer).start()
 
     def stop(ctx: AppContext) -> None:
         worker = getattr(app.state, "witness_worker", None)

@@ -27,7 +27,7 @@ from backend.ledger import note as notes
 from backend.ledger.anchoring import Anchorer
 from backend.ledger.logkey import load_log_key
 from backend.ledger.trustroot import parse_trust_root
-from backend.ledger.witnessing import Witnessing
+from backend.ledger.witnessing import Witnessing, WitnessWorker
 from backend.verification.bundle import verify_bundle
 from backend.witness.app import create_witness_app
 from backend.witness.core import Witness, WitnessState
@@ -263,3 +263,26 @@ def test_the_service_sends_checkpoints_by_itself(tmp_path: Path) -> None:
     off = create_app(settings.model_copy(update={"anchor_enabled": False}))
     with TestClient(off):
         assert off.state.witness_worker is None
+    # A process that is not the anchorer (another worker holds the lock) sends nothing.
+    standby = create_app(settings.model_copy(update={"anchor_enabled": False}))
+    with TestClient(standby) as c:
+        ctx = ctx_of(c)
+        sent: list[str] = []
+
+        def record(request: httpx.Request) -> httpx.Response:
+            sent.append(str(request.url))
+            return httpx.Response(503, text="down")
+
+        anchorer = [False]
+        worker = WitnessWorker(ctx, is_anchorer=lambda: anchorer[0])
+        worker.witnessing.http.close()
+        worker.witnessing.http = httpx.Client(transport=httpx.MockTransport(record))
+        append_records(ctx, 1, start=50)
+        Anchorer(ctx).run_once(force=True)
+        worker.step()
+        assert sent == [] and worker.last == {}
+        anchorer[0] = True  # the same worker once its process holds the anchoring lock
+        worker.step()
+        assert sent == [url + "/add-checkpoint"]
+        assert "HTTP 503" in worker.last[key.name]
+        worker.witnessing.close()
