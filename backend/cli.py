@@ -19,6 +19,8 @@ from backend.privatefiles import private_dir
 COMMAND_MODULES: tuple[str, ...] = (
     "backend.ledger.cli",
     "backend.ledger.contract_cli",
+    "backend.ledger.tlog_cli",
+    "backend.witness.cli",
     "backend.accounts.cli",
     "backend.demo.cli",
     "backend.credit.cli",

@@ -10,8 +10,30 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WitnessConfig(BaseModel):
+    """One witness the log sends its checkpoints to (c2sp.org/tlog-witness)."""
+
+    # At most 64 characters: the service keeps each witness's state under its name in
+    # ledger_state keys of at most 100 (backend/ledger/witnessing.py).
+    name: str = Field(min_length=1, max_length=64, description="the witness's key name")
+    key: str = Field(
+        pattern=r"^[^+\s]+\+[0-9a-f]{8}\+B[A-Za-z0-9+/]{43}$",
+        description="its cosigner verifier key (C2SP vkey of type 0x04: name+keyid+base64)",
+    )
+    url: str = Field(
+        pattern=r"^https?://",
+        description="its submission prefix: add-checkpoint is POSTed below it",
+    )
+
+    @model_validator(mode="after")
+    def _key_names_the_witness(self) -> WitnessConfig:
+        if self.key.split("+", 1)[0] != self.name:
+            raise ValueError(f"witness {self.name!r}: its key is for {self.key.split('+', 1)[0]!r}")
+        return self
 
 
 class Settings(BaseSettings):
@@ -43,6 +65,24 @@ class Settings(BaseSettings):
         description="JSON-RPC URL proof bundles name for verifiers; default: this service's "
         "/rpc for the embedded chain, none for an external node",
     )
+
+    # The log's identity in its signed checkpoints and tiles (c2sp.org/tlog-checkpoint
+    # origin line) and the Ed25519 key that signs them (a file kept with mode 0600;
+    # development generates it, production needs `honest-metering log-key rotate`).
+    log_origin: str | None = Field(
+        default=None,
+        description="checkpoint origin, a schema-less URL; default: the public base URL "
+        "without its scheme",
+    )
+    log_key_file: Path | None = Field(
+        default=None, description="the log's signing key; default: log-signing.key in the data dir"
+    )
+
+    # Witnesses (JSON list of {"name", "key", "url"}) and how many of them must cosign a
+    # checkpoint for verifiers to call it witnessed (default: a majority). Both go into
+    # the trust root (backend/ledger/trustroot.py).
+    witnesses: list[WitnessConfig] = Field(default_factory=list)
+    witness_quorum: int | None = Field(default=None, ge=0)
 
     anchor_max_pending: int = Field(default=1000, ge=1)
     anchor_interval_s: float = Field(default=5.0, gt=0)
@@ -145,6 +185,24 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        """The log's checkpoint origin."""
+        if self.log_origin:
+            return self.log_origin
+        return self.base_url.split("://", 1)[-1]
+
+    @property
+    def quorum(self) -> int:
+        """k of the n witnesses (default: a majority; 0 without witnesses)."""
+        if self.witness_quorum is not None:
+            return self.witness_quorum
+        return len(self.witnesses) // 2 + 1 if self.witnesses else 0
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.log_key_file or self.data_dir / "log-signing.key"
 
     @property
     def embedded_chain(self) -> bool:

@@ -9,7 +9,7 @@ from backend.credit import router as credit_router
 from backend.credit import service as credit_service
 from backend.disclosure import router as disclosure_router
 from backend.inspections import router as inspections_router
-from backend.ledger import anchoring
+from backend.ledger import anchoring, witnessing
 from backend.ledger import router as ledger_router
 from backend.ledger import rpc as ledger_rpc
 from backend.merchants import router as merchants_router
@@ -22,8 +22,10 @@ from backend.supervision import router as supervision_router
 def install(app: FastAPI) -> None:
     app.include_router(ledger_router.router)
     app.include_router(ledger_router.log_router)
+    ledger_router.install_tiles(app)
     app.include_router(ledger_rpc.router)
     anchoring.install(app)
+    witnessing.install(app)
 
     app.include_router(accounts_router.router)
     app.include_router(merchants_router.router)

@@ -9,6 +9,7 @@ because this machine is shared and noisy: compare ratios, not raw numbers.
     python scripts/bench.py audit     the projection audit at 10^4/10^5 and 10^5/10^6
     python scripts/bench.py auth      rate limits and the shop page under 60-request bursts
     python scripts/bench.py subject-index   the pure subject index (completeness) at 10^4..10^6
+    python scripts/bench.py tiles     tile serving req/s vs /healthz; append -> k cosignatures
 
 Each subcommand is one function ``bench_<name>(args)``.
 """
@@ -128,6 +129,10 @@ def main() -> None:
     import bench_subject_index  # scripts/bench_subject_index.py: the pure subject index
 
     bench_subject_index.add_parser(sub)
+
+    import bench_tiles  # scripts/bench_tiles.py: C2SP tiles and witness cosigning latency
+
+    bench_tiles.add_parser(sub)
 
     args = parser.parse_args()
     args.func(args)

@@ -31,6 +31,7 @@ from backend.disclosure import (
 )
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
+from backend.ledger import trustroot_store
 from backend.merchants import service as merchants
 from backend.merchants import views
 from backend.supervision import complaints
@@ -207,12 +208,20 @@ def draw(
 def verify_page(
     request: Request,
     _user: PageUser,
+    ctx: CtxDep,
     record: Annotated[str | None, Query(max_length=80)] = None,
 ) -> HTMLResponse:
+    fingerprint = trustroot_store.published_fingerprint(ctx)
     return web.render(
         request,
         "verify.html",
-        {"title": "验证证明", "nav": "verify", "record_id": (record or "").strip()},
+        {
+            "title": "验证证明",
+            "nav": "verify",
+            "record_id": (record or "").strip(),
+            "trust_root_fingerprint": fingerprint,
+            "trust_root_path": trustroot_store.PATH,
+        },
     )
 
 

@@ -48,6 +48,7 @@ from backend.disclosure.amounts import yuan_in_words
 from backend.disclosure.apidocs import ASSETS_URL, DOCS_CSP, DOCS_PATHS
 from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
+from backend.ledger import trustroot_store
 from backend.ledger.contract import load_artifact
 from backend.timeutil import SHANGHAI
 
@@ -252,6 +253,9 @@ def render(
         "notice": None,
         "rpc_url": page_rpc_url(request.app.state.settings),
         "code_sha256": contract_code_sha256(),
+        # The browser verifier pins the chain and contract of the trust root the page
+        # was served with, never the ones a bundle names.
+        "pinned": trustroot_store.for_pages(request.app.state.ctx),
     }
     if context:
         ctx.update(context)

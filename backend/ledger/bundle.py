@@ -1,4 +1,8 @@
-"""The proof bundle format (version 1), documented in docs/proof-bundle.md.
+"""The proof bundle format (versions 1 and 2), documented in docs/proof-bundle.md.
+
+Version 2 adds the checkpoint as a C2SP signed note (``signed_checkpoint``: signed by
+the log key, with the witnesses' cosignatures), so the tree head can be checked against
+a pinned trust root without the chain. Version 1 stays readable.
 
 A bundle is everything needed to check, without the service's database, that a
 record is in the log whose tree head was anchored on chain. The service writes
@@ -12,10 +16,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 FORMAT = "honest-metering/proof-bundle"
 VERSION = 1
+VERSIONS = (1, 2)
 
 _HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
 _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -61,12 +66,12 @@ class BundleCheckpoint(BaseModel):
 
 
 class ProofBundle(BaseModel):
-    """Proof bundle, format version 1."""
+    """Proof bundle, format version 1 or 2."""
 
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["honest-metering/proof-bundle"] = "honest-metering/proof-bundle"
-    version: Literal[1] = 1
+    version: Literal[1, 2] = 1
     record_id: RecordId = Field(description="the record's id: its leaf hash, hex, no 0x")
     record: str = Field(
         description="the record's canonical bytes (RFC 8785 JSON of the NFC-normalised "
@@ -84,6 +89,19 @@ class ProofBundle(BaseModel):
         description="a JSON-RPC URL where the chain can be read (a hint: any node of the "
         "same chain will do)",
     )
+    signed_checkpoint: str | None = Field(
+        default=None,
+        description="version 2 only: the checkpoint's tree head as a C2SP signed note "
+        "(c2sp.org/tlog-checkpoint), signed by the log key and cosigned by witnesses",
+    )
+
+    @model_validator(mode="after")
+    def _signed_checkpoint_in_version_2(self) -> ProofBundle:
+        if (self.version == 2) != (self.signed_checkpoint is not None):
+            raise ValueError(
+                "signed_checkpoint is required in version 2 and not allowed in version 1"
+            )
+        return self
 
 
 class BundleFormatError(ValueError):
@@ -98,10 +116,10 @@ def parse_bundle(data: Any) -> ProofBundle:
         raise BundleFormatError(
             f"not a proof bundle: format is {data.get('format')!r}, expected {FORMAT!r}"
         )
-    if data.get("version") != VERSION:
+    if data.get("version") not in VERSIONS:
         raise BundleFormatError(
             f"unsupported proof bundle version {data.get('version')!r}; this verifier "
-            f"understands version {VERSION}"
+            f"understands versions {', '.join(map(str, VERSIONS))}"
         )
     try:
         return ProofBundle.model_validate(data)

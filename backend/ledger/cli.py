@@ -114,15 +114,22 @@ def _bundle_arguments(p: argparse.ArgumentParser) -> None:
 
 def _verify_bundle(args: argparse.Namespace) -> int:
     from backend.ledger.bundle import BundleFormatError
+    from backend.ledger.trustroot import TrustRootError
+    from backend.ledger.trustroot_load import load_trust_root
     from backend.verification.bundle import Verdict, load_bundle_file, verify_bundle
 
+    try:
+        root = load_trust_root(args.trust_root) if args.trust_root else None
+    except TrustRootError as exc:
+        _err(f"NOT VERIFIED (could not complete the check): the trust root: {exc}")
+        return EXIT_INCOMPLETE
     try:
         data = json.load(sys.stdin) if str(args.bundle) == "-" else load_bundle_file(args.bundle)
     except (BundleFormatError, json.JSONDecodeError) as exc:
         verdict = Verdict(incomplete=True)
         verdict.add("format", "FAIL", str(exc))
     else:
-        verdict = verify_bundle(data, ledger_url=args.ledger)
+        verdict = verify_bundle(data, trust_root=root, ledger_url=args.ledger)
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -140,6 +147,48 @@ VERIFY_MODES: list[VerifyMode] = [
         run=_verify_bundle,
     ),
 ]
+
+
+def _checkpoints_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoints",
+        nargs="+",
+        metavar="FILE",
+        help="signed checkpoints (GET /checkpoint) to compare: two of the same size with "
+        "different roots, both signed by the pinned log key, prove a split view "
+        "(needs --trust-root; exit 1 when they do)",
+    )
+
+
+def _verify_checkpoints(args: argparse.Namespace) -> int:
+    from backend.ledger.note import NoteError
+    from backend.ledger.trustroot import TrustRootError
+    from backend.ledger.trustroot_load import load_trust_root
+    from backend.verification.checkpoints import compare
+
+    if not args.trust_root:
+        _err("comparing checkpoints needs --trust-root: only the pinned log key makes a "
+             "signed checkpoint evidence")
+        return EXIT_INCOMPLETE
+    try:
+        root = load_trust_root(args.trust_root)
+        texts = [Path(f).read_text("utf-8") for f in args.checkpoints]
+        result = compare(texts, root)
+    except (TrustRootError, OSError, UnicodeDecodeError, NoteError) as exc:
+        _err(f"cannot compare: {exc}")
+        return EXIT_INCOMPLETE
+    print("\n".join(result.lines))
+    return EXIT_FAILED if result.misbehaviour else EXIT_OK
+
+
+VERIFY_MODES.append(
+    VerifyMode(
+        name="checkpoints",
+        add_arguments=_checkpoints_arguments,
+        selected=lambda a: bool(getattr(a, "checkpoints", None)),
+        run=_verify_checkpoints,
+    )
+)
 
 
 def _credit_mode(name: str) -> Any:
@@ -396,6 +445,13 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="Ethereum JSON-RPC URL to read the chain from (default: the URL named in the "
         "bundle, i.e. the service's /rpc or its node)",
+    )
+    p.add_argument(
+        "--trust-root",
+        metavar="FILE|URL",
+        help="the trust root to pin (chain, contract, log key, witnesses); without it a "
+        "bundle is never reported VERIFIED. Compare its fingerprint (printed) with the one "
+        "the regulator publishes",
     )
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=_verify)

@@ -6,18 +6,26 @@ Thin: parse, call one function of ``backend/ledger/service.py``, return a
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
 
+from backend.context import AppContext
 from backend.deps import CtxDep, Offset, ReadSessionDep
-from backend.errors import ErrorResponse, error_responses
-from backend.ledger import health, service
+from backend.errors import ErrorResponse, ValidationFailed, error_responses
+from backend.ledger import health, published, service, tiles, trustroot_store, witnessing
 from backend.ledger.bundle import ProofBundle
+from backend.ledger.logkey import LogKeyError, load_log_key
+from backend.ledger.note import Signer
+
+logger = logging.getLogger("honest_metering.log")
 
 router = APIRouter(tags=["health"])
 log_router = APIRouter(prefix="/api", tags=["log"], responses=error_responses(404, 409, 422))
+# The C2SP tiled-log read API (c2sp.org/tlog-tiles): static-looking, cacheable paths.
+tiles_router = APIRouter(tags=["tiles"], responses=error_responses(404, 422))
 
 
 @router.get("/healthz")
@@ -34,10 +42,14 @@ def readyz(ctx: CtxDep, request: Request) -> JSONResponse:
     ready, checks, anchoring = health.readiness(ctx)
     worker = getattr(request.app.state, "anchor_worker", None)
     anchoring["worker"] = worker.status.to_dict() if worker is not None else None
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks, "anchoring": anchoring},
-        status_code=200 if ready else 503,
-    )
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "anchoring": anchoring}
+    if ctx.settings.witnesses and checks.get("database") == "up":
+        # A witness that is down never makes the service unready: it is reported, with
+        # how far it lags behind the published checkpoint.
+        with ctx.db.read() as s:
+            size = published.published_head(s, "").size
+            body["witnessing"] = witnessing.report(s, ctx.settings, size)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @log_router.get("/log/checkpoints/latest", response_model=service.CheckpointPublic)
@@ -87,6 +99,9 @@ def record_proof(
     session: ReadSessionDep,
     ctx: CtxDep,
     checkpoint: Annotated[int | None, Query(ge=0, description="default: the latest")] = None,
+    version: Annotated[
+        int, Query(ge=1, le=2, description="bundle format; 2 adds the signed checkpoint")
+    ] = 1,
 ) -> ProofBundle:
     """A proof bundle (docs/proof-bundle.md) for the record against an anchored checkpoint."""
     return service.proof_bundle(
@@ -94,4 +109,73 @@ def record_proof(
         record_id=record_id,
         ledger_url=service.ledger_url_for(ctx.settings),
         checkpoint=checkpoint,
+        version=version,
+        log_key=_log_key(ctx) if version == 2 else None,
     )
+
+
+def _log_key(ctx: CtxDep) -> Signer:
+    return ctx.local("log_key", lambda: load_log_key(ctx.settings))
+
+
+@tiles_router.get(
+    "/checkpoint",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "a C2SP signed checkpoint"}},
+)
+def checkpoint(session: ReadSessionDep, ctx: CtxDep) -> Response:
+    """The newest anchored tree head as a signed note (c2sp.org/tlog-checkpoint)."""
+    note = published.signed_checkpoint(session, _log_key(ctx))
+    headers = {"Cache-Control": published.CHECKPOINT_CACHE}
+    if ctx.settings.witnesses:
+        cosigned = len(note.signatures) - 1
+        headers["X-Witnesses"] = witnessing.witnessed_summary(ctx.settings, cosigned)
+    return Response(note.format(), media_type="text/plain; charset=utf-8", headers=headers)
+
+
+@tiles_router.get(
+    "/tile/{level}/{index:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def tile(level: str, index: str, ctx: CtxDep) -> Response:
+    """A Merkle tile ``/tile/<L>/<N>[.p/<W>]`` or entry bundle ``/tile/entries/<N>[.p/<W>]``
+    of the published tree (c2sp.org/tlog-tiles)."""
+    try:
+        t = tiles.parse_tile_path(level, index)
+    except tiles.TileError as exc:
+        raise ValidationFailed(str(exc)) from None
+    cache = ctx.local("full_tiles", published.FullTileCache)
+    data = published.serve_tile(ctx.db, cache, t)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={
+            "Cache-Control": published.FULL_TILE_CACHE if t.full else published.PARTIAL_TILE_CACHE
+        },
+    )
+
+
+@tiles_router.get(trustroot_store.PATH, responses=error_responses(503))
+def trust_root(ctx: CtxDep) -> JSONResponse:
+    """The trust root verifiers pin (docs/trust-root.md): log key, chain, contract,
+    witnesses and quorum, signed; its SHA-256 fingerprint is in the X-Fingerprint header."""
+    root = trustroot_store.current(ctx)
+    return JSONResponse(
+        root.to_json(),
+        headers={"Cache-Control": "public, max-age=60", "X-Fingerprint": root.fingerprint},
+    )
+
+
+def install_tiles(app: FastAPI) -> None:
+    """The tiles API. The log key is loaded at start: a missing or wrong one is said
+    loudly there (the service still runs; /checkpoint and the trust root answer 503)."""
+    app.include_router(tiles_router)
+
+    def check_key(ctx: AppContext) -> None:
+        try:
+            _log_key(ctx)
+        except LogKeyError as exc:
+            logger.error("SECURITY: the log cannot sign checkpoints: %s", exc.detail)
+
+    app.state.startup_hooks.append(check_key)

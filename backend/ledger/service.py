@@ -19,9 +19,11 @@ from backend.config import Settings
 from backend.errors import NotFound, RecordNotAnchored, ValidationFailed
 from backend.ledger import bundle as bundle_format
 from backend.ledger import log as ledger_log
-from backend.ledger import merkle
+from backend.ledger import merkle, published
 from backend.ledger.anchoring import last_checkpoint, pending_summary
+from backend.ledger.checkpoint import TreeHead
 from backend.ledger.models import Checkpoint
+from backend.ledger.note import Signer
 from backend.ledger.records import parse_canonical
 from backend.ledger.status import AnchorStatus, anchor_status
 
@@ -168,8 +170,11 @@ def proof_bundle(
     record_id: str,
     ledger_url: str | None,
     checkpoint: int | None = None,
+    version: int = 1,
+    log_key: Signer | None = None,
 ) -> bundle_format.ProofBundle:
-    """A bundle proving the record against the latest checkpoint (or the one asked for)."""
+    """A bundle proving the record against the latest checkpoint (or the one asked for);
+    version 2 carries the checkpoint as a signed note (needs ``log_key``)."""
     leaf = ledger_log.get_leaf(session, validate_record_id(record_id))
     if checkpoint is None:
         cp = last_checkpoint(session)
@@ -186,7 +191,15 @@ def proof_bundle(
         )
     canonical = bytes(leaf.canonical)
     proof = ledger_log.inclusion_proof(session, leaf.leaf_index, cp.tree_size)
+    signed = None
+    if version == 2:
+        if log_key is None:
+            raise ValueError("a version 2 bundle needs the log key")
+        head = TreeHead(log_key.name, cp.tree_size, bytes(cp.root))
+        signed = published.checkpoint_note(session, head, log_key).format()
     return bundle_format.ProofBundle(
+        version=version,  # type: ignore[arg-type]
+        signed_checkpoint=signed,
         record_id=leaf.record_id,
         record=canonical.decode("utf-8"),
         leaf_index=leaf.leaf_index,

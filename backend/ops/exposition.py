@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from backend.ledger.anchoring import last_checkpoint, pending_summary
+from backend.ledger.witnessing import witness_status
 from backend.ops.metrics import REGISTRY, multiprocess_dir
 
 
@@ -75,6 +76,26 @@ class ServiceCollector:
                 "hm_last_checkpoint_tree_size", "Tree size of the newest checkpoint.",
                 last.tree_size,
             )
+        if self.ctx.settings.witnesses:
+            yield from self._witness_state(0 if last is None else last.tree_size)
+
+    def _witness_state(self, published: int) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "hm_witness_lag_leaves",
+            "Leaves the newest checkpoint has beyond what each witness (HM_WITNESSES) last "
+            "cosigned (0: up to date).",
+            labels=["witness"],
+        )
+        ok = GaugeMetricFamily(
+            "hm_witness_up", "1 if the last request to the witness succeeded.", labels=["witness"]
+        )
+        with self.ctx.db.read() as s:
+            for w in self.ctx.settings.witnesses:
+                st = witness_status(s, w)
+                lag.add_metric([w.name], st.lag(published))
+                ok.add_metric([w.name], 0 if st.last_error else 1)
+        yield lag
+        yield ok
 
     def _ledger_state(self) -> Iterator[Metric]:
         up, head = self._probe_ledger()

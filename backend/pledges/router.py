@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from sqlmodel import Session
 
 from backend.accounts.deps import MerchantUser, RegulatorUser
 from backend.accounts.idempotency import HEADER as IDEMPOTENCY_HEADER
+from backend.context import AppContext
 from backend.deps import CtxDep, Offset, ReadSessionDep, SessionDep
 from backend.errors import error_responses
+from backend.ledger import trustroot_store
+from backend.ledger.trustroot import short_fingerprint
 from backend.pledges import service, signs
 from backend.pledges.models import (
     DemonstrationAction,
@@ -148,10 +153,18 @@ _SVG_HEADERS = {
 }
 
 
+def _sign_data(ctx: AppContext, session: Session, uscc: str) -> signs.SignData:
+    data = service.sign_data(session, settings=ctx.settings, uscc=uscc, today=_today())
+    fingerprint = trustroot_store.published_fingerprint(ctx)
+    if fingerprint is None:
+        return data
+    return replace(data, trust_root=short_fingerprint(fingerprint))
+
+
 @pages.get("/merchants/{uscc}/sign.svg", response_class=Response)
 def sign_svg(ctx: CtxDep, session: ReadSessionDep, uscc: str) -> Response:
     """The printable pledge sign (A4, SVG) with a QR code to the public page."""
-    data = service.sign_data(session, settings=ctx.settings, uscc=uscc, today=_today())
+    data = _sign_data(ctx, session, uscc)
     return Response(
         signs.render_svg(data),
         media_type="image/svg+xml; charset=utf-8",
@@ -166,7 +179,7 @@ def sign_svg(ctx: CtxDep, session: ReadSessionDep, uscc: str) -> Response:
 def sign_pdf(ctx: CtxDep, session: ReadSessionDep, uscc: str) -> Response:
     """The printable pledge sign (A4, PDF with an embedded CJK font). When no CJK font
     loads on the server, the same sign as SVG (``image/svg+xml``) with a note saying so."""
-    data = service.sign_data(session, settings=ctx.settings, uscc=uscc, today=_today())
+    data = _sign_data(ctx, session, uscc)
     try:
         pdf = signs.render_pdf(data)
     except signs.PdfUnavailable:

@@ -73,6 +73,9 @@ class SignData:
     record_id: str
     url: str
     demonstration_unit: bool = False
+    # Short form of the trust root's fingerprint (backend/ledger/trustroot.py), printed so
+    # that a visitor can compare it with what a verifier pins; None while unknown.
+    trust_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,10 @@ def layout(sign: SignData, measure: Measure) -> Layout:
     lines.append(
         Line("巴中市诚信计量可信服务平台", cx, PAGE_H - 14, 3.6, color=GREY, anchor="middle")
     )
+    if sign.trust_root:
+        lines.append(
+            Line(f"信任根指纹 {sign.trust_root}", cx, PAGE_H - 9, 3, color=GREY, anchor="middle")
+        )
     return Layout(lines, qr_x, qr_y, qr_size, qr_matrix(sign.url))
 
 

@@ -1,10 +1,15 @@
-"""The independent verifier: check a proof bundle using only the bundle and the ledger.
+"""The independent verifier: check a proof bundle using only the bundle, a pinned trust
+root and the ledger.
 
-Used by ``honest-metering verify BUNDLE.json``. It recomputes the leaf hash from
-the record's bytes, checks the inclusion proof against the bundle's checkpoint,
-then reads that checkpoint from the MeteringLedger contract through any
-Ethereum JSON-RPC endpoint, checks the anchoring transaction, and asks the
-contract's ``verifyInclusion`` as well.
+Used by ``honest-metering verify --trust-root FILE|URL BUNDLE.json``. It recomputes the
+leaf hash from the record's bytes, checks the inclusion proof against the bundle's
+checkpoint, checks that the checkpoint is on the chain and in the contract the trust
+root names (never the ones the bundle names), for a version 2 bundle checks the signed
+checkpoint against the pinned log key and counts the pinned witnesses' cosignatures,
+then reads that checkpoint from the MeteringLedger contract through any Ethereum
+JSON-RPC endpoint, checks the anchoring transaction, and asks the contract's
+``verifyInclusion`` as well. Without a trust root it never says VERIFIED: anyone can
+write a bundle naming a chain and contract of their own.
 
 This module must never import the service's database layer (``backend.db``,
 SQLAlchemy, SQLModel) or its settings: a verifier that trusted the operator's
@@ -20,10 +25,13 @@ from typing import Any, Literal
 
 from web3 import Web3
 
+from backend.ledger import checkpoint as cps
 from backend.ledger import merkle, onchain
+from backend.ledger import note as notes
 from backend.ledger.bundle import BundleFormatError, ProofBundle, parse_bundle, unhex
 from backend.ledger.contract import ABI
 from backend.ledger.records import InvalidRecord, parse_canonical
+from backend.ledger.trustroot import TrustRoot
 
 Status = Literal["ok", "FAIL", "skipped"]
 
@@ -45,10 +53,16 @@ class Verdict:
     # True when a check could not be completed (unreadable bundle, ledger unreachable),
     # as opposed to a check that ran and found the bundle false.
     incomplete: bool = False
+    trust_root: TrustRoot | None = None
+    # What the pinned witnesses said of a version 2 bundle's checkpoint (None: not known).
+    witnessed: str | None = None
 
     @property
     def ok(self) -> bool:
-        return bool(self.checks) and all(c.status == "ok" for c in self.checks)
+        # "skipped" checks say what could not be checked; they do not fail the bundle.
+        return any(c.status == "ok" for c in self.checks) and all(
+            c.status != "FAIL" for c in self.checks
+        )
 
     @property
     def reason(self) -> str | None:
@@ -66,12 +80,18 @@ class Verdict:
             b = self.bundle
             cp = b.checkpoint
             about = _describe_record(b.record)
+            pinned = (
+                f" (both pinned by trust root {self.trust_root.fingerprint})"
+                if self.trust_root is not None
+                else ""
+            )
+            witnessed = f" {self.witnessed}" if self.witnessed else ""
             return (
                 f"VERIFIED: record {b.record_id}{about} is entry {b.leaf_index} of the log "
                 f"whose tree head (size {cp.tree_size}, root {cp.root}) was anchored as "
                 f"checkpoint {cp.index} in contract {cp.contract_address} on chain "
-                f"{cp.chain_id}, block {cp.block_number}, at {cp.anchored_at}. The record "
-                "cannot have been altered, back-dated or removed since."
+                f"{cp.chain_id}{pinned}, block {cp.block_number}, at {cp.anchored_at}. The "
+                f"record cannot have been altered, back-dated or removed since.{witnessed}"
             )
         if self.incomplete:
             return f"NOT VERIFIED (could not complete the check): {self.reason}"
@@ -89,6 +109,8 @@ class Verdict:
             "incomplete": self.incomplete,
             "reason": self.reason,
             "ledger_url": self.ledger_url,
+            "trust_root": None if self.trust_root is None else self.trust_root.fingerprint,
+            "witnessed": self.witnessed,
             "checks": [c.__dict__ for c in self.checks],
             "summary": self.summary(),
         }
@@ -182,6 +204,95 @@ def check_offline(b: ProofBundle, v: Verdict) -> bool:
         f"the inclusion proof ({len(b.inclusion_proof)} hashes) places the leaf at index "
         f"{b.leaf_index} of the tree of size {cp.tree_size} with root {cp.root}",
     )
+    return True
+
+
+def check_pinned(b: ProofBundle, root: TrustRoot, v: Verdict) -> bool:
+    """The bundle's chain and contract must be the ones the trust root names."""
+    cp, pinned = b.checkpoint, root.body.ledger
+    wrong = []
+    if cp.chain_id != pinned.chain_id:
+        wrong.append(f"chain {cp.chain_id} (pinned: chain {pinned.chain_id})")
+    if cp.contract_address.lower() != pinned.contract_address.lower():
+        wrong.append(
+            f"contract {cp.contract_address} (pinned: contract {pinned.contract_address})"
+        )
+    if wrong:
+        v.add(
+            "trust root",
+            "FAIL",
+            "the bundle's checkpoint names " + " and ".join(wrong) + f", not what trust root "
+            f"{root.fingerprint} pins: this bundle is not from the log it claims",
+        )
+        return False
+    v.add(
+        "trust root",
+        "ok",
+        f"chain {pinned.chain_id} and contract {pinned.contract_address} are the ones trust "
+        f"root version {root.body.version} ({root.fingerprint}) pins",
+    )
+    return True
+
+
+def check_signed_checkpoint(b: ProofBundle, root: TrustRoot, v: Verdict) -> bool:
+    """A version 2 bundle's signed note: the pinned log key signed exactly this tree
+    head; count the pinned witnesses' cosignatures against the quorum."""
+    if b.signed_checkpoint is None:
+        v.add(
+            "signed checkpoint",
+            "skipped",
+            "a version 1 bundle carries no signed checkpoint (ask for ?version=2 to check "
+            "the log key and the witnesses' cosignatures)",
+        )
+        return True
+    body = root.body
+    try:
+        opened = cps.open_checkpoint(
+            b.signed_checkpoint,
+            origin=body.log.origin,
+            log_keys=[body.log_verifier()],
+            witnesses=body.witness_verifiers(),
+        )
+    except notes.NoteError as exc:
+        v.add("signed checkpoint", "FAIL", f"the signed checkpoint does not hold: {exc}")
+        return False
+    cp = b.checkpoint
+    if (opened.head.size, opened.head.root) != (cp.tree_size, unhex(cp.root)):
+        v.add(
+            "signed checkpoint",
+            "FAIL",
+            f"the signed checkpoint is for tree size {opened.head.size}, root "
+            f"0x{opened.head.root.hex()}, not the bundle's (size {cp.tree_size}, root {cp.root})",
+        )
+        return False
+    v.add(
+        "signed checkpoint",
+        "ok",
+        f"the log key {body.log.key.split('+')[0]}+{body.log.key.split('+')[1]} signed this "
+        "tree head",
+    )
+    names = sorted(k.name for k in opened.cosigners)
+    n, k = len(body.witnesses), body.witness_quorum
+    if k == 0:
+        v.add("witnesses", "skipped", "the trust root names no witness quorum")
+    elif len(names) >= k:
+        v.witnessed = (
+            f"Witnessed: cosigned by {len(names)} of {n} witnesses ({', '.join(names)}; "
+            f"{k} required)."
+        )
+        v.add(
+            "witnesses",
+            "ok",
+            f"cosigned by {len(names)} of {n} pinned witnesses ({', '.join(names)}); the "
+            f"trust root requires {k}",
+        )
+    else:
+        v.witnessed = (
+            f"NOT yet witnessed: {len(names)} of the {k} cosignatures required "
+            "(the log could still be showing others a different history)."
+        )
+        v.add("witnesses", "skipped", f"not yet witnessed: cosigned by {len(names)} of {n} "
+              f"pinned witnesses, {k} required")
     return True
 
 
@@ -324,19 +435,52 @@ def _check_transaction(b: ProofBundle, w3: Web3, contract: Any, v: Verdict, *, u
     return True
 
 
-def verify_bundle(data: Any, *, ledger_url: str | None = None, w3: Web3 | None = None) -> Verdict:
-    """Verify a decoded bundle. ``ledger_url`` defaults to the one the bundle names."""
-    v = Verdict()
+NO_TRUST_ROOT = (
+    "no trust root pinned: the chain, contract and keys would come from the bundle itself, "
+    "which anyone can write (a copy of this software on a chain of its own makes bundles "
+    "that pass every other check); pass --trust-root FILE|URL with the official trust "
+    "root (/.well-known/honest-metering/trust-root.json, its fingerprint checked against "
+    "the one the regulator publishes)"
+)
+
+
+def verify_bundle(
+    data: Any,
+    *,
+    trust_root: TrustRoot | None = None,
+    ledger_url: str | None = None,
+    w3: Web3 | None = None,
+) -> Verdict:
+    """Verify a decoded bundle against a pinned trust root. ``ledger_url`` defaults to the
+    one the bundle names (a hint: the chain id and contract are checked against the trust
+    root). Without a trust root the verdict is never VERIFIED."""
+    v = Verdict(trust_root=trust_root)
+    if not _verify(data, v, trust_root=trust_root, ledger_url=ledger_url, w3=w3):
+        return v
+    if trust_root is None:
+        v.incomplete = True
+        v.add("trust root", "FAIL", NO_TRUST_ROOT)
+    return v
+
+
+def _verify(
+    data: Any, v: Verdict, *, trust_root: TrustRoot | None, ledger_url: str | None,
+    w3: Web3 | None,
+) -> bool:
     try:
         b = parse_bundle(data)
     except BundleFormatError as exc:
         v.incomplete = True
         v.add("format", "FAIL", str(exc))
-        return v
+        return False
     v.bundle = b
     v.add("format", "ok", f"proof bundle version {b.version} for record {b.record_id}")
     if not check_offline(b, v):
-        return v
+        return False
+    if trust_root is not None and not (
+        check_pinned(b, trust_root, v) and check_signed_checkpoint(b, trust_root, v)
+    ):
+        return False
     url = ledger_url or b.ledger_url
     v.ledger_url = url
     if w3 is None:
@@ -348,7 +492,6 @@ def verify_bundle(data: Any, *, ledger_url: str | None = None, w3: Web3 | None =
                 "the bundle names no ledger URL: pass --ledger with a JSON-RPC URL of chain "
                 f"{b.checkpoint.chain_id}",
             )
-            return v
+            return False
         w3 = connect(url)
-    check_on_chain(b, w3, v, url=url or "the given ledger")
-    return v
+    return check_on_chain(b, w3, v, url=url or "the given ledger")

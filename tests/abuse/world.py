@@ -316,6 +316,8 @@ def build_world(client: TestClient) -> World:
         r = client.post(f"/api/merchants/{uscc}/verification", headers=regulator)
         assert r.status_code == 201, r.text
     w.ids["uscc"] = w.uscc
+    # The C2SP tiles: the first entry bundle (the records' own bytes) at width 1.
+    w.ids["level"], w.ids["index"] = "entries", "000.p/1"
     w.ids["pledge_id"] = w.new_pledge()
     w.ids["record_id"] = w.new_penalty()
     w.ids["repair_id"] = w.new_repair()

@@ -150,6 +150,7 @@ def test_search_merchant_page_and_verify(
         "format",
         "record",
         "inclusion",
+        "trust",
         "checkpoint",
         "transaction",
         "page",
@@ -256,7 +257,22 @@ def test_verify_page_genuine_and_tampered(
     assert statuses["checkpoint"] == "fail"
     assert "区块链上合约" in result.text
 
-    # 4. Not a bundle at all.
+    # 4. The forged-bundle attack of issue 14: a bundle naming a contract of its own (a
+    #    copy of the service on a chain with the official id). The page pins the trust
+    #    root it was served with and names the pinned contract.
+    trust = live_server.http.get("/.well-known/honest-metering/trust-root.json").json()
+    pinned = trust["ledger"]["contract_address"]
+    elsewhere = "0x" + ("1" if pinned[2] != "1" else "2") + pinned[3:]
+    forged_cp = dict(bundle, checkpoint=dict(bundle["checkpoint"], contract_address=elsewhere))
+    result = _verify_upload(
+        browser, live_server, _bundle_file(tmp_path, "elsewhere.json", forged_cp)
+    )
+    assert _verify_state(result) == "failed", result.text
+    failed = result.find_element(By.CSS_SELECTOR, 'li[data-status="fail"]')
+    assert failed.get_attribute("data-step") == "trust"
+    assert f"信任根固定的是合约 {pinned}" in result.text
+
+    # 5. Not a bundle at all.
     result = _verify_upload(browser, live_server, _bundle_file(tmp_path, "x.json", {"a": 1}))
     assert _verify_state(result) == "failed"
     assert "这不是证明文件" in result.text

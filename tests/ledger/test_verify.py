@@ -1,6 +1,7 @@
 """The independent verifier: a real bundle verifies through the CLI using only the
-bundle and the ledger; every one-byte change to the record, the proof or the
-checkpoint is rejected with its reason."""
+bundle, the pinned trust root and the ledger; every one-byte change to the record, the
+proof or the checkpoint is rejected with its reason; without a trust root nothing is
+VERIFIED."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from backend.app import create_app
 from backend.ledger import merkle
 from backend.ledger.anchoring import Anchorer
+from backend.ledger.trustroot import TrustRoot, parse_trust_root
 from backend.verification.bundle import verify_bundle
 from tests.conftest import ROOT, AnvilNode, free_port, make_settings, require, start_anvil
 from tests.ledger.conftest import append_records, run_cli, serve
@@ -30,6 +32,13 @@ class Anchored:
     bundle: dict[str, Any]
     ledger_url: str  # what a verifier uses: the service's /rpc, or the node
     pass_ledger: list[str]  # CLI arguments naming the ledger when the bundle does not
+    trust_root: dict[str, Any]  # as served
+    bundle_v2: dict[str, Any]
+    base: str
+
+    @property
+    def root(self) -> TrustRoot:
+        return parse_trust_root(self.trust_root)
 
 
 @pytest.fixture(scope="module", params=["embedded", "anvil"])
@@ -59,11 +68,16 @@ def anchored(
             Anchorer(ctx).run_once(force=True)
             append_records(ctx, 4, start=5)
             Anchorer(ctx).run_once(force=True)
-            bundle = httpx.get(f"{base}/api/records/{recs[2].record_id}/proof").json()
+            proof = f"{base}/api/records/{recs[2].record_id}/proof"
+            bundle = httpx.get(proof).json()
+            v2 = httpx.get(proof, params={"version": 2}).json()
+            root = httpx.get(f"{base}/.well-known/honest-metering/trust-root.json").json()
             if node is None:
-                yield Anchored("embedded", bundle, bundle["ledger_url"], [])
+                yield Anchored("embedded", bundle, bundle["ledger_url"], [], root, v2, base)
             else:
-                yield Anchored("anvil", bundle, node.url, ["--ledger", node.url])
+                yield Anchored(
+                    "anvil", bundle, node.url, ["--ledger", node.url], root, v2, base
+                )
     finally:
         if node is not None:
             node.stop()
@@ -118,38 +132,73 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     ),
     "chain id": (
         lambda b: b["checkpoint"].update(chain_id=b["checkpoint"]["chain_id"] + 1),
-        "but the bundle's checkpoint is on chain",
+        "(pinned: chain",
     ),
     "contract address": (
         lambda b: b["checkpoint"].update(
             contract_address=_flip_hex(b["checkpoint"]["contract_address"], 10)
         ),
-        "there is no contract at",
+        "(pinned: contract",
     ),
 }
 
 
 class TestVerifyBundle:
     def test_genuine_bundle_verifies(self, anchored: Anchored) -> None:
-        v = verify_bundle(anchored.bundle, ledger_url=anchored.ledger_url)
+        v = verify_bundle(anchored.bundle, trust_root=anchored.root, ledger_url=anchored.ledger_url)
         assert v.ok, v.render()
         assert [c.name for c in v.checks] == [
             "format",
             "record",
             "inclusion",
+            "trust root",
+            "signed checkpoint",
             "ledger",
             "checkpoint",
             "transaction",
             "contract",
         ]
+        assert v.checks[4].status == "skipped"  # version 1: no signed checkpoint
         assert v.summary().startswith("VERIFIED")
+        assert f"pinned by trust root {anchored.root.fingerprint}" in v.summary()
+
+    def test_version_2_bundle_checks_the_signed_checkpoint(self, anchored: Anchored) -> None:
+        b = anchored.bundle_v2
+        assert b["version"] == 2 and b["signed_checkpoint"].count("\u2014 ") == 1
+        v = verify_bundle(b, trust_root=anchored.root, ledger_url=anchored.ledger_url)
+        assert v.ok, v.render()
+        signed = next(c for c in v.checks if c.name == "signed checkpoint")
+        assert signed.status == "ok", v.render()
+        # Signed by another key: refused, naming the pinned key.
+        from backend.ledger import checkpoint as cps
+        from backend.ledger import note as notes
+
+        head = cps.parse_checkpoint_text(notes.parse_note(b["signed_checkpoint"]).text)
+        forger = notes.Signer.generate(head.origin)
+        forged = {**b, "signed_checkpoint": cps.sign_checkpoint(head, forger).format()}
+        v = verify_bundle(forged, trust_root=anchored.root, ledger_url=anchored.ledger_url)
+        assert not v.ok and "not signed by the log key" in (v.reason or ""), v.render()
+        # The genuine note with its size changed: the log key's signature no longer holds.
+        tampered = b["signed_checkpoint"].replace(f"\n{head.size}\n", f"\n{head.size - 1}\n")
+        v = verify_bundle(
+            {**b, "signed_checkpoint": tampered}, trust_root=anchored.root,
+            ledger_url=anchored.ledger_url,
+        )
+        assert not v.ok and "does not verify" in (v.reason or ""), v.render()
+
+    def test_without_a_trust_root_nothing_is_verified(self, anchored: Anchored) -> None:
+        v = verify_bundle(anchored.bundle, ledger_url=anchored.ledger_url)
+        assert not v.ok and v.incomplete
+        assert all(c.status == "ok" for c in v.checks[:-1]), v.render()
+        assert "no trust root pinned" in (v.reason or "")
+        assert v.summary().startswith("NOT VERIFIED (could not complete the check): no trust")
 
     @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
     def test_one_changed_byte_is_rejected(self, anchored: Anchored, mutation: str) -> None:
         mutate, reason = MUTATIONS[mutation]
         b = copy.deepcopy(anchored.bundle)
         mutate(b)
-        v = verify_bundle(b, ledger_url=anchored.ledger_url)
+        v = verify_bundle(b, trust_root=anchored.root, ledger_url=anchored.ledger_url)
         assert not v.ok
         assert not v.incomplete, v.render()
         assert reason in (v.reason or ""), v.render()
@@ -171,32 +220,35 @@ class TestVerifyBundle:
             inclusion_proof=["0x" + p.hex() for p in merkle.inclusion_proof(index, size, sub)],
         )
         b["checkpoint"]["root"] = "0x" + merkle.root_from_leaf_hashes(leaves).hex()
-        v = verify_bundle(b, ledger_url=anchored.ledger_url)
-        assert [c.status for c in v.checks[:3]] == ["ok", "ok", "ok"]
+        v = verify_bundle(b, trust_root=anchored.root, ledger_url=anchored.ledger_url)
+        assert [c.status for c in v.checks[:4]] == ["ok", "ok", "ok", "ok"]
         assert not v.ok and not v.incomplete
         assert "the contract's checkpoint 1 has root" in (v.reason or "")
 
     @pytest.mark.parametrize(
         ("change", "reason"),
         [
-            (lambda b: b.update(version=2), "unsupported proof bundle version 2"),
+            (lambda b: b.update(version=3), "unsupported proof bundle version 3"),
+            (lambda b: b.update(version=2), "signed_checkpoint is required in version 2"),
             (lambda b: b.update(format="something"), "not a proof bundle"),
             (lambda b: b.update(extra=1), "extra"),
             (lambda b: b.update(leaf_hash="0xzz"), "leaf_hash"),
         ],
-        ids=["version", "format", "unknown-field", "bad-hex"],
+        ids=["version", "v2-unsigned", "format", "unknown-field", "bad-hex"],
     )
     def test_unreadable_bundles_are_incomplete(
         self, anchored: Anchored, change: Callable[[dict[str, Any]], None], reason: str
     ) -> None:
         b = copy.deepcopy(anchored.bundle)
         change(b)
-        v = verify_bundle(b, ledger_url=anchored.ledger_url)
+        v = verify_bundle(b, trust_root=anchored.root, ledger_url=anchored.ledger_url)
         assert not v.ok and v.incomplete
         assert reason in (v.reason or "")
 
     def test_unreachable_ledger_is_incomplete(self, anchored: Anchored) -> None:
-        v = verify_bundle(anchored.bundle, ledger_url=f"http://127.0.0.1:{free_port()}")
+        v = verify_bundle(
+            anchored.bundle, trust_root=anchored.root, ledger_url=f"http://127.0.0.1:{free_port()}"
+        )
         assert not v.ok and v.incomplete
         assert "cannot read the ledger" in (v.reason or "")
         assert v.summary().startswith("NOT VERIFIED (could not complete")
@@ -212,17 +264,44 @@ def _no_service_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+def _pin(anchored: Anchored, tmp_path: Path) -> list[str]:
+    path = tmp_path / "trust-root.json"
+    path.write_text(json.dumps(anchored.trust_root), "utf-8")
+    return ["--trust-root", str(path)]
+
+
 class TestVerifyCommand:
     def test_bundle_verifies_through_the_cli(self, anchored: Anchored, tmp_path: Path) -> None:
         path = tmp_path / "bundle.json"
         path.write_text(json.dumps(anchored.bundle, ensure_ascii=False), "utf-8")
-        proc = run_cli(["verify", str(path), *anchored.pass_ledger], env=_no_service_env(tmp_path))
+        proc = run_cli(
+            ["verify", str(path), *_pin(anchored, tmp_path), *anchored.pass_ledger],
+            env=_no_service_env(tmp_path),
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "VERIFIED: record " + anchored.bundle["record_id"] in proc.stdout
         assert "[FAIL]" not in proc.stdout
         # It never touched the service's files.
         assert not (tmp_path / "no-such-data-dir").exists()
         assert not (tmp_path / "no-such-dir").exists()
+        # The trust root by URL works too; without one the command refuses and says why.
+        url = anchored.base + "/.well-known/honest-metering/trust-root.json"
+        proc = run_cli(
+            ["verify", str(path), "--trust-root", url, *anchored.pass_ledger],
+            env=_no_service_env(tmp_path),
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        proc = run_cli(["verify", str(path), *anchored.pass_ledger], env=_no_service_env(tmp_path))
+        assert proc.returncode == 2
+        assert "VERIFIED:" not in proc.stdout.replace("NOT VERIFIED", "")
+        assert "no trust root pinned" in proc.stdout
+        bad = tmp_path / "bad-root.json"
+        bad.write_text(json.dumps({**anchored.trust_root, "witness_quorum": 0, "version": 9}))
+        proc = run_cli(
+            ["verify", str(path), "--trust-root", str(bad), *anchored.pass_ledger],
+            env=_no_service_env(tmp_path),
+        )
+        assert proc.returncode == 2 and "not signed by the log key" in proc.stderr
 
     def test_tampered_bundle_is_rejected_with_the_reason(
         self, anchored: Anchored, tmp_path: Path
@@ -232,7 +311,8 @@ class TestVerifyCommand:
         path = tmp_path / "bundle.json"
         path.write_text(json.dumps(b, ensure_ascii=False), "utf-8")
         proc = run_cli(
-            ["verify", str(path), "--json", *anchored.pass_ledger], env=_no_service_env(tmp_path)
+            ["verify", str(path), "--json", *_pin(anchored, tmp_path), *anchored.pass_ledger],
+            env=_no_service_env(tmp_path),
         )
         assert proc.returncode == 1, proc.stdout + proc.stderr
         out = json.loads(proc.stdout)
@@ -247,7 +327,9 @@ class TestVerifyCommand:
             # An external node is not named in the bundle: the user must say which.
             path = tmp_path / "bundle.json"
             path.write_text(json.dumps(anchored.bundle), "utf-8")
-            proc = run_cli(["verify", str(path)], env=_no_service_env(tmp_path))
+            proc = run_cli(
+                ["verify", str(path), *_pin(anchored, tmp_path)], env=_no_service_env(tmp_path)
+            )
             assert proc.returncode == 2
             assert "pass --ledger" in proc.stdout
 

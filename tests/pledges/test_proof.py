@@ -50,11 +50,14 @@ def test_pledge_bundle_verifies_and_names_the_signer(
         resp = client.get(f"/api/records/{pledge['record_id']}/proof")
         assert resp.status_code == 200, resp.text
         bundle = resp.json()
+        trust_root = client.get("/.well-known/honest-metering/trust-root.json").json()
 
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle))
+    root_path = tmp_path / "trust-root.json"
+    root_path.write_text(json.dumps(trust_root))
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["verify", str(path), "--ledger", anvil.url])
+        cli.main(["verify", str(path), "--trust-root", str(root_path), "--ledger", anvil.url])
     assert exit_.value.code == 0, capsys.readouterr()
 
     # Who pledged, from the bundle alone.

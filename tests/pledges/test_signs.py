@@ -196,3 +196,24 @@ def test_no_font_at_all_serves_the_svg_with_a_note(
         texts = [t.text or "" for t in root.iter(f"{SVG_NS}text")]
         assert signs.PDF_NOTE in texts
         assert HOSTILE in "".join(texts)
+
+
+def test_sign_carries_the_trust_root_fingerprint(
+    client: TestClient, pledged: dict[str, object]
+) -> None:
+    uscc = pledged["uscc"]
+    client.app.state.ctx.ledger()  # type: ignore[attr-defined]
+    fp = client.get("/.well-known/honest-metering/trust-root.json").headers["x-fingerprint"]
+    short = " ".join(fp[i : i + 4] for i in range(0, 16, 4))
+    root = ET.fromstring(client.get(f"/merchants/{uscc}/sign.svg").content)
+    assert f"信任根指纹 {short}" in [t.text for t in root.iter(f"{SVG_NS}text")]
+
+
+def test_no_fingerprint_line_while_unknown() -> None:
+    sign = signs.SignData(
+        uscc="91511902MA62Q3T556", name="店", verified=True, title="t", items=["a"],
+        extra_commitments=None, valid_from=date(2026, 1, 1), valid_until=date(2027, 1, 1),
+        record_id="ab" * 32, url="http://x/m",
+    )
+    texts = [line.text for line in signs.layout(sign, signs.estimate_width).lines]
+    assert not any(t.startswith("信任根指纹") for t in texts)

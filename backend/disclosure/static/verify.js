@@ -509,6 +509,25 @@
           cp.tree_size + ' 条记录的日志树根 ' + cp.root + '，与检查点一致。';
       });
 
+      var pinned = options.pinned;
+      if (pinned) {
+        await step('trust', '证明属于本站信任根固定的链和合约', async function () {
+          var wrong = [];
+          if (BigInt(cp.chain_id) !== BigInt(pinned.chainId)) {
+            wrong.push('链 ' + cp.chain_id + '（信任根固定的是链 ' + pinned.chainId + '）');
+          }
+          if (cp.contract_address.toLowerCase() !== pinned.contract.toLowerCase()) {
+            wrong.push('合约 ' + cp.contract_address + '（信任根固定的是合约 ' + pinned.contract + '）');
+          }
+          if (wrong.length) {
+            throw new VerifyError('证明文件所说的' + wrong.join('、') + '与本站信任根（指纹 ' +
+              pinned.fingerprint + '）不一致：这不是本日志的证明。');
+          }
+          return '链 ' + pinned.chainId + ' 和合约 ' + pinned.contract + ' 正是信任根（指纹 ' +
+            pinned.fingerprint + '）固定的，不取证明文件自己的说法。';
+        });
+      }
+
       var urls = [];
       (bundle.ledger_url ? [bundle.ledger_url] : []).concat(options.rpcUrls || []).forEach(function (u) {
         if (u && urls.indexOf(u) < 0) urls.push(u);
@@ -616,6 +635,15 @@
     return url ? [new URL(url, window.location.href).href] : [];
   }
 
+  function pagePinned() {
+    var body = document.body;
+    var chainId = body && body.getAttribute('data-pinned-chain-id');
+    var contract = body && body.getAttribute('data-pinned-contract');
+    var fp = body && body.getAttribute('data-trust-root');
+    if (!chainId || !/^[0-9]+$/.test(chainId) || !contract || !/^0x[0-9a-fA-F]{40}$/.test(contract)) return null;
+    return { chainId: chainId, contract: contract, fingerprint: fp || '' };
+  }
+
   function pageCodeSha256() {
     var v = document.body && document.body.getAttribute('data-contract-code-sha256');
     return v && /^[0-9a-f]{64}$/.test(v) ? v : null;
@@ -669,6 +697,7 @@
     var result = await verifyBundle(bundle, {
       rpcUrls: pageRpcUrls(),
       codeSha256: pageCodeSha256(),
+      pinned: pagePinned(),
       onStep: ui.onStep,
       shown: shown
     });
