@@ -71,9 +71,17 @@ def verify_selected(args: argparse.Namespace) -> bool:
 
 
 def verify_run(args: argparse.Namespace) -> int:
+    from backend.ledger.trustroot_load import TrustRootError, load_trust_root
     from backend.verification.credit import verify_credit
 
-    verdict = verify_credit(args.credit, base_url=args.url, ledger_url=args.ledger)
+    try:
+        root = load_trust_root(args.trust_root) if args.trust_root else None
+    except TrustRootError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    verdict = verify_credit(
+        args.credit, base_url=args.url, ledger_url=args.ledger, trust_root=root
+    )
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False))
     else:

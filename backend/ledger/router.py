@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from backend.context import AppContext
+from backend.db import INT_KEY_MAX
 from backend.deps import CtxDep, Offset, ReadSessionDep
 from backend.errors import ErrorResponse, ValidationFailed, error_responses
 from backend.ledger import health, published, service, tiles, trustroot_store, witnessing
@@ -98,7 +99,9 @@ def record_proof(
     record_id: str,
     session: ReadSessionDep,
     ctx: CtxDep,
-    checkpoint: Annotated[int | None, Query(ge=0, description="default: the latest")] = None,
+    checkpoint: Annotated[
+        int | None, Query(ge=0, le=INT_KEY_MAX, description="default: the latest")
+    ] = None,
     version: Annotated[
         int, Query(ge=1, le=2, description="bundle format; 2 adds the signed checkpoint")
     ] = 1,

@@ -43,6 +43,7 @@ from backend.credit.policy import (
     CreditPolicy,
     select_policy,
 )
+from backend.ledger.trustroot import TrustRoot
 from backend.verification.bundle import connect, verify_bundle
 
 Status = Literal["ok", "FAIL"]
@@ -142,7 +143,12 @@ def _bundle(fetch: _Fetch, record_id: str) -> tuple[dict[str, Any] | None, str |
 
 
 def _prove(
-    fetch: _Fetch, record_ids: list[str], *, ledger_url: str | None, w3: Any
+    fetch: _Fetch,
+    record_ids: list[str],
+    *,
+    ledger_url: str | None,
+    w3: Any,
+    trust_root: TrustRoot | None,
 ) -> tuple[dict[str, dict[str, Any]], str | None, bool, Any]:
     """Fetch and verify each record's bundle; returns the envelopes by id."""
 
@@ -159,7 +165,7 @@ def _prove(
                     "chain"
                 ), True, w3
             w3 = connect(url)
-        verdict = verify_bundle(data, ledger_url=ledger_url, w3=w3)
+        verdict = verify_bundle(data, trust_root=trust_root, ledger_url=ledger_url, w3=w3)
         if not verdict.ok:
             return envelopes, f"record {rid}: {verdict.reason}", verdict.incomplete, w3
         if data["record_id"] != rid:
@@ -179,15 +185,21 @@ def verify_credit(
     http: httpx.Client | None = None,
     ledger_url: str | None = None,
     w3: Any = None,
+    trust_root: TrustRoot | None = None,
 ) -> CreditVerdict:
-    """Check that the tier the service shows for ``uscc`` follows from proven records."""
+    """Check that the tier the service shows for ``uscc`` follows from proven records.
+    Each record's bundle is checked against ``trust_root`` (chain, contract, log key);
+    without one the verdict is never VERIFIED (``verify_bundle``)."""
     own = http is None
     client = http or httpx.Client(timeout=30.0)
     try:
         for attempt in range(2):
             v = CreditVerdict(uscc=uscc.strip().upper())
             try:
-                return _verify(v, _Fetch(client, base_url), ledger_url=ledger_url, w3=w3)
+                return _verify(
+                    v, _Fetch(client, base_url), ledger_url=ledger_url, w3=w3,
+                    trust_root=trust_root,
+                )
             except _RecordsChanged:
                 if attempt == 1:
                     return v.fail(
@@ -216,7 +228,14 @@ def _json(resp: httpx.Response) -> Any:
         return None
 
 
-def _verify(v: CreditVerdict, fetch: _Fetch, *, ledger_url: str | None, w3: Any) -> CreditVerdict:
+def _verify(
+    v: CreditVerdict,
+    fetch: _Fetch,
+    *,
+    ledger_url: str | None,
+    w3: Any,
+    trust_root: TrustRoot | None,
+) -> CreditVerdict:
     uscc = v.uscc
     for _attempt in range(2):
         shown_resp = fetch.get(f"/api/merchants/{uscc}/credit")
@@ -255,7 +274,9 @@ def _verify(v: CreditVerdict, fetch: _Fetch, *, ledger_url: str | None, w3: Any)
             incomplete=True,
         )
     policy_ids = [p["record_id"] for p in policies_resp.json()["items"]]
-    envs, problem, incomplete, w3 = _prove(fetch, policy_ids, ledger_url=ledger_url, w3=w3)
+    envs, problem, incomplete, w3 = _prove(
+        fetch, policy_ids, ledger_url=ledger_url, w3=w3, trust_root=trust_root
+    )
     if problem:
         return v.fail("policy", problem, incomplete=incomplete)
     policies: list[CreditPolicy] = []
@@ -310,7 +331,9 @@ def _verify(v: CreditVerdict, fetch: _Fetch, *, ledger_url: str | None, w3: Any)
 
     # The records.
     ids = [item["record_id"] for item in listing["items"]]
-    envs, problem, incomplete, w3 = _prove(fetch, ids, ledger_url=ledger_url, w3=w3)
+    envs, problem, incomplete, w3 = _prove(
+        fetch, ids, ledger_url=ledger_url, w3=w3, trust_root=trust_root
+    )
     if problem:
         return v.fail("records", problem, incomplete=incomplete)
     records = [envs[i] for i in ids]

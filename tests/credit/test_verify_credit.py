@@ -18,6 +18,8 @@ from backend import cli
 from backend.accounts import service as accounts
 from backend.app import create_app
 from backend.credit.models import MerchantRating
+from backend.ledger.trustroot import TrustRoot
+from backend.ledger.trustroot_load import load_trust_root
 from backend.verification.credit import verify_credit
 from tests import factories
 from tests.conftest import free_port, make_settings
@@ -77,6 +79,16 @@ def live(tmp_path: Any) -> Iterator[Live]:
             thread.join(30)
 
 
+def _root_url(live: Live) -> str:
+    return f"{live.url}/.well-known/honest-metering/trust-root.json"
+
+
+def _root(live: Live) -> TrustRoot:
+    """The live service's trust root (a real verifier gets it, and checks its
+    fingerprint, from the regulator)."""
+    return load_trust_root(_root_url(live))
+
+
 @pytest.mark.slow
 def test_verify_credit_confirms_then_detects_a_tampered_tier(
     live: Live, capsys: pytest.CaptureFixture[str]
@@ -94,14 +106,14 @@ def test_verify_credit_confirms_then_detects_a_tampered_tier(
     last = live.post(o.listing(uscc=uscc, on=o.days_ago(10)), regulator)
     live.wait_anchored(last["record_id"])
 
-    verdict = verify_credit(uscc, base_url=live.url)
+    verdict = verify_credit(uscc, base_url=live.url, trust_root=_root(live))
     assert verdict.ok, verdict.render()
     assert verdict.computed is not None
     assert (verdict.computed.tier, verdict.computed.score) == ("D", 32)
     assert "1 past their publicity period" in verdict.render()
 
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["verify", "--credit", uscc, "--url", live.url])
+        cli.main(["verify", "--credit", uscc, "--url", live.url, "--trust-root", _root_url(live)])
     assert exit_.value.code == 0
     assert "VERIFIED" in capsys.readouterr().out
 
@@ -113,7 +125,7 @@ def test_verify_credit_confirms_then_detects_a_tampered_tier(
     assert live.http.get(f"/api/merchants/{uscc}/credit").json()["tier"] == "B"
 
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["verify", "--credit", uscc, "--url", live.url])
+        cli.main(["verify", "--credit", uscc, "--url", live.url, "--trust-root", _root_url(live)])
     out = capsys.readouterr().out
     assert exit_.value.code == 1
     assert "MISMATCH" in out and "tier B (the records give D)" in out
@@ -127,8 +139,8 @@ def test_verify_credit_cannot_complete_for_unanchored_records(live: Live) -> Non
     assert live.http.post(f"/api/merchants/{uscc}/verification", headers=regulator).is_success
     live.app.state.anchor_worker.stop()
     live.post(o.spot_check(uscc=uscc), regulator)
-    verdict = verify_credit(uscc, base_url=live.url)
+    verdict = verify_credit(uscc, base_url=live.url, trust_root=_root(live))
     assert not verdict.ok and verdict.incomplete
     assert "not anchored" in verdict.summary()
-    bad = verify_credit(factories.make_uscc(n=999_995), base_url=live.url)
+    bad = verify_credit(factories.make_uscc(n=999_995), base_url=live.url, trust_root=_root(live))
     assert not bad.ok and "404" in bad.summary()

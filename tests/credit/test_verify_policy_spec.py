@@ -16,7 +16,11 @@ from backend.ledger.write import write
 from backend.timeutil import today_shanghai, utcnow
 from backend.verification.credit import verify_credit
 from tests import factories
-from tests.credit.test_verify_credit import Live, live  # noqa: F401 (the live-service fixture)
+from tests.credit.test_verify_credit import (  # noqa: F401 (the live-service fixture)
+    Live,
+    _root,
+    live,
+)
 from tests.supervision import outcomes as o
 
 
@@ -46,16 +50,17 @@ def _publish(lv: Live, *, spec: str | None, now: datetime) -> str:
 def test_policy_without_spec_verifies_and_other_rules_fail(live: Live) -> None:  # noqa: F811
     regulator = live.staff("reg-spec", "regulator")
     uscc = live.http.post("/api/merchants", json=factories.merchant_body()).json()["uscc"]
+    assert live.http.post(f"/api/merchants/{uscc}/verification", headers=regulator).is_success
     live.post(o.spot_check(uscc=uscc), regulator)
 
     old = _publish(live, spec=None, now=utcnow())
     live.wait_anchored(old)
-    verdict = verify_credit(uscc, base_url=live.url)
+    verdict = verify_credit(uscc, base_url=live.url, trust_root=_root(live))
     assert verdict.ok, verdict.render()
     assert "names no specification" in verdict.render()
 
     other = _publish(live, spec="ab" * 32, now=utcnow())
     live.wait_anchored(other)
-    verdict = verify_credit(uscc, base_url=live.url)
+    verdict = verify_credit(uscc, base_url=live.url, trust_root=_root(live))
     assert not verdict.ok and not verdict.incomplete
     assert "ab" * 32 in verdict.render() and "cannot recompute" in verdict.render()

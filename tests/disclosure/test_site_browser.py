@@ -98,6 +98,11 @@ def site(live_server: LiveServer) -> Iterator[dict[str, Any]]:
     _api_pledge(live, xss_h, "retail")
 
     unpledged, _ = _api_register(live, name="平昌县示例加油站", sector="fuel", region_code="511923")
+    # Verified, so that its page shows a tier (issue 15 M5).
+    r = live.http.post(
+        f"/api/merchants/{unpledged['uscc']}/verification", json={}, headers=staff
+    )
+    assert r.status_code == 201, r.text
 
     for rid in (pledge["record_id"], spot["record_id"], honest["record_id"]):
         live.wait_anchored(rid)

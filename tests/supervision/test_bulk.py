@@ -46,7 +46,7 @@ def counts(client: TestClient) -> tuple[int, int]:
 
 @pytest.fixture
 def merchants(client: TestClient) -> list[str]:
-    return [str(factories.register(client)["uscc"]) for _ in range(20)]
+    return [str(factories.register_verified(client)["uscc"]) for _ in range(20)]
 
 
 class TestBulk:
