@@ -50,7 +50,7 @@ from backend.credit.policy import DEFAULT_POLICY
 from backend.db import Database
 from backend.demo import inspections as inspections_demo
 from backend.demo import supervision as supervision_demo
-from backend.demo.data import DEFAULT_SEED, generate_merchants
+from backend.demo.data import DEFAULT_SEED, generate_merchants, random_uscc
 from backend.demo.supervision import DemoMerchant, HistorySummary
 from backend.inspections.models import InspectionItem, Inspector
 from backend.ledger import log as ledger_log
@@ -659,6 +659,18 @@ def seed_demo(
                 )
             )
         return seeder.summary
+
+
+def unused_uscc(session: Session | None, *, rng: random.Random | None = None) -> str:
+    """A well-formed credit code that no merchant in the registry holds, to try
+    registration with (``honest-metering demo --new-uscc``); ``session`` is ``None``
+    for a registry whose tables do not exist yet."""
+    rng = rng or random.SystemRandom()
+    for _ in range(1000):
+        code = random_uscc(rng)
+        if session is None or session.get(Merchant, code) is None:
+            return code
+    raise RuntimeError("no unused credit code found in 1000 tries")  # pragma: no cover
 
 
 def credentials_text() -> str:
