@@ -576,7 +576,17 @@ class _Seeder:
         calls: dict[date, list[_Action]] = defaultdict(list)
         for a in sorted(self.actions, key=lambda a: (a.day, a.order, a.seq)):
             calls[a.day].append(a)
-        for day in sorted(by_day.keys() | calls.keys()):
+        days = sorted(by_day.keys() | calls.keys())
+        # Seeding takes tens of seconds, with the port still closed: say how far it is.
+        step = max(1, len(days) // 10)
+        for n, day in enumerate(days, 1):
+            if n % step == 0 or n == len(days):
+                log.info(
+                    "demo data: %d%% written (simulated day %s, %d records so far)",
+                    n * 100 // len(days),
+                    day.isoformat(),
+                    self.summary.records,
+                )
             events = by_day.get(day, [])
             for start in range(0, len(events), 500):
                 chunk = events[start : start + 500]
@@ -637,6 +647,11 @@ def seed_demo(
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_DEMO_LOCK})
         if merchant_count(s) > 0:
             return None
+        log.info(
+            "demo data: seeding %d made-up merchants with two years of history "
+            "(about half a minute; progress follows)",
+            merchants_n,
+        )
         seeder = _Seeder(s, settings=settings, now=now, seed=seed)
         seeder.staff(now)
         seeder.merchant(SHOWCASE[0], story="demonstration")
@@ -647,8 +662,10 @@ def seed_demo(
             if m["uscc"] not in showcase:
                 seeder.merchant(m)
         size = ledger_log.tree_size(s)
+        log.info("demo data: planning the supervision history")
         seeder.regulator_side(seed)
         seeder.write()
+        log.info("demo data: rating every merchant")
         seeder.rate_all()
         seeder.summary.records = ledger_log.tree_size(s) - size
         if not db.is_sqlite:
@@ -688,6 +705,10 @@ def seed_on_first_start(ctx: AppContext) -> DemoSummary | None:
     with ctx.db.read() as s:
         if merchant_count(s) > 0:
             return None
+    log.info(
+        "first start with an empty registry: seeding demo data before the service listens "
+        "(set HM_DEMO_ON_FIRST_START=false to start empty)"
+    )
     summary = seed_demo(ctx.db, settings=ctx.settings)
     if summary is not None:
         log.info(
