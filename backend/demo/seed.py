@@ -685,7 +685,7 @@ def unused_uscc(session: Session | None, *, rng: random.Random | None = None) ->
     rng = rng or random.SystemRandom()
     for _ in range(1000):
         code = random_uscc(rng)
-        if session is None or session.get(Merchant, code) is None:
+        if session is None or not merchant_queries.merchants_by_uscc(session, [code]):
             return code
     raise RuntimeError("no unused credit code found in 1000 tries")  # pragma: no cover
 

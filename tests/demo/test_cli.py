@@ -14,7 +14,6 @@ from backend.demo.seed import unused_uscc
 from backend.merchants.models import Merchant
 from backend.uscc import is_valid_uscc
 from tests import factories
-from tests.api_fixtures import client  # noqa: F401
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -33,19 +32,11 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return data
 
 
-class _Taken:
-    """A registry holding exactly ``codes``."""
-
-    def __init__(self, codes: set[str]) -> None:
-        self.codes = codes
-
-    def get(self, _model: Any, code: str) -> object | None:
-        return object() if code in self.codes else None
-
-
-def test_unused_uscc_skips_a_code_already_registered() -> None:
+def test_unused_uscc_skips_a_code_already_registered(client: Any) -> None:
     first = random_uscc(random.Random(7))
-    code = unused_uscc(_Taken({first}), rng=random.Random(7))  # type: ignore[arg-type]
+    factories.register(client, uscc=first)
+    with client.app.state.ctx.db.read() as s:
+        code = unused_uscc(s, rng=random.Random(7))
     assert code != first and is_valid_uscc(code)
 
 
