@@ -145,6 +145,10 @@ class CreditPublic(BaseModel):
     tier: str
     score: int
     score_tier: str = PField(description="the tier from the score alone, before the list rules")
+    base_score: int = PField(
+        description="the policy's base score; base_score + sum of factor points, clamped to "
+        "0–100, is the score"
+    )
     policy_version: int
     policy_record_id: str
     on_abnormal_list: bool

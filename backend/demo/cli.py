@@ -18,6 +18,8 @@ def _demo(args: argparse.Namespace) -> int:
     if settings.env == "production":
         print("error: demo data is made up; refusing with HM_ENV=production", file=sys.stderr)
         return 2
+    if args.new_uscc:
+        return _new_uscc(settings)
     ctx = AppContext.create(settings)
     try:
         started = time.monotonic()
@@ -48,6 +50,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_uscc(settings: Any) -> int:
+    """Print a valid credit code no merchant in this registry holds (to try registering)."""
+    from sqlalchemy import inspect
+
+    from backend.db import Database
+    from backend.demo.seed import unused_uscc
+    from backend.merchants.models import Merchant
+
+    db = Database(settings.db_url)
+    try:
+        with db.read() as s:
+            # A registry not yet migrated holds no merchants: any code is unused.
+            known = inspect(db.read_engine).has_table(Merchant.__tablename__)
+            print(unused_uscc(s if known else None))
+    finally:
+        db.dispose()
+    return 0
+
+
 def _demo_draw(ctx: Any) -> str:
     """The demo's random inspection draw, which needs the ledger (not part of seeding)."""
     from backend.demo.inspections import run_demo_draw
@@ -73,4 +94,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--merchants", type=int, default=2000, help="how many merchants (default 2000)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (reproducible)")
+    p.add_argument(
+        "--new-uscc",
+        action="store_true",
+        help="only print a valid credit code that no merchant here holds (to try registering)",
+    )
     p.set_defaults(func=_demo)

@@ -246,7 +246,7 @@ def generate_merchants(n: int, *, seed: int = DEFAULT_SEED) -> list[dict[str, An
     out: list[dict[str, Any]] = []
     for sector, region in zip(sectors, regions, strict=True):
         entity = rng.choices(("1", "2", "3"), _ENTITY_WEIGHTS[sector])[0]
-        uscc = _unique(codes, partial(_uscc, rng, entity, region))
+        uscc = _unique(codes, partial(random_uscc, rng, entity, region))
         sub_area = _sub_area(rng, region)
         town = rng.choice(_TOWNS[region])
         for attempt in range(1, 1000):
@@ -302,7 +302,9 @@ def _unique(seen: set[str], make: Callable[[], str]) -> str:
     raise RuntimeError("demo-data generator ran out of unique values")  # pragma: no cover
 
 
-def _uscc(rng: random.Random, entity: str, region: str) -> str:
+def random_uscc(rng: random.Random, entity: str = "1", region: str = "511902") -> str:
+    """A well-formed credit code (check characters by backend/uscc.py) for a made-up
+    entity of type ``entity`` registered in division ``region``."""
     if rng.random() < 0.85:
         # Codes issued since 2015 carry a body starting 'MA'; Sichuan's read MA6x.
         body = "MA6" + rng.choice("12ABCDE") + "".join(rng.choices(ALPHABET, k=4))

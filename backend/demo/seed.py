@@ -50,7 +50,7 @@ from backend.credit.policy import DEFAULT_POLICY
 from backend.db import Database
 from backend.demo import inspections as inspections_demo
 from backend.demo import supervision as supervision_demo
-from backend.demo.data import DEFAULT_SEED, generate_merchants
+from backend.demo.data import DEFAULT_SEED, generate_merchants, random_uscc
 from backend.demo.supervision import DemoMerchant, HistorySummary
 from backend.inspections.models import InspectionItem, Inspector
 from backend.ledger import log as ledger_log
@@ -576,7 +576,17 @@ class _Seeder:
         calls: dict[date, list[_Action]] = defaultdict(list)
         for a in sorted(self.actions, key=lambda a: (a.day, a.order, a.seq)):
             calls[a.day].append(a)
-        for day in sorted(by_day.keys() | calls.keys()):
+        days = sorted(by_day.keys() | calls.keys())
+        # Seeding takes tens of seconds, with the port still closed: say how far it is.
+        step = max(1, len(days) // 10)
+        for n, day in enumerate(days, 1):
+            if n % step == 0 or n == len(days):
+                log.info(
+                    "demo data: %d%% written (simulated day %s, %d records so far)",
+                    n * 100 // len(days),
+                    day.isoformat(),
+                    self.summary.records,
+                )
             events = by_day.get(day, [])
             for start in range(0, len(events), 500):
                 chunk = events[start : start + 500]
@@ -637,6 +647,11 @@ def seed_demo(
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_DEMO_LOCK})
         if merchant_count(s) > 0:
             return None
+        log.info(
+            "demo data: seeding %d made-up merchants with two years of history "
+            "(about half a minute; progress follows)",
+            merchants_n,
+        )
         seeder = _Seeder(s, settings=settings, now=now, seed=seed)
         seeder.staff(now)
         seeder.merchant(SHOWCASE[0], story="demonstration")
@@ -647,8 +662,10 @@ def seed_demo(
             if m["uscc"] not in showcase:
                 seeder.merchant(m)
         size = ledger_log.tree_size(s)
+        log.info("demo data: planning the supervision history")
         seeder.regulator_side(seed)
         seeder.write()
+        log.info("demo data: rating every merchant")
         seeder.rate_all()
         seeder.summary.records = ledger_log.tree_size(s) - size
         if not db.is_sqlite:
@@ -659,6 +676,18 @@ def seed_demo(
                 )
             )
         return seeder.summary
+
+
+def unused_uscc(session: Session | None, *, rng: random.Random | None = None) -> str:
+    """A well-formed credit code that no merchant in the registry holds, to try
+    registration with (``honest-metering demo --new-uscc``); ``session`` is ``None``
+    for a registry whose tables do not exist yet."""
+    rng = rng or random.SystemRandom()
+    for _ in range(1000):
+        code = random_uscc(rng)
+        if session is None or not merchant_queries.merchants_by_uscc(session, [code]):
+            return code
+    raise RuntimeError("no unused credit code found in 1000 tries")  # pragma: no cover
 
 
 def credentials_text() -> str:
@@ -676,6 +705,10 @@ def seed_on_first_start(ctx: AppContext) -> DemoSummary | None:
     with ctx.db.read() as s:
         if merchant_count(s) > 0:
             return None
+    log.info(
+        "first start with an empty registry: seeding demo data before the service listens "
+        "(set HM_DEMO_ON_FIRST_START=false to start empty)"
+    )
     summary = seed_demo(ctx.db, settings=ctx.settings)
     if summary is not None:
         log.info(

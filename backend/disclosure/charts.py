@@ -23,6 +23,19 @@ TIER_MEANING = {
 
 
 
+CHART_WIDTH = 440
+"""The tier chart's viewBox width; every bar and its count label lie inside it."""
+BAR_X = 40
+LABEL_GAP = 6
+LABEL_FONT = 13
+
+
+def text_width(text: str, *, font_size: int = LABEL_FONT) -> float:
+    """A generous estimate of the rendered width of ``text``: a full em for a CJK or
+    full-width character, 0.62 em for anything else (digits, %, spaces)."""
+    return round(sum(font_size if ord(ch) > 0x2E7F else 0.62 * font_size for ch in text), 1)
+
+
 @dataclass
 class Bar:
     tier: str
@@ -31,26 +44,46 @@ class Bar:
     share: float
     y: int
     width: float
+    text: str = ""
+    """The count label drawn after the bar."""
+    text_x: float = 0.0
+    text_width: float = 0.0
 
 
-def tier_bars(by_tier: Mapping[str, int], *, unrated: int = 0, width: int = 300) -> list[Bar]:
-    """Horizontal bars, one per tier, scaled to the largest count."""
+def count_text(count: int, share: float) -> str:
+    return f"{count} 家（{share * 100:.1f}%）"
+
+
+def tier_bars(
+    by_tier: Mapping[str, int], *, unrated: int = 0, chart_width: int = CHART_WIDTH
+) -> list[Bar]:
+    """Horizontal bars, one per tier, scaled to the largest count so that the longest
+    bar still leaves room for its count label inside ``chart_width``."""
     rows = [(t, TIER_LABELS[t], int(by_tier.get(t, 0))) for t in TIERS]
     if unrated:
         rows.append(("none", "未评定", unrated))
     total = sum(n for _, _, n in rows) or 1
     top = max((n for _, _, n in rows), default=0) or 1
-    return [
-        Bar(
-            tier=t,
-            label=label,
-            count=n,
-            share=n / total,
-            y=i * 34,
-            width=round(max(n / top * width, 2 if n else 0), 1),
+    texts = [count_text(n, n / total) for _, _, n in rows]
+    widest = max(text_width(t) for t in texts)
+    room = chart_width - BAR_X - LABEL_GAP - widest
+    bars = []
+    for i, ((t, label, n), text) in enumerate(zip(rows, texts, strict=True)):
+        width = round(max(n / top * room, 2 if n else 0), 1)
+        bars.append(
+            Bar(
+                tier=t,
+                label=label,
+                count=n,
+                share=n / total,
+                y=i * 34,
+                width=width,
+                text=text,
+                text_x=round(BAR_X + width + LABEL_GAP, 1),
+                text_width=text_width(text),
+            )
         )
-        for i, (t, label, n) in enumerate(rows)
-    ]
+    return bars
 
 
 @dataclass

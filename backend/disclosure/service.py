@@ -34,7 +34,7 @@ from backend.config import Settings
 from backend.credit import repair
 from backend.credit import service as credit
 from backend.credit.models import CreditRepair, CreditRepairDecision, MerchantRating
-from backend.disclosure.charts import TIER_LABELS, TIERS, tier_bars
+from backend.disclosure.charts import BAR_X, CHART_WIDTH, TIER_LABELS, TIERS, tier_bars
 from backend.disclosure.describe import describe_draw_record
 from backend.disclosure.shop import merchant_page
 from backend.errors import DomainError
@@ -134,7 +134,9 @@ def home(session: Session, *, today: date, cache: StatsCache | None = None) -> d
             "year": t.by_year,
             "target": t.target,
             "reached": t.reached,
-            "share": min(overview.demonstration_units / t.target, 1.0) if t.target else 1.0,
+            "past": t.past,
+            "units": t.units,
+            "share": min(t.units / t.target, 1.0) if t.target else 1.0,
         }
         for t in overview.demonstration_targets
     ]
@@ -142,6 +144,8 @@ def home(session: Session, *, today: date, cache: StatsCache | None = None) -> d
         "overview": overview,
         "stats": stats,
         "bars": bars,
+        "chart_width": CHART_WIDTH,
+        "bar_x": BAR_X,
         "targets": targets,
         "checkpoint": latest_checkpoint(session),
         "anchoring": anchoring(session),

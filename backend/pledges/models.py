@@ -272,7 +272,13 @@ class DemonstrationUnitItem(BaseModel):
 class Target(BaseModel):
     by_year: int
     target: int
-    reached: bool
+    reached: bool = PField(
+        description="met: by the end of by_year if that has passed, otherwise today"
+    )
+    past: bool = PField(description="by_year has ended (Asia/Shanghai): a past target")
+    units: int = PField(
+        description="demonstration units counted: on the last day of by_year if past, else today"
+    )
 
 
 class OverviewStats(BaseModel):

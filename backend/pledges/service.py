@@ -702,10 +702,18 @@ def overview(session: Session, *, today: date) -> OverviewStats:
         active_pledges=queries.count_active_pledges(session, today),
         demonstration_units=units,
         demonstration_targets=[
-            Target(by_year=year, target=target, reached=units >= target)
+            _target(session, year, target, today=today, units_today=units)
             for year, target in DEMONSTRATION_TARGETS
         ],
     )
+
+
+def _target(session: Session, year: int, target: int, *, today: date, units_today: int) -> Target:
+    """A target against ``today``: once its year has ended it is judged by the units
+    active on that year's last day, not shown as a goal still ahead."""
+    past = today.year > year
+    units = queries.count_active_awards(session, date(year, 12, 31)) if past else units_today
+    return Target(by_year=year, target=target, reached=units >= target, past=past, units=units)
 
 
 # --- the counter sign ------------------------------------------------------------------

@@ -485,3 +485,21 @@ def test_readme_states_the_demo_credentials() -> None:
         assert f"`{username}` | `{password}`" in readme
     assert f"`{demo.DEMO_MERCHANT_PASSWORD}`" in readme
     assert demo.SHOWCASE[0]["uscc"] in readme
+
+
+def test_seeding_reports_progress(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The port stays closed while the demo is seeded: the log says how far it is."""
+    settings = make_settings(tmp_path / "data", anchor_enabled=False)
+    settings.data_dir.mkdir(parents=True)
+    db = Database(settings.db_url)
+    db.migrate()
+    try:
+        with caplog.at_level("INFO", logger=demo.log.name):
+            assert demo.seed_demo(db, settings=settings, merchants_n=60) is not None
+    finally:
+        db.dispose()
+    lines = [r.getMessage() for r in caplog.records if r.name == demo.log.name]
+    assert lines[0].startswith("demo data: seeding 60 made-up merchants")
+    percents = [int(m.group(1)) for m in map(re.compile(r"(\d+)% written").search, lines) if m]
+    assert len(percents) >= 10 and percents == sorted(percents) and percents[-1] == 100
+    assert lines[-1] == "demo data: rating every merchant"

@@ -160,9 +160,10 @@ class TestOverview:
     def test_counts_and_targets(self, client: TestClient, regulator: dict[str, str]) -> None:
         empty = client.get("/api/stats/overview").json()
         assert empty["merchants"] == empty["active_pledges"] == empty["demonstration_units"] == 0
+        # The clock is real, and 2025 is over: that target is a past one.
         assert empty["demonstration_targets"] == [
-            {"by_year": 2025, "target": 200, "reached": False},
-            {"by_year": 2035, "target": 700, "reached": False},
+            {"by_year": 2025, "target": 200, "reached": False, "past": True, "units": 0},
+            {"by_year": 2035, "target": 700, "reached": False, "past": False, "units": 0},
         ]
         a = pledged_verified(client, regulator)
         pledged_verified(client, regulator)
@@ -176,3 +177,9 @@ class TestOverview:
         assert stats["verified_merchants"] == 2
         assert stats["active_pledges"] == 3
         assert stats["demonstration_units"] == 1
+        # An award made today counts towards the 2035 target, not the 2025 one (judged
+        # by the units active on 2025-12-31).
+        assert [(t["by_year"], t["units"]) for t in stats["demonstration_targets"]] == [
+            (2025, 0),
+            (2035, 1),
+        ]

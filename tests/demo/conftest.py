@@ -1,0 +1,1 @@
+from tests.api_fixtures import client  # noqa: F401
