@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
-from sqlalchemy import BigInteger, Column, Index, String, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from backend.accounts.models import PASSWORD_MAX, PASSWORD_MIN, AccountPublic
@@ -79,6 +79,22 @@ class MerchantWallet(SQLModel, table=True):
         default=None, sa_column=Column(String(64), nullable=True, unique=True)
     )
     leaf_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class MerchantSearch(SQLModel, table=True):
+    """A merchant's search keys (``backend/merchants/search.py``), a projection of its
+    registration. ``id`` is the row id SQLite's FTS5 index refers to; the trigram
+    indexes over ``keys`` are created by migration 0008 (pg_trgm GIN on PostgreSQL,
+    an FTS5 table with triggers on SQLite)."""
+
+    __tablename__ = "merchant_search"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uscc: str = Field(
+        sa_column=Column(String(18), ForeignKey("merchant.uscc"), nullable=False, unique=True)
+    )
+    folded: str = Field(sa_column=Column(Text, nullable=False))
+    keys: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class MerchantView(SQLModel, table=True):
@@ -200,3 +216,13 @@ class MerchantPage(BaseModel):
     limit: int
     offset: int
     items: list[MerchantSummary]
+
+
+class MerchantSuggestion(BaseModel):
+    uscc: str
+    name: str
+    region_name: str
+
+
+class MerchantSuggestions(BaseModel):
+    items: list[MerchantSuggestion]

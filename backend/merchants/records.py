@@ -4,6 +4,8 @@
   contact (person, phone) never enters the record in clear; the row keeps it with
   the salt of the record's ``contact_digest`` (private columns, checked by audit
   against the digest, never shown to the public).
+- ``merchant.registered`` -> ``merchant_search``: the merchant's search keys
+  (``backend/merchants/search.py``).
 - ``merchant.verified`` -> ``merchant_verification``.
 - ``merchant.wallet_bound`` -> ``merchant_wallet``: the wallet whose EIP-712
   signatures the merchant's pledges may carry (the newest binding is current).
@@ -22,7 +24,13 @@ import rfc8785
 from sqlalchemy import Table
 
 from backend.ledger.projection import Projection, Rec, Rows, day, register
-from backend.merchants.models import Merchant, MerchantVerification, MerchantWallet
+from backend.merchants.models import (
+    Merchant,
+    MerchantSearch,
+    MerchantVerification,
+    MerchantWallet,
+)
+from backend.merchants.search import fold, search_keys
 
 REGISTERED = "merchant.registered"
 VERIFIED = "merchant.verified"
@@ -31,6 +39,7 @@ WALLET_BOUND = "merchant.wallet_bound"
 MERCHANT: Table = Merchant.__table__  # type: ignore[attr-defined]
 VERIFICATION: Table = MerchantVerification.__table__  # type: ignore[attr-defined]
 WALLET: Table = MerchantWallet.__table__  # type: ignore[attr-defined]
+SEARCH: Table = MerchantSearch.__table__  # type: ignore[attr-defined]
 CONTACT_COLUMNS = frozenset({"contact_person", "contact_phone", "contact_salt"})
 
 
@@ -56,6 +65,15 @@ def _registered(rec: Rec, rows: Rows) -> None:
             "leaf_index": rec.leaf_index,
             **rows.private_of(rec.record_id),
         },
+    )
+
+
+def _search(rec: Rec, rows: Rows) -> None:
+    b = rec.body
+    rows.insert(
+        SEARCH,
+        {"uscc": b["uscc"], "folded": fold(b["name"]),
+         "keys": search_keys(uscc=b["uscc"], name=b["name"])},
     )
 
 
@@ -106,6 +124,14 @@ register(
         apply=_registered,
         private=CONTACT_COLUMNS,
         check_private=_check_contact,
+    ),
+    Projection(
+        SEARCH,
+        key=("uscc",),
+        types=frozenset({REGISTERED}),
+        apply=_search,
+        unique=(),
+        surrogate=frozenset({"id"}),
     ),
     Projection(VERIFICATION, key=("uscc",), types=frozenset({VERIFIED}), apply=_verified),
     Projection(

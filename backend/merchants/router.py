@@ -22,6 +22,7 @@ from backend.merchants.models import (
     MerchantPage,
     MerchantPublic,
     MerchantRegistered,
+    MerchantSuggestions,
     VerificationCreate,
     VerificationWritten,
     WalletBind,
@@ -86,6 +87,16 @@ def search(
         offset=offset,
         today=shanghai_date(utcnow()),
     )
+
+
+@router.get("/suggest", response_model=MerchantSuggestions)
+def suggest(
+    session: ReadSessionDep,
+    q: Annotated[str | None, Query(max_length=QUERY_MAX, description="what has been typed")] = None,
+) -> MerchantSuggestions:
+    """Search-as-you-type: the few best matches for `q` (the same search as
+    `GET /api/merchants`), for the home page and the complaint form's shop picker."""
+    return service.suggest(session, q=q)
 
 
 @router.get(

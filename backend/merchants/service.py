@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 from eth_utils import is_address, is_checksum_address, to_checksum_address
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -47,6 +47,7 @@ from backend.ledger.status import (
 )
 from backend.ledger.write import write
 from backend.merchants import reference
+from backend.merchants import search as search_index
 from backend.merchants.models import (
     ADDRESS_MAX,
     CONTACT_PERSON_MAX,
@@ -57,6 +58,8 @@ from backend.merchants.models import (
     MerchantPage,
     MerchantPublic,
     MerchantRegistered,
+    MerchantSuggestion,
+    MerchantSuggestions,
     MerchantSummary,
     MerchantVerification,
     MerchantWallet,
@@ -67,7 +70,7 @@ from backend.merchants.records import REGISTERED, VERIFIED, WALLET_BOUND, contac
 from backend.merchants.text import clean_text
 from backend.pledges import queries
 from backend.pledges.models import DemonstrationAward, Pledge
-from backend.uscc import ALPHABET, InvalidUSCC, normalize_uscc, validate_uscc
+from backend.uscc import InvalidUSCC, validate_uscc
 
 TIERS = ("A", "B", "C", "D")
 SEARCH_LIMIT_MAX = 100
@@ -368,6 +371,48 @@ def get_public(session: Session, *, settings: Settings, uscc: str, today: date) 
     )
 
 
+def _found(
+    session: Session, text: str, conditions: list[Any], *, limit: int, offset: int,
+    count: bool = True,
+) -> tuple[Sequence[Merchant], int]:
+    """One page of the merchants matching ``text`` and ``conditions``, and how many match
+    (with ``count``; otherwise how many are on the page)."""
+    if not text:
+        total = session.execute(
+            select(func.count()).select_from(Merchant).where(*conditions)
+        ).scalar_one()
+        rows = session.execute(
+            select(Merchant).where(*conditions).order_by(col(Merchant.uscc))
+            .limit(limit).offset(offset)
+        ).scalars().all()
+        return rows, int(total)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    for fuzzy in (False, True):
+        how = search_index.plan(text, fuzzy_code=fuzzy)
+        if how is None:
+            break
+        s = search_index.SEARCH.c
+        found = (
+            select(Merchant)
+            .join(search_index.SEARCH, s.uscc == col(Merchant.uscc))
+            .where(search_index.candidates(how, sqlite=sqlite), how.keep, *conditions)
+        )
+        total = (
+            session.execute(select(func.count()).select_from(found.subquery())).scalar_one()
+            if count
+            else None
+        )
+        if total == 0 and not fuzzy:
+            continue
+        rows = session.execute(
+            found.order_by(*how.rank, col(Merchant.uscc)).limit(limit).offset(offset)
+        ).scalars().all()
+        if total is None and not rows and not fuzzy:
+            continue
+        return rows, len(rows) if total is None else int(total)
+    return [], 0
+
+
 def search(
     session: Session,
     *,
@@ -380,27 +425,17 @@ def search(
     offset: int,
     today: date,
 ) -> MerchantPage:
-    """Public search by name fragment or credit-code prefix, with filters.
+    """Public search by name or credit code, with filters, best matches first.
 
-    A code prefix is a range scan on the primary key (``uscc >= p AND uscc <
-    p || '~'``: every code character sorts below '~'), which both SQLite and
-    PostgreSQL answer from the index; a name fragment is ``LIKE '%x%'``, a
-    scan that stays in the tens of milliseconds at 10^5 merchants (``ILIKE``, so
-    Latin letters match in any case on both databases).
-    Results are ordered by credit code, so pages are stable.
+    The text is looked up in the trigram index over the search keys
+    (``backend/merchants/search.py``): a name is found with characters left out or one
+    typed wrong, a credit code by any fragment (and, when the fragment finds nothing,
+    with one character wrong). Without text, results are ordered by credit code.
     """
-    conditions = []
+    conditions: list[Any] = []
+    text = ""
     if q is not None and q.strip():  # an empty search box means "everything"
         text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        # ILIKE: case-insensitive for Latin letters in names on both databases.
-        by_name = col(Merchant.name).ilike(f"%{escaped}%", escape="\\")
-        code = normalize_uscc(text)
-        if 0 < len(code) <= 18 and all(c in ALPHABET for c in code):
-            by_code = and_(col(Merchant.uscc) >= code, col(Merchant.uscc) < code + "~")
-            conditions.append(or_(by_code, by_name))
-        else:
-            conditions.append(by_name)
     if region:
         conditions.append(col(Merchant.region_code) == parse_region(region))
     if sector:
@@ -422,20 +457,7 @@ def search(
             )
             .exists()
         )
-    total = int(
-        session.execute(select(func.count()).select_from(Merchant).where(*conditions)).scalar_one()
-    )
-    rows = (
-        session.execute(
-            select(Merchant)
-            .where(*conditions)
-            .order_by(col(Merchant.uscc))
-            .limit(limit)
-            .offset(offset)
-        )
-        .scalars()
-        .all()
-    )
+    rows, total = _found(session, text, conditions, limit=limit, offset=offset)
     usccs = [m.uscc for m in rows]
     verified = (
         {
@@ -471,6 +493,25 @@ def search(
             )
         )
     return MerchantPage(total=total, limit=limit, offset=offset, items=items)
+
+
+SUGGESTIONS = 8
+
+
+def suggest(session: Session, *, q: str | None) -> MerchantSuggestions:
+    """The few best matches for what has been typed so far (:func:`search`'s lookup)."""
+    if q is None or not q.strip():
+        return MerchantSuggestions(items=[])
+    text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
+    rows, _ = _found(session, text, [], limit=SUGGESTIONS, offset=0, count=False)
+    return MerchantSuggestions(
+        items=[
+            MerchantSuggestion(
+                uscc=m.uscc, name=m.name, region_name=reference.DIVISIONS[m.region_code]
+            )
+            for m in rows
+        ]
+    )
 
 
 # --- writes -----------------------------------------------------------------------
