@@ -95,6 +95,7 @@ class Connection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.etag: str | None = None  # of the last response
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -119,6 +120,7 @@ class Connection:
             raise HttpError("connection closed by the server")
         status = int(status_line.split(b" ", 2)[1])
         length, chunked, close = 0, False, False
+        self.etag = None
         while True:
             line = await self.reader.readline()
             if line in (b"\r\n", b""):
@@ -131,6 +133,8 @@ class Connection:
                 chunked = True
             elif name == b"connection" and b"close" in value.lower():
                 close = True
+            elif name == b"etag":
+                self.etag = value.strip().decode()
         if chunked:
             parts = []
             while True:
@@ -161,6 +165,8 @@ class Request:
     ok: tuple[int, ...] = (200,)
     # Called with the response body of a successful request (e.g. to keep a write's id).
     on_ok: Callable[[bytes], None] | None = None
+    # Called with the ETag of a successful response.
+    on_etag: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -235,9 +241,12 @@ async def run_phase(
                 elapsed = time.perf_counter() - t0
                 if status in req.ok:
                     result.latencies.append(elapsed)
-                    result.by_kind[req.kind] = result.by_kind.get(req.kind, 0) + 1
+                    kind = f"{req.kind} {status}" if status == 304 else req.kind
+                    result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
                     if req.on_ok is not None:
                         req.on_ok(data)
+                    if req.on_etag is not None and conn.etag:
+                        req.on_etag(conn.etag)
                 else:
                     try:
                         err = json.loads(data).get("error", "")
@@ -425,6 +434,9 @@ def anchored_state(database_url: str) -> tuple[int, int]:
 
 
 def print_table(results: list[PhaseResult], baseline: PhaseResult) -> None:
+def for r in results:
+def     if len(r.by_kind) > 1:
+def         print(f"{r.name}: answers by kind {dict(sorted(r.by_kind.items()))}")
     print()
     print(f"{'phase':<10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
           f"{'p99 ms':>8} {'errors':>7} {'vs /healthz':>11} {'client cpu':>10} "
@@ -451,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merchants", type=int, default=3000, help="merchants to seed")
     p.add_argument("--phases", default="baseline,lookup,page,search,proof,write,mixed",
                    help="comma-separated; baseline always runs first")
+    p.add_argument("--conditional", type=float, default=0.9,
+                   help="share of If-None-Match requests in the page_cond phase")
     p.add_argument("--database-url", help="use this (empty) database instead of a temp one")
     p.add_argument("--postgres", default=os.environ.get(
         "HM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -532,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"server up: {args.workers} worker(s) on port {port}; log {log}")
 
         written: list[str] = []
-        phases = build_phases(data, token, written)
+        phases = build_phases(data, token, written, conditional=args.conditional)
         wanted = ["baseline"] + [n for n in args.phases.split(",") if n and n != "baseline"]
         unknown = set(wanted) - phases.keys()
         if unknown:
@@ -623,8 +637,11 @@ def writes_not_anchored(database_url: str, record_ids: list[str]) -> list[str]:
     return [r for r in record_ids if r not in found]
 
 
+HOT_PAGES = 300
+
+
 def build_phases(
-    data: Dataset, token: str, written: list[str]
+    data: Dataset, token: str, written: list[str], *, conditional: float = 0.9
 ) -> dict[str, Callable[[random.Random], Request]]:
     auth = f"Authorization: Bearer {token}\r\n"
     checked_on = (date.today() - timedelta(days=2)).isoformat()
@@ -641,6 +658,24 @@ def build_phases(
 
     def page(rnd: random.Random) -> Request:
         return Request("GET", f"/merchants/{rnd.choice(data.usccs)}", kind="page")
+
+    etags: dict[str, str] = {}
+    hot = data.usccs[:HOT_PAGES]
+
+    def page_cond(rnd: random.Random) -> Request:
+        """A page as a returning visitor or a CDN asks for it: with the ETag it has, for
+        ``conditional`` of the requests (a hot set of shops, so that ETags are known)."""
+        uscc = rnd.choice(hot)
+        known = etags.get(uscc)
+        header = ""
+        if known is not None and rnd.random() < conditional:
+            header = f"If-None-Match: {known}\r\n"
+
+        def remember(tag: str, uscc: str = uscc) -> None:
+            etags[uscc] = tag
+
+        return Request("GET", f"/merchants/{uscc}", headers=header, kind="page",
+                       ok=(200, 304), on_etag=remember)
 
     def search(rnd: random.Random) -> Request:
         if rnd.random() < 0.5:
@@ -671,7 +706,8 @@ def build_phases(
     def mixed(rnd: random.Random) -> Request:
         return rnd.choices(population, weights)[0](rnd)
 
-    return {"baseline": baseline, "lookup": lookup, "page": page, "search": search,
+    return {"baseline": baseline, "lookup": lookup, "page": page, "page_cond": page_cond,
+            "search": search,
             "proof": proof, "write": write, "mixed": mixed}
 
 

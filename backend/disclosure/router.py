@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi import APIRouter, FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.accounts.models import Account
+from backend.credit import stamps
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import areas, service, web
 from backend.disclosure.web import FormError, PageUser
@@ -132,22 +133,47 @@ def search(
 
 @pages.get("/merchants/{uscc}", response_class=HTMLResponse)
 def merchant(
-    request: Request, ctx: CtxDep, session: ReadSessionDep, _user: PageUser, uscc: str
+    request: Request,
+    ctx: CtxDep,
+    session: ReadSessionDep,
+    user: PageUser,
+    uscc: str,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
+    """A shop page. For anonymous visitors it carries an ``ETag`` (the page's version
+    stamp, ``backend/credit/stamps.py``) and may be cached publicly; a matching
+    ``If-None-Match`` gets ``304``, and an unchanged page is served from the rendered
+    pages without being assembled again. Signed-in visitors see their own navigation:
+    their pages are private and never cached."""
     today = today_shanghai()
     code = service.exact_code(uscc)
     if code is not None and code != uscc:
         # Lower case or spaces from a hand-typed address: one canonical URL per merchant.
         return RedirectResponse(f"/merchants/{code}", status_code=301)
+    headers = {"Cache-Control": web.PRIVATE_PAGE_CACHE}
+    etag = None
+    if user is None:
+        version = web.site_version(web.page_rpc_url(ctx.settings))
+        etag = stamps.page_stamp(ctx.db, uscc, today=today, version=version).etag
+        headers = {"ETag": etag, "Cache-Control": web.PUBLIC_PAGE_CACHE}
+        if views.etag_matches(if_none_match, etag):
+            return Response(status_code=304, headers=headers)
+        kept = request.app.state.rendered_pages.get(etag)
+        if kept is not None:
+            return HTMLResponse(kept, headers=headers)
     data = service.merchant_page(
         session, settings=ctx.settings, uscc=uscc, today=today,
         merchant=views.public(ctx.db, ctx.settings, uscc, today=today),
     )
-    return web.render(
+    response = web.render(
         request,
         "merchant.html",
         {"title": data.merchant.name, "page": data, "today": today},
+        headers=headers,
     )
+    if etag is not None and "set-cookie" not in response.headers:
+        request.app.state.rendered_pages.put(etag, bytes(response.body))
+    return response
 
 
 # --- random inspections (双随机、一公开) -----------------------------------------------
@@ -457,6 +483,7 @@ def install(app: FastAPI) -> None:
     app.include_router(pages)
     app.include_router(areas.pages)
     app.state.home_stats = service.StatsCache()
+    app.state.rendered_pages = web.RenderedPages()
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))
     web.install_page_errors(app)

@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -225,6 +227,48 @@ def page_rpc_url(settings: Settings) -> str:
     if settings.ledger_public_url:
         return settings.ledger_public_url
     return "/rpc" if settings.embedded_chain else ""
+
+
+@lru_cache(maxsize=8)
+def site_version(rpc_url: str) -> str:
+    """What a rendered page depends on besides its data: the templates, the static files
+    it links (by content) and the ledger endpoint it names. The same in every worker
+    running the same build, so ETags agree across workers and hosts."""
+    digest = hashlib.blake2b(rpc_url.encode(), digest_size=8)
+    for path in sorted([*TEMPLATES_DIR.rglob("*.html"), *STATIC_DIR.rglob("*")]):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+PUBLIC_PAGE_CACHE = "public, max-age=60, stale-while-revalidate=300"
+"""Cache-Control of a public page served to an anonymous visitor: a CDN or browser may
+keep it a minute and revalidate with its ETag (see docs/operations.md)."""
+PRIVATE_PAGE_CACHE = "private, no-cache"
+
+
+class RenderedPages:
+    """Rendered public pages by ETag, per worker (a small LRU): an unchanged page is
+    answered after its one-read stamp, without assembling or rendering it again."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._pages: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, etag: str) -> bytes | None:
+        with self._lock:
+            body = self._pages.get(etag)
+            if body is not None:
+                self._pages.move_to_end(etag)
+            return body
+
+    def put(self, etag: str, body: bytes) -> None:
+        with self._lock:
+            self._pages[etag] = body
+            self._pages.move_to_end(etag)
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
 
 
 def render(
