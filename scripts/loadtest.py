@@ -434,9 +434,6 @@ def anchored_state(database_url: str) -> tuple[int, int]:
 
 
 def print_table(results: list[PhaseResult], baseline: PhaseResult) -> None:
-def for r in results:
-def     if len(r.by_kind) > 1:
-def         print(f"{r.name}: answers by kind {dict(sorted(r.by_kind.items()))}")
     print()
     print(f"{'phase':<10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
           f"{'p99 ms':>8} {'errors':>7} {'vs /healthz':>11} {'client cpu':>10} "
@@ -567,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             time.sleep(1.0)  # let the server settle (and the anchorer catch up)
         print_table(results, results[0])
+        for r in results:
+            if len(r.by_kind) > 1:
+                print(f"{r.name}: answers by kind {dict(sorted(r.by_kind.items()))}")
         for group, (n, mean) in group_commits(port).items():
             print(f"group commit {group}: {n} transaction(s), {mean:.1f} write(s) each on average")
 
