@@ -15,8 +15,8 @@ from backend.inspections import draws
 from backend.inspections import records as inspections_records  # noqa: F401
 from backend.ledger import projection, write
 from backend.merchants import records as merchants_records  # noqa: F401
-from backend.merchants import views as merchant_views
 from backend.pledges import records as pledges_records  # noqa: F401
+from backend.shops import views as merchant_views
 from backend.supervision import records as supervision_records  # noqa: F401
 from backend.supervision import service as supervision_service
 

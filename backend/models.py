@@ -8,6 +8,7 @@ from backend.inspections import models as inspections_models  # noqa: F401
 from backend.ledger import models as ledger_models  # noqa: F401
 from backend.merchants import models as merchants_models  # noqa: F401
 from backend.pledges import models as pledges_models  # noqa: F401
+from backend.shops import models as shops_models  # noqa: F401
 from backend.supervision import models as supervision_models  # noqa: F401
 
 metadata = SQLModel.metadata

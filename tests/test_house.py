@@ -3,7 +3,8 @@ and every error a client can see has a name of its own.
 
 Layers, lowest first (``../shared/design.md``): core (settings, db, errors,
 time) -> ledger -> accounts -> merchants -> pledges -> credit -> inspections ->
-supervision -> disclosure -> app/cli. A module may import its own package and
+supervision -> {disclosure, shops (a merchant's composed public view), verification,
+demo} -> app/cli. A module may import its own package and
 any lower layer. ``KNOWN_UPWARD`` lists the upward imports the code still has
 (debt from before the rule): the test fails on any import not in it, and on an
 entry that is no longer needed, so the list can only shrink.
@@ -35,6 +36,7 @@ LAYERS: dict[str, int] = {
     "inspections": 6,
     "supervision": 7,
     "disclosure": 8,
+    "shops": 8,
     "verification": 8,
     "demo": 8,
     "app": 9,
@@ -50,10 +52,7 @@ LEDGER_MODULES = {"context", "deps"}
 APP_MODULES = {"app", "cli", "routes", "domains", "models", "ops"}
 
 # (from package, to package): upward imports still to be removed.
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    ("merchants", "pledges"),
-    ("merchants", "credit"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 def package_of(module: str) -> str | None:

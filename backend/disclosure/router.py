@@ -19,14 +19,13 @@ from pydantic import ValidationError
 from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.accounts.models import Account
-from backend.credit import stamps
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import areas, service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
-from backend.merchants import views
 from backend.merchants.models import MerchantCreate
+from backend.shops import stamps, views
 from backend.supervision import service as supervision
 from backend.supervision.models import ComplaintCreate
 from backend.timeutil import today_shanghai, utcnow

@@ -37,11 +37,13 @@ from backend.ledger import service as ledger
 from backend.merchants import queries as merchant_queries
 from backend.merchants import reference
 from backend.merchants import service as merchants
-from backend.merchants.models import Merchant, MerchantPublic, MerchantVerification
+from backend.merchants.models import Merchant, MerchantVerification
 from backend.pledges import queries
 from backend.pledges import queries as pledge_queries
 from backend.pledges import service as pledges
 from backend.pledges.templates import current_template
+from backend.shops import service as shops
+from backend.shops.models import MerchantPublic
 from backend.supervision import queries as supervision_queries
 from backend.supervision import service as supervision
 from backend.supervision.models import CSV_COLUMNS
@@ -541,7 +543,7 @@ def search(
     today: date,
 ) -> SearchResult:
     page_no = max(page_no, 1)
-    result = merchants.search(
+    result = shops.search(
         session,
         q=q or None,
         region=region or None,
@@ -708,7 +710,7 @@ def merchant_page(
     merchant: MerchantPublic | None = None,
 ) -> MerchantPage:
     """A shop's page. ``merchant``: its public view when the caller has it already
-    (the public page takes the kept one, ``backend/merchants/views.py``).
+    (the public page takes the kept one, ``backend/shops/views.py``).
 
     Which records are shown is the credit service's disclosure rule; what they say
     is read from the tables (:func:`records_as_held`), so that the browser's 验证
@@ -716,7 +718,7 @@ def merchant_page(
     """
 
     if merchant is None:
-        merchant = merchants.get_public(session, settings=settings, uscc=uscc, today=today)
+        merchant = shops.get_public(session, settings=settings, uscc=uscc, today=today)
     code = merchant.uscc
 
     credit_error = None

@@ -18,7 +18,6 @@ from sqlmodel import Field, SQLModel
 
 from backend.accounts.models import PASSWORD_MAX, PASSWORD_MIN, AccountPublic
 from backend.ledger.status import AnchorStatus, WrittenRecord
-from backend.pledges.models import DemonstrationPublic, PledgeSummary
 
 NAME_MAX = 100
 ADDRESS_MAX = 200
@@ -97,23 +96,6 @@ class MerchantSearch(SQLModel, table=True):
     keys: str = Field(sa_column=Column(Text, nullable=False))
 
 
-class MerchantView(SQLModel, table=True):
-    """A merchant's public view as ``GET /api/merchants/{uscc}`` serves it, with the
-    version stamp it was built at: a cache, never the truth, rebuilt whenever the
-    stamp no longer matches (backend/merchants/views.py). Dropping every row is safe."""
-
-    __tablename__ = "merchant_view"
-
-    uscc: str = Field(primary_key=True, max_length=18)
-    body: str = Field(sa_column=Column(Text, nullable=False))
-    last_leaf: int = Field(sa_column=Column(BigInteger, nullable=False))
-    last_wallet: int | None = None
-    built_on: date
-    valid_until: date | None = None
-    pending_from: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    built_at: datetime
-
-
 # --- API models ---------------------------------------------------------------
 
 
@@ -158,48 +140,12 @@ class VerificationPublic(BaseModel):
     record: WrittenRecord | None = None
 
 
-class MerchantSummary(BaseModel):
-    uscc: str
-    name: str
-    sector: str
-    sector_name: str
-    region_code: str
-    region_name: str
-    sub_area: str | None
-    sub_area_name: str | None
-    verified: bool
-    verification_label: Literal["已核验", "未核验"]
-    active_pledge: bool
-    demonstration_unit: bool
-
-
-class MerchantPublic(BaseModel):
-    """What anyone may see about a merchant (never the contact data)."""
+class MerchantRegistration(BaseModel):
+    """A registration as written: the merchant, its record and its account (the public
+    view composed from it is ``backend.shops``'s)."""
 
     uscc: str
-    name: str
-    sector: str
-    sector_name: str
-    region_code: str
-    region_name: str
-    sub_area: str | None
-    sub_area_name: str | None
-    address: str
-    registered_at: datetime
-    registration_record: WrittenRecord
-    verification: VerificationPublic
-    wallet_address: str | None
-    current_pledge: PledgeSummary | None
-    demonstration: DemonstrationPublic | None = PField(
-        description="the current demonstration-unit award, if any"
-    )
-    public_url: str
-
-
-class MerchantRegistered(MerchantPublic):
-    record_id: str
-    leaf_index: int
-    anchor_status: AnchorStatus
+    record: WrittenRecord
     account: AccountPublic
 
 
@@ -209,13 +155,6 @@ class VerificationWritten(BaseModel):
     record_id: str
     leaf_index: int
     anchor_status: AnchorStatus
-
-
-class MerchantPage(BaseModel):
-    total: int
-    limit: int
-    offset: int
-    items: list[MerchantSummary]
 
 
 class MerchantSuggestion(BaseModel):

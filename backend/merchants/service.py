@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -34,7 +34,6 @@ from backend.accounts.service import (
     validate_password,
 )
 from backend.config import Settings
-from backend.credit.models import MerchantRating
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.ledger import log
 from backend.ledger.records import Actor, RecordDraft, Ref
@@ -42,7 +41,6 @@ from backend.ledger.status import (
     AnchorStatus,
     WrittenRecord,
     anchor_status,
-    anchor_statuses,
     written,
 )
 from backend.ledger.write import write
@@ -55,12 +53,9 @@ from backend.merchants.models import (
     QUERY_MAX,
     Merchant,
     MerchantCreate,
-    MerchantPage,
-    MerchantPublic,
-    MerchantRegistered,
+    MerchantRegistration,
     MerchantSuggestion,
     MerchantSuggestions,
-    MerchantSummary,
     MerchantVerification,
     MerchantWallet,
     VerificationPublic,
@@ -68,11 +63,9 @@ from backend.merchants.models import (
 )
 from backend.merchants.records import REGISTERED, VERIFIED, WALLET_BOUND, contact_digest
 from backend.merchants.text import clean_text
-from backend.pledges import queries
-from backend.pledges.models import DemonstrationAward, Pledge
+from backend.timeutil import shanghai_date, utcnow
 from backend.uscc import InvalidUSCC, validate_uscc
 
-TIERS = ("A", "B", "C", "D")
 SEARCH_LIMIT_MAX = 100
 _PHONE = re.compile(r"\+?[0-9][0-9 ()\-]{4,30}")
 
@@ -98,10 +91,6 @@ class InvalidPhone(ValidationFailed):
 
 
 class InvalidWalletAddress(ValidationFailed):
-    pass
-
-
-class InvalidTier(ValidationFailed):
     pass
 
 
@@ -240,13 +229,17 @@ def current_wallets(session: Session, usccs: Sequence[str]) -> dict[str, str]:
     return {u: a for u, a in rows}
 
 
-def _verification_public(session: Session, row: MerchantVerification | None) -> VerificationPublic:
+def verification_public(session: Session, row: MerchantVerification | None) -> VerificationPublic:
     if row is None:
         return VerificationPublic(status="unverified", label="未核验")
-    return _verification_of(row, anchor_status(session, row.leaf_index))
+    return verification_of(row, anchor_status(session, row.leaf_index))
 
 
-def _verification_of(row: MerchantVerification, status: AnchorStatus) -> VerificationPublic:
+def public_url(settings: Settings, uscc: str) -> str:
+    return f"{settings.base_url}/merchants/{uscc}"
+
+
+def verification_of(row: MerchantVerification, status: AnchorStatus) -> VerificationPublic:
     return VerificationPublic(
         status="verified",
         label="已核验",
@@ -257,121 +250,7 @@ def _verification_of(row: MerchantVerification, status: AnchorStatus) -> Verific
     )
 
 
-def public_view(
-    session: Session, merchant: Merchant, *, settings: Settings, today: date
-) -> MerchantPublic:
-    return public_views(session, [merchant.uscc], settings=settings, today=today)[merchant.uscc]
-
-
-def public_views(
-    session: Session, usccs: Iterable[str], *, settings: Settings, today: date
-) -> dict[str, MerchantPublic]:
-    """The public views of the merchants ``usccs`` that exist, on ``today``: a handful
-    of queries for any number of merchants (``backend.merchants.views`` warms its
-    cache with whole batches)."""
-    out: dict[str, MerchantPublic] = {}
-    wanted = sorted(set(usccs))
-    for i in range(0, len(wanted), 500):
-        out.update(_public_views(session, wanted[i : i + 500], settings=settings, today=today))
-    return out
-
-
-def _newest(rows: Iterable[Any]) -> dict[str, Any]:
-    """The last row of each merchant from rows in ascending order."""
-    return {row.uscc: row for row in rows}
-
-
-def _public_views(
-    session: Session, usccs: list[str], *, settings: Settings, today: date
-) -> dict[str, MerchantPublic]:
-    merchants = session.execute(
-        select(Merchant).where(col(Merchant.uscc).in_(usccs))
-    ).scalars().all()
-    verified = _newest(
-        session.execute(
-            select(MerchantVerification).where(col(MerchantVerification.uscc).in_(usccs))
-        ).scalars()
-    )
-    wallets = current_wallets(session, usccs)
-    # The current pledge and award: active today, the newest if ever more than one.
-    pledges = _newest(
-        session.execute(
-            select(Pledge)
-            .where(col(Pledge.uscc).in_(usccs), queries.active_pledge_clause(today))
-            .order_by(col(Pledge.made_at))
-        ).scalars()
-    )
-    awards = _newest(
-        session.execute(
-            select(DemonstrationAward)
-            .where(col(DemonstrationAward.uscc).in_(usccs), queries.active_award_clause(today))
-            .order_by(col(DemonstrationAward.awarded_on))
-        ).scalars()
-    )
-    status = anchor_statuses(
-        session,
-        [m.leaf_index for m in merchants]
-        + [v.leaf_index for v in verified.values()]
-        + [a.leaf_index for a in awards.values()],
-    )
-
-    def written_at(record_id: str, leaf_index: int) -> WrittenRecord:
-        return WrittenRecord(
-            record_id=record_id, leaf_index=leaf_index, anchor_status=status[leaf_index]
-        )
-
-    out = {}
-    for m in merchants:
-        sub = reference.SUB_AREAS.get(m.sub_area) if m.sub_area else None
-        verification = verified.get(m.uscc)
-        pledge = pledges.get(m.uscc)
-        award = awards.get(m.uscc)
-        out[m.uscc] = MerchantPublic(
-            uscc=m.uscc,
-            name=m.name,
-            sector=m.sector,
-            sector_name=reference.SECTORS[m.sector],
-            region_code=m.region_code,
-            region_name=reference.DIVISIONS[m.region_code],
-            sub_area=m.sub_area,
-            sub_area_name=sub.name if sub else None,
-            address=m.address,
-            registered_at=m.registered_at,
-            registration_record=written_at(m.record_id, m.leaf_index),
-            verification=(
-                _verification_of(verification, status[verification.leaf_index])
-                if verification is not None
-                else VerificationPublic(status="unverified", label="未核验")
-            ),
-            wallet_address=wallets.get(m.uscc),
-            # Active today, so neither withdrawn nor renewed (nor, for the award, withdrawn).
-            current_pledge=(
-                queries.summary_of(pledge, status="active") if pledge is not None else None
-            ),
-            demonstration=(
-                queries.award_of(
-                    award, None, status="active", written=written_at(award.record_id,
-                                                                     award.leaf_index)
-                )
-                if award is not None
-                else None
-            ),
-            public_url=public_url(settings, m.uscc),
-        )
-    return out
-
-
-def public_url(settings: Settings, uscc: str) -> str:
-    return f"{settings.base_url}/merchants/{uscc}"
-
-
-def get_public(session: Session, *, settings: Settings, uscc: str, today: date) -> MerchantPublic:
-    return public_view(
-        session, get_merchant(session, parse_uscc(uscc)), settings=settings, today=today
-    )
-
-
-def _found(
+def find(
     session: Session, text: str, conditions: list[Any], *, limit: int, offset: int,
     count: bool = True,
 ) -> tuple[Sequence[Merchant], int]:
@@ -413,87 +292,6 @@ def _found(
     return [], 0
 
 
-def search(
-    session: Session,
-    *,
-    q: str | None,
-    region: str | None,
-    sector: str | None,
-    sub_area: str | None,
-    tier: str | None,
-    limit: int,
-    offset: int,
-    today: date,
-) -> MerchantPage:
-    """Public search by name or credit code, with filters, best matches first.
-
-    The text is looked up in the trigram index over the search keys
-    (``backend/merchants/search.py``): a name is found with characters left out or one
-    typed wrong, a credit code by any fragment (and, when the fragment finds nothing,
-    with one character wrong). Without text, results are ordered by credit code.
-    """
-    conditions: list[Any] = []
-    text = ""
-    if q is not None and q.strip():  # an empty search box means "everything"
-        text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
-    if region:
-        conditions.append(col(Merchant.region_code) == parse_region(region))
-    if sector:
-        conditions.append(col(Merchant.sector) == parse_sector(sector))
-    if sub_area:
-        conditions.append(col(Merchant.sub_area) == parse_sub_area(sub_area))
-    if tier:
-        wanted = tier.strip().upper()
-        if wanted not in TIERS:
-            raise InvalidTier(f"unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
-        # The displayed tier, from the rating cache owned by backend/credit. A correlated
-        # EXISTS, not IN (subquery): SQLite builds the IN list (half the city) on every query,
-        # 5x slower at 10^5 merchants (scripts/bench.py site).
-        conditions.append(
-            select(col(MerchantRating.uscc))
-            .where(
-                col(MerchantRating.uscc) == col(Merchant.uscc),
-                col(MerchantRating.tier) == wanted,
-            )
-            .exists()
-        )
-    rows, total = _found(session, text, conditions, limit=limit, offset=offset)
-    usccs = [m.uscc for m in rows]
-    verified = (
-        {
-            u
-            for (u,) in session.execute(
-                select(col(MerchantVerification.uscc)).where(
-                    col(MerchantVerification.uscc).in_(usccs)
-                )
-            )
-        }
-        if usccs
-        else set()
-    )
-    pledged = queries.usccs_with_active_pledge(session, usccs, today)
-    awarded = queries.usccs_with_active_award(session, usccs, today)
-    items = []
-    for m in rows:
-        sub = reference.SUB_AREAS.get(m.sub_area) if m.sub_area else None
-        items.append(
-            MerchantSummary(
-                uscc=m.uscc,
-                name=m.name,
-                sector=m.sector,
-                sector_name=reference.SECTORS[m.sector],
-                region_code=m.region_code,
-                region_name=reference.DIVISIONS[m.region_code],
-                sub_area=m.sub_area,
-                sub_area_name=sub.name if sub else None,
-                verified=m.uscc in verified,
-                verification_label="已核验" if m.uscc in verified else "未核验",
-                active_pledge=m.uscc in pledged,
-                demonstration_unit=m.uscc in awarded,
-            )
-        )
-    return MerchantPage(total=total, limit=limit, offset=offset, items=items)
-
 
 SUGGESTIONS = 8
 
@@ -503,7 +301,7 @@ def suggest(session: Session, *, q: str | None) -> MerchantSuggestions:
     if q is None or not q.strip():
         return MerchantSuggestions(items=[])
     text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
-    rows, _ = _found(session, text, [], limit=SUGGESTIONS, offset=0, count=False)
+    rows, _ = find(session, text, [], limit=SUGGESTIONS, offset=0, count=False)
     return MerchantSuggestions(
         items=[
             MerchantSuggestion(
@@ -537,10 +335,10 @@ def register_merchant(
     principal: Principal | None,
     address: str | None,
     now: datetime | None = None,
-) -> MerchantRegistered:
+) -> MerchantRegistration:
     """Register an unverified merchant with its merchant account."""
     _registration_actor(principal)
-    now = now or queries.utcnow()
+    now = now or utcnow()
     uscc = parse_uscc(data.uscc)
     name = clean_text(data.name, field="name", max_len=NAME_MAX)
     sector = parse_sector(data.sector)
@@ -622,15 +420,8 @@ def register_merchant(
         raise MerchantAlreadyRegistered(
             f"a merchant with credit code {uscc} is already registered"
         ) from None
-    merchant = get_merchant(session, uscc)
-    view = public_view(session, merchant, settings=settings, today=queries.shanghai_date(now))
-    w = written(session, rec)
-    return MerchantRegistered(
-        **view.model_dump(),
-        record_id=w.record_id,
-        leaf_index=w.leaf_index,
-        anchor_status=w.anchor_status,
-        account=to_public(account),
+    return MerchantRegistration(
+        uscc=uscc, record=written(session, rec), account=to_public(account)
     )
 
 
@@ -644,11 +435,11 @@ def verify_merchant(
 ) -> VerificationWritten:
     """A regulator confirms a registration (once); appends ``merchant.verified``."""
     p = require_role(principal, "regulator")
-    now = now or queries.utcnow()
-    today = queries.shanghai_date(now)
+    now = now or utcnow()
+    today = shanghai_date(now)
     merchant = get_merchant(session, parse_uscc(uscc))
     on = verified_on or today
-    registered_on = queries.shanghai_date(merchant.registered_at)
+    registered_on = shanghai_date(merchant.registered_at)
     if not registered_on <= on <= today:
         raise InvalidDate(
             f"verified_on {on} must lie between the registration ({registered_on}) and today "
@@ -677,7 +468,7 @@ def verify_merchant(
     w = written(session, rec)
     return VerificationWritten(
         uscc=merchant.uscc,
-        verification=_verification_public(session, row),
+        verification=verification_public(session, row),
         record_id=w.record_id,
         leaf_index=w.leaf_index,
         anchor_status=w.anchor_status,
@@ -687,22 +478,22 @@ def verify_merchant(
 def bind_wallet(
     session: Session,
     *,
-    settings: Settings,
     principal: Principal | None,
     uscc: str,
     address: str,
     now: datetime | None = None,
-) -> MerchantPublic:
+) -> str:
     """The merchant binds (or changes) the wallet its pledge signatures come
-    from. Earlier signed pledges keep their signer, recorded in their record."""
+    from. Earlier signed pledges keep their signer, recorded in their record.
+    Returns the merchant's credit code."""
     code = parse_uscc(uscc)
     p = require_merchant_self(principal, code)
-    merchant = get_merchant(session, code)
+    get_merchant(session, code)
     wallet = parse_wallet(address)
     if wallet is None:
         raise InvalidWalletAddress("address must not be empty")
-    now = now or queries.utcnow()
+    now = now or utcnow()
     if current_wallet(session, code) != wallet:
         write(session, wallet_draft(code, wallet, p.actor), now=now)
         session.commit()
-    return public_view(session, merchant, settings=settings, today=queries.shanghai_date(now))
+    return code

@@ -48,9 +48,10 @@ from backend.context import AppContext
 from backend.db import Database, upsert
 from backend.ledger import projection
 from backend.ledger.models import Checkpoint, LogLeaf
-from backend.merchants import service
-from backend.merchants.models import Merchant, MerchantPublic, MerchantView, MerchantWallet
+from backend.merchants.models import Merchant, MerchantWallet
 from backend.merchants.service import MerchantNotFound, parse_uscc
+from backend.shops import service
+from backend.shops.models import MerchantPublic, MerchantView
 from backend.timeutil import today_shanghai, utcnow
 
 log = logging.getLogger("honest_metering.views")

@@ -31,7 +31,7 @@ from sqlalchemy import Table, bindparam, func, select
 from backend.credit.models import CreditPolicyVersion, MerchantRating
 from backend.db import Database
 from backend.merchants.service import MerchantNotFound, parse_uscc
-from backend.merchants.views import ANCHORED_SIZE, last_leaf_of, last_wallet_of
+from backend.shops.views import ANCHORED_SIZE, last_leaf_of, last_wallet_of
 
 RATING: Table = MerchantRating.__table__  # type: ignore[attr-defined]
 POLICY: Table = CreditPolicyVersion.__table__  # type: ignore[attr-defined]
