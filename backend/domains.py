@@ -11,6 +11,7 @@ from __future__ import annotations
 import backend.models  # noqa: F401  (every table, for foreign-key order)
 from backend.credit import records as credit_records  # noqa: F401
 from backend.credit import service as credit_service
+from backend.disclosure import kept
 from backend.inspections import draws
 from backend.inspections import records as inspections_records  # noqa: F401
 from backend.ledger import projection, write
@@ -24,6 +25,7 @@ write.register_hook(credit_service.RERATE_HOOK)
 projection.register_check(credit_service.RATINGS_CHECK)
 projection.register_check(credit_service.HISTORY_CHECK)
 projection.register_check(merchant_views.VIEWS_CHECK)
+projection.register_check(kept.PAGES_CHECK)
 draws.set_results_reader(supervision_service.draw_results)
 write.mark_ready()
 

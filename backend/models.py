@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from backend.accounts import models as accounts_models  # noqa: F401
 from backend.credit import models as credit_models  # noqa: F401
+from backend.disclosure import kept as disclosure_kept  # noqa: F401
 from backend.inspections import models as inspections_models  # noqa: F401
 from backend.ledger import models as ledger_models  # noqa: F401
 from backend.merchants import models as merchants_models  # noqa: F401

@@ -20,12 +20,12 @@ from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.accounts.models import Account
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import areas, service, web
+from backend.disclosure import areas, kept, service, web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.merchants import service as merchants
 from backend.merchants.models import MerchantCreate
-from backend.shops import stamps, views
+from backend.shops import views
 from backend.supervision import service as supervision
 from backend.supervision.models import ComplaintCreate
 from backend.timeutil import today_shanghai, utcnow
@@ -138,28 +138,32 @@ def merchant(
     user: PageUser,
     uscc: str,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    accept_encoding: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     """A shop page. For anonymous visitors it carries an ``ETag`` (the page's version
-    stamp, ``backend/credit/stamps.py``) and may be cached publicly; a matching
-    ``If-None-Match`` gets ``304``, and an unchanged page is served from the rendered
-    pages without being assembled again. Signed-in visitors see their own navigation:
-    their pages are private and never cached."""
+    stamp) and may be cached publicly; a matching ``If-None-Match`` gets ``304``, and
+    an unchanged page is served as kept (``backend/disclosure/kept.py``) without being
+    assembled again. Signed-in visitors see their own navigation: their pages are
+    private and never kept."""
     today = today_shanghai()
     code = service.exact_code(uscc)
     if code is not None and code != uscc:
         # Lower case or spaces from a hand-typed address: one canonical URL per merchant.
         return RedirectResponse(f"/merchants/{code}", status_code=301)
     headers = {"Cache-Control": web.PRIVATE_PAGE_CACHE}
-    etag = None
+    page = None
     if user is None:
         version = web.site_version(web.page_rpc_url(ctx.settings))
-        etag = stamps.page_stamp(ctx.db, uscc, today=today, version=version).etag
-        headers = {"ETag": etag, "Cache-Control": web.PUBLIC_PAGE_CACHE}
-        if views.etag_matches(if_none_match, etag):
+        page = kept.lookup(ctx.db, uscc, today=today, version=version)
+        headers = {"ETag": page.etag, "Cache-Control": web.PUBLIC_PAGE_CACHE,
+                   "Vary": "Accept-Encoding"}
+        if views.etag_matches(if_none_match, page.etag):
             return Response(status_code=304, headers=headers)
-        kept = request.app.state.rendered_pages.get(etag)
-        if kept is not None:
-            return HTMLResponse(kept, headers=headers)
+        if page.gzipped is not None:
+            if accept_encoding and "gzip" in accept_encoding.lower():
+                return Response(page.gzipped, media_type="text/html; charset=utf-8",
+                                headers={**headers, "Content-Encoding": "gzip"})
+            return HTMLResponse(kept.html_of(page.gzipped), headers=headers)
     data = service.merchant_page(
         session, settings=ctx.settings, uscc=uscc, today=today,
         merchant=views.public(ctx.db, ctx.settings, uscc, today=today),
@@ -170,8 +174,8 @@ def merchant(
         {"title": data.merchant.name, "page": data, "today": today},
         headers=headers,
     )
-    if etag is not None and "set-cookie" not in response.headers:
-        request.app.state.rendered_pages.put(etag, bytes(response.body))
+    if page is not None and "set-cookie" not in response.headers:
+        kept.keep(ctx.db, page.uscc, page.etag, bytes(response.body))
     return response
 
 
@@ -482,7 +486,6 @@ def install(app: FastAPI) -> None:
     app.include_router(pages)
     app.include_router(areas.pages)
     app.state.home_stats = service.StatsCache()
-    app.state.rendered_pages = web.RenderedPages()
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))
     web.install_page_errors(app)

@@ -20,10 +20,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -245,30 +243,6 @@ PUBLIC_PAGE_CACHE = "public, max-age=60, stale-while-revalidate=300"
 """Cache-Control of a public page served to an anonymous visitor: a CDN or browser may
 keep it a minute and revalidate with its ETag (see docs/operations.md)."""
 PRIVATE_PAGE_CACHE = "private, no-cache"
-
-
-class RenderedPages:
-    """Rendered public pages by ETag, per worker (a small LRU): an unchanged page is
-    answered after its one-read stamp, without assembling or rendering it again."""
-
-    def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self._pages: OrderedDict[str, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, etag: str) -> bytes | None:
-        with self._lock:
-            body = self._pages.get(etag)
-            if body is not None:
-                self._pages.move_to_end(etag)
-            return body
-
-    def put(self, etag: str, body: bytes) -> None:
-        with self._lock:
-            self._pages[etag] = body
-            self._pages.move_to_end(etag)
-            while len(self._pages) > self.size:
-                self._pages.popitem(last=False)
 
 
 def render(

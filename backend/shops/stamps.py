@@ -29,20 +29,21 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select
 
 from backend.credit.models import CreditPolicyVersion, MerchantRating
-from backend.db import Database
-from backend.merchants.service import MerchantNotFound, parse_uscc
+from backend.merchants.service import MerchantNotFound
 from backend.shops.views import ANCHORED_SIZE, last_leaf_of, last_wallet_of
 
 RATING: Table = MerchantRating.__table__  # type: ignore[attr-defined]
 POLICY: Table = CreditPolicyVersion.__table__  # type: ignore[attr-defined]
 
-STAMP = select(
+STAMP_COLUMNS = (
     last_leaf_of(bindparam("uscc")),
     last_wallet_of(bindparam("uscc")),
     ANCHORED_SIZE,
     select(func.max(POLICY.c.leaf_index)).scalar_subquery(),
     select(RATING.c.next_change_on).where(RATING.c.uscc == bindparam("uscc")).scalar_subquery(),
 )
+"""The stamp's columns, for a query with the ``uscc`` parameter (a page's kept copy can
+be read in the same query)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,8 @@ class PageStamp:
         return '"p' + hashlib.blake2b(text.encode(), digest_size=16).hexdigest() + '"'
 
 
-def page_stamp(db: Database, uscc: str, *, today: date, version: str = "") -> PageStamp:
-    """The stamp of merchant ``uscc``'s page on ``today``; ``version``: what else the
-    rendering depends on (the site's build, its settings). One read."""
-    code = parse_uscc(uscc)
-    (row,) = db.quick_read(STAMP, {"uscc": code})
+def stamp_of(code: str, row: Any, *, today: date, version: str = "") -> PageStamp:
+    """The stamp from :data:`STAMP_COLUMNS` read for merchant ``code``."""
     last_leaf, wallet, anchored, policy_leaf, next_change_on = tuple(row)
     if last_leaf is None:
         raise MerchantNotFound(f"no merchant with credit code {code}")
@@ -69,3 +67,4 @@ def page_stamp(db: Database, uscc: str, *, today: date, version: str = "") -> Pa
     return PageStamp(
         code, (last_leaf, wallet, anchored_upto, policy_leaf, next_change_on, today, version)
     )
+

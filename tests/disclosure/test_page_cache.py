@@ -30,8 +30,11 @@ def test_unchanged_page_is_304(client: TestClient) -> None:
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == etag
-    # Served from the rendered pages: the same bytes.
+    # Served as kept: the same bytes, gzip-compressed for clients that take it.
     assert _page(client, uscc).content == first.content
+    zipped = client.get(f"/merchants/{uscc}", headers={**HTML, "Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == first.content  # (decompressed by the client)
     assert _page(client, uscc, **{"If-None-Match": '"other"'}).status_code == 200
 
 
