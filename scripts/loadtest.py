@@ -18,7 +18,10 @@ What it does:
    ``--max-requests``) with ``--concurrency`` keep-alive connections: the trivial
    ``/healthz`` first (the same-run baseline), then merchant lookups (API and page),
    searches, proof-bundle downloads, writes (supervision outcomes by a regulator), and
-   a mix of all of them. Prints requests/s, p50/p95/p99 latency, errors and the ratio
+   a mix of all of them. Before the page phases, ``page_first`` visits every shop page
+   once (each is assembled, rendered and kept: a first visit's cost); ``page_cond``
+   asks for a hot set of 300 pages with ``If-None-Match`` on ``--conditional`` of the
+   requests (a returning visitor or a CDN revalidating). Prints requests/s, p50/p95/p99 latency, errors and the ratio
    to the baseline for each.
 5. Waits until every record is anchored, checks that every accepted write is in the
    log and anchored, and runs ``honest-metering audit``.
@@ -460,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merchants", type=int, default=3000, help="merchants to seed")
     p.add_argument("--phases", default="baseline,lookup,page,search,proof,write,mixed",
                    help="comma-separated; baseline always runs first")
+    p.add_argument("--no-first-visits", dest="first_visits", action="store_false",
+                   help="skip the page_first phase (every shop page once, before the "
+                        "page phases)")
+    p.add_argument("--first-visit-timeout", type=float, default=300.0,
+                   help="at most this many seconds for page_first")
     p.add_argument("--conditional", type=float, default=0.9,
                    help="share of If-None-Match requests in the page_cond phase")
     p.add_argument("--database-url", help="use this (empty) database instead of a temp one")
@@ -551,13 +559,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
         results: list[PhaseResult] = []
+        if args.first_visits and {"page", "page_cond", "mixed"} & set(wanted):
+            # Every shop page once, as first visits (assembled, rendered and kept), before
+            # the phases that read them again: a page's cost on its first visit and after.
+            wanted.insert(1, "page_first")
         for name in wanted:
-            say(f"phase {name}: {args.duration:.0f}s, {args.concurrency} connections ...")
+            first = name == "page_first"
+            duration = args.first_visit_timeout if first else args.duration
+            say(f"phase {name}: {duration:.0f}s, {args.concurrency} connections ...")
             meter = CpuMeter(server.pid, database_url)
             meter.start()
             result = _run(run_phase(
-                name, "127.0.0.1", port, phases[name], duration=args.duration,
-                concurrency=args.concurrency, max_requests=args.max_requests))
+                name, "127.0.0.1", port, phases[name], duration=duration,
+                concurrency=args.concurrency,
+                max_requests=len(data.usccs) if first else args.max_requests))
             used = meter.stop()
             result.server_cpu_s = used["server"]
             result.postgres_cpu_s = used["postgres"] or None
@@ -662,6 +677,12 @@ def build_phases(
     etags: dict[str, str] = {}
     hot = data.usccs[:HOT_PAGES]
 
+    unvisited = list(data.usccs)
+
+    def page_first(rnd: random.Random) -> Request:
+        uscc = unvisited.pop() if unvisited else rnd.choice(data.usccs)
+        return Request("GET", f"/merchants/{uscc}", kind="page")
+
     def page_cond(rnd: random.Random) -> Request:
         """A page as a returning visitor or a CDN asks for it: with the ETag it has, for
         ``conditional`` of the requests (a hot set of shops, so that ETags are known)."""
@@ -706,7 +727,8 @@ def build_phases(
     def mixed(rnd: random.Random) -> Request:
         return rnd.choices(population, weights)[0](rnd)
 
-    return {"baseline": baseline, "lookup": lookup, "page": page, "page_cond": page_cond,
+    return {"baseline": baseline, "lookup": lookup, "page": page, "page_first": page_first,
+            "page_cond": page_cond,
             "search": search,
             "proof": proof, "write": write, "mixed": mixed}
 
