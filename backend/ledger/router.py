@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from backend.deps import CtxDep, Offset, ReadSessionDep
 from backend.errors import ErrorResponse, error_responses
 from backend.ledger import health, service
 from backend.ledger.bundle import ProofBundle
+
+PINNED_BUNDLE_CACHE = "public, max-age=86400"
+LATEST_BUNDLE_CACHE = "public, max-age=60"
 
 router = APIRouter(tags=["health"])
 log_router = APIRouter(prefix="/api", tags=["log"], responses=error_responses(404, 409, 422))
@@ -86,9 +89,15 @@ def record_proof(
     record_id: str,
     session: ReadSessionDep,
     ctx: CtxDep,
+    response: Response,
     checkpoint: Annotated[int | None, Query(ge=0, description="default: the latest")] = None,
 ) -> ProofBundle:
-    """A proof bundle (docs/proof-bundle.md) for the record against an anchored checkpoint."""
+    """A proof bundle (docs/proof-bundle.md) for the record against an anchored checkpoint.
+    Cacheable: a bundle against a chosen checkpoint never changes (a day); the latest
+    one changes with the next checkpoint (a minute)."""
+    response.headers["Cache-Control"] = (
+        PINNED_BUNDLE_CACHE if checkpoint is not None else LATEST_BUNDLE_CACHE
+    )
     return service.proof_bundle(
         session,
         record_id=record_id,

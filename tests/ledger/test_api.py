@@ -161,6 +161,8 @@ class TestProof:
         assert latest["checkpoint"]["index"] == 1
         old = client.get(f"/api/records/{rec.record_id}/proof", params={"checkpoint": 0}).json()
         assert old["checkpoint"]["index"] == 0
+        pinned = client.get(f"/api/records/{rec.record_id}/proof", params={"checkpoint": 0})
+        assert pinned.headers["cache-control"] == "public, max-age=86400"
         assert old["checkpoint"]["tree_size"] == first_size
         missing = client.get(f"/api/records/{rec.record_id}/proof", params={"checkpoint": 7})
         assert missing.status_code == 404
@@ -180,7 +182,9 @@ class TestProof:
             return real(session, index, size)
 
         monkeypatch.setattr(ledger_log, "inclusion_proof", counted)
-        first = client.get(f"/api/records/{recs[2].record_id}/proof").json()
+        r = client.get(f"/api/records/{recs[2].record_id}/proof")
+        assert r.headers["cache-control"] == "public, max-age=60"
+        first = r.json()
         again = client.get(f"/api/records/{recs[2].record_id}/proof").json()
         assert again == first
         assert calls == [(recs[2].leaf_index, first["checkpoint"]["tree_size"])]
