@@ -80,8 +80,9 @@ def _load(data_dir: Path, n: int, batch: int = 2000) -> None:
     from backend.credit import service as credit
     from backend.ledger import log
     from backend.ledger.records import Actor, RecordDraft, Ref
-    from backend.merchants.models import Merchant, MerchantVerification
+    from backend.merchants.models import Merchant, MerchantSearch, MerchantVerification
     from backend.merchants.reference import DIVISIONS, SECTORS
+    from backend.merchants.search import fold, search_keys
     from backend.merchants.service import registration_body, verification_body
     from backend.pledges import service as pledges
     from backend.pledges.models import Pledge, PledgeCreate
@@ -133,6 +134,9 @@ def _load(data_dir: Path, n: int, batch: int = 2000) -> None:
             for m, rec in zip(rows, regs, strict=True):
                 m.record_id, m.leaf_index = rec.record_id, rec.leaf_index
             s.add_all(rows)
+            s.add_all([MerchantSearch(uscc=m.uscc, folded=fold(m.name),
+                                      keys=search_keys(uscc=m.uscc, name=m.name))
+                       for m in rows])
             s.flush()
             verified = [m for m in rows if rng.random() < 0.7]
             vers = log.append(s, [RecordDraft("merchant.verified", m.uscc, actor,
@@ -273,6 +277,10 @@ def bench_site(args: argparse.Namespace) -> None:
             "longer name fragment": lambda: f"?q={rng.choice(PLACES)}{rng.choice(NAMES)}",
             "credit-code prefix": lambda: (
                 f"?q={_uscc(rng.randrange(n))[: rng.choice((8, 12, 14))]}"
+            ),
+            "credit-code fragment": lambda: f"?q={_uscc(rng.randrange(n))[8:16]}",
+            "characters left out": lambda: (
+                f"?q=巴中{rng.choice(PLACES)}{rng.choice(NAMES)}{rng.randrange(n)}"
             ),
             "name + region + tier": lambda: (
                 f"?q={rng.choice(NAMES)}&region=511923&tier={rng.choice('ABCD')}"

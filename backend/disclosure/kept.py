@@ -60,11 +60,11 @@ class Page:
     """The kept page if it is current, else ``None`` (render it and :func:`keep` it)."""
 
 
-def lookup(db: Database, uscc: str, *, today: date, version: str) -> Page:
+async def lookup(db: Database, uscc: str, *, today: date, version: str) -> Page:
     """The current ETag of merchant ``uscc``'s page, and its kept bytes if they are
-    current: one read."""
+    current: one read, awaited on the event loop."""
     code = parse_uscc(uscc)
-    (row,) = db.quick_read(LOOKUP, {"uscc": code})
+    (row,) = await db.quick_read_async(LOOKUP, {"uscc": code})
     etag = stamp_of(code, tuple(row)[:-2], today=today, version=version).etag
     kept_etag, body = tuple(row)[-2:]
     return Page(code, etag, bytes(body) if body is not None and kept_etag == etag else None)

@@ -9,16 +9,19 @@ template. The logged-in merchant and regulator areas are in
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
 from backend.accounts.models import Account
+from backend.context import AppContext
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import areas, kept, service, web
 from backend.disclosure.web import FormError, PageUser
@@ -131,10 +134,9 @@ def search(
 
 
 @pages.get("/merchants/{uscc}", response_class=HTMLResponse)
-def merchant(
+async def merchant(
     request: Request,
     ctx: CtxDep,
-    session: ReadSessionDep,
     user: PageUser,
     uscc: str,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
@@ -143,8 +145,8 @@ def merchant(
     """A shop page. For anonymous visitors it carries an ``ETag`` (the page's version
     stamp) and may be cached publicly; a matching ``If-None-Match`` gets ``304``, and
     an unchanged page is served as kept (``backend/disclosure/kept.py``) without being
-    assembled again. Signed-in visitors see their own navigation: their pages are
-    private and never kept."""
+    assembled again: one read, on the event loop. Signed-in visitors see their own
+    navigation: their pages are private and never kept."""
     today = today_shanghai()
     code = service.exact_code(uscc)
     if code is not None and code != uscc:
@@ -154,7 +156,7 @@ def merchant(
     page = None
     if user is None:
         version = web.site_version(web.page_rpc_url(ctx.settings))
-        page = kept.lookup(ctx.db, uscc, today=today, version=version)
+        page = await kept.lookup(ctx.db, uscc, today=today, version=version)
         headers = {"ETag": page.etag, "Cache-Control": web.PUBLIC_PAGE_CACHE,
                    "Vary": "Accept-Encoding"}
         if views.etag_matches(if_none_match, page.etag):
@@ -164,10 +166,19 @@ def merchant(
                 return Response(page.gzipped, media_type="text/html; charset=utf-8",
                                 headers={**headers, "Content-Encoding": "gzip"})
             return HTMLResponse(kept.html_of(page.gzipped), headers=headers)
-    data = service.merchant_page(
-        session, settings=ctx.settings, uscc=uscc, today=today,
-        merchant=views.public(ctx.db, ctx.settings, uscc, today=today),
-    )
+    return await run_in_threadpool(_merchant_page, request, ctx, uscc, today, headers, page)
+
+
+def _merchant_page(
+    request: Request, ctx: AppContext, uscc: str, today: date, headers: dict[str, str],
+    page: kept.Page | None,
+) -> Response:
+    """Assemble and render a shop page, and keep it when it is an anonymous visitor's."""
+    with ctx.db.read() as session:
+        data = service.merchant_page(
+            session, settings=ctx.settings, uscc=uscc, today=today,
+            merchant=views.public(ctx.db, ctx.settings, uscc, today=today),
+        )
     response = web.render(
         request,
         "merchant.html",

@@ -286,8 +286,11 @@ def render(
 # --- who is looking ----------------------------------------------------------------------
 
 
-def page_user(request: Request, user: OptionalUser, csrf: CsrfToken) -> Principal | None:
-    """The signed-in visitor (or ``None``), made available to the layout."""
+async def page_user(
+    request: Request, user: OptionalUser, csrf: CsrfToken
+) -> Principal | None:
+    """The signed-in visitor (or ``None``), made available to the layout (async: no I/O,
+    so no trip through the thread pool)."""
     request.state.page_user = user
     request.state.page_csrf = csrf
     return user
