@@ -250,47 +250,57 @@ def verification_of(row: MerchantVerification, status: AnchorStatus) -> Verifica
     )
 
 
+FOUND_COLUMNS = (
+    col(Merchant.uscc), col(Merchant.name), col(Merchant.sector), col(Merchant.region_code),
+    col(Merchant.sub_area),
+)
+"""What a search result shows of a merchant (``find``'s rows have these attributes)."""
+
+
 def find(
     session: Session, text: str, conditions: list[Any], *, limit: int, offset: int,
     count: bool = True,
-) -> tuple[Sequence[Merchant], int]:
-    """One page of the merchants matching ``text`` and ``conditions``, and how many match
-    (with ``count``; otherwise how many are on the page)."""
+) -> tuple[Sequence[Any], int]:
+    """One page of the merchants matching ``text`` and ``conditions`` (rows of
+    :data:`FOUND_COLUMNS`, best first), and how many match (with ``count``; otherwise
+    how many are on the page). One query: the page and, with ``count``, the number of
+    matches as a window over them."""
+    extra = [func.count().over().label("total")] if count else []
     if not text:
-        total = session.execute(
-            select(func.count()).select_from(Merchant).where(*conditions)
-        ).scalar_one()
-        rows = session.execute(
-            select(Merchant).where(*conditions).order_by(col(Merchant.uscc))
-            .limit(limit).offset(offset)
-        ).scalars().all()
-        return rows, int(total)
+        return _page(session, select(*FOUND_COLUMNS, *extra).where(*conditions),
+                     [col(Merchant.uscc)], limit=limit, offset=offset, count=count)
     sqlite = session.get_bind().dialect.name == "sqlite"
     for fuzzy in (False, True):
         how = search_index.plan(text, fuzzy_code=fuzzy)
         if how is None:
             break
-        s = search_index.SEARCH.c
         found = (
-            select(Merchant)
-            .join(search_index.SEARCH, s.uscc == col(Merchant.uscc))
+            select(*FOUND_COLUMNS, *extra)
+            .join(search_index.SEARCH, search_index.SEARCH.c.uscc == col(Merchant.uscc))
             .where(search_index.candidates(how, sqlite=sqlite), how.keep, *conditions)
         )
-        total = (
-            session.execute(select(func.count()).select_from(found.subquery())).scalar_one()
-            if count
-            else None
-        )
-        if total == 0 and not fuzzy:
-            continue
-        rows = session.execute(
-            found.order_by(*how.rank, col(Merchant.uscc)).limit(limit).offset(offset)
-        ).scalars().all()
-        if total is None and not rows and not fuzzy:
-            continue
-        return rows, len(rows) if total is None else int(total)
+        rows, total = _page(session, found, [*how.rank, col(Merchant.uscc)],
+                            limit=limit, offset=offset, count=count)
+        if total or fuzzy:
+            return rows, total
     return [], 0
 
+
+def _page(
+    session: Session, found: Any, order: list[Any], *, limit: int, offset: int, count: bool
+) -> tuple[Sequence[Any], int]:
+    rows = session.execute(found.order_by(*order).limit(limit).offset(offset)).all()
+    if not count:
+        return rows, len(rows)
+    if rows:
+        return rows, int(rows[0].total)
+    if offset == 0:
+        return rows, 0
+    # Past the last page: the window had no row to ride on.
+    total = session.execute(
+        select(func.count()).select_from(found.with_only_columns(col(Merchant.uscc)).subquery())
+    ).scalar_one()
+    return rows, int(total)
 
 
 SUGGESTIONS = 8

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 from sqlmodel import Session, col
 
 from backend.config import Settings
@@ -193,21 +193,8 @@ def search(
             .exists()
         )
     rows, total = registry.find(session, text, conditions, limit=limit, offset=offset)
-    usccs = [m.uscc for m in rows]
-    verified = (
-        {
-            u
-            for (u,) in session.execute(
-                select(col(MerchantVerification.uscc)).where(
-                    col(MerchantVerification.uscc).in_(usccs)
-                )
-            )
-        }
-        if usccs
-        else set()
-    )
-    pledged = queries.usccs_with_active_pledge(session, usccs, today)
-    awarded = queries.usccs_with_active_award(session, usccs, today)
+    flags = _flags(session, [m.uscc for m in rows], today)
+    verified, pledged, awarded = flags["verified"], flags["pledged"], flags["awarded"]
     items = []
     for m in rows:
         sub = reference.SUB_AREAS.get(m.sub_area) if m.sub_area else None
@@ -228,6 +215,28 @@ def search(
             )
         )
     return MerchantPage(total=total, limit=limit, offset=offset, items=items)
+
+
+def _flags(session: Session, usccs: list[str], today: date) -> dict[str, set[str]]:
+    """Which of ``usccs`` are verified, pledged and demonstration units today: one query."""
+    out: dict[str, set[str]] = {"verified": set(), "pledged": set(), "awarded": set()}
+    if not usccs:
+        return out
+    mv, p, a = MerchantVerification, Pledge, DemonstrationAward
+    rows = session.execute(
+        union_all(
+            select(literal("verified"), col(mv.uscc)).where(col(mv.uscc).in_(usccs)),
+            select(literal("pledged"), col(p.uscc)).where(
+                col(p.uscc).in_(usccs), queries.active_pledge_clause(today)
+            ),
+            select(literal("awarded"), col(a.uscc)).where(
+                col(a.uscc).in_(usccs), queries.active_award_clause(today)
+            ),
+        )
+    )
+    for flag, uscc in rows:
+        out[flag].add(uscc)
+    return out
 
 
 def registered(

@@ -79,6 +79,13 @@ class TestWhatPeopleType:
         assert _names(shops, "眼镜") == []
         assert _codes(shops, "XXXXXXXXXX") == []
 
+    def test_total_past_the_last_page(self, shops: TestClient) -> None:
+        for q in (None, "超市"):
+            first = shops.get("/api/merchants", params={"q": q} if q else {}).json()
+            past = shops.get("/api/merchants", params={"offset": 50, **({"q": q} if q else {})})
+            assert past.status_code == 200
+            assert past.json()["items"] == [] and past.json()["total"] == first["total"] > 0
+
     def test_suggestions(self, shops: TestClient) -> None:
         resp = shops.get("/api/merchants/suggest", params={"q": "巴山超市"})
         assert resp.status_code == 200, resp.text
