@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from backend.accounts.deps import CurrentUser, OptionalUser, PasswordWork, client_address
-from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.deps import CtxDep, SessionDep
 from backend.errors import error_responses
 from backend.merchants import service as merchants
 from backend.merchants.models import QUERY_MAX, MerchantCreate, MerchantSuggestions, WalletBind
@@ -56,11 +57,13 @@ def register(
 
 
 @router.get("", response_model=MerchantPage)
-def search(
-    session: ReadSessionDep,
+async def search(
+    ctx: CtxDep,
     q: Annotated[
         str | None,
-        Query(max_length=QUERY_MAX, description="name fragment, or credit-code prefix"),
+        Query(max_length=QUERY_MAX,
+              description="a name (characters may be left out or one wrong), or any "
+                          "fragment of a credit code"),
     ] = None,
     region: Annotated[str | None, Query(max_length=16, description="region code")] = None,
     sector: Annotated[str | None, Query(max_length=32)] = None,
@@ -69,28 +72,31 @@ def search(
     limit: Annotated[int, Query(ge=1, le=merchants.SEARCH_LIMIT_MAX)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> MerchantPage:
-    """Public search, ordered by credit code."""
-    return shops.search(
-        session,
-        q=q,
-        region=region,
-        sector=sector,
-        sub_area=sub_area,
-        tier=tier,
-        limit=limit,
-        offset=offset,
-        today=shanghai_date(utcnow()),
-    )
+    """Public search, best matches first (by credit code without `q`)."""
+
+    def run() -> MerchantPage:
+        with ctx.db.quick_session() as session:
+            return shops.search(
+                session, q=q, region=region, sector=sector, sub_area=sub_area, tier=tier,
+                limit=limit, offset=offset, today=shanghai_date(utcnow()),
+            )
+
+    return await run_in_threadpool(run)
 
 
 @router.get("/suggest", response_model=MerchantSuggestions)
-def suggest(
-    session: ReadSessionDep,
+async def suggest(
+    ctx: CtxDep,
     q: Annotated[str | None, Query(max_length=QUERY_MAX, description="what has been typed")] = None,
 ) -> MerchantSuggestions:
     """Search-as-you-type: the few best matches for `q` (the same search as
     `GET /api/merchants`), for the home page and the complaint form's shop picker."""
-    return merchants.suggest(session, q=q)
+
+    def run() -> MerchantSuggestions:
+        with ctx.db.quick_session() as session:
+            return merchants.suggest(session, q=q)
+
+    return await run_in_threadpool(run)
 
 
 @router.get(
