@@ -21,8 +21,8 @@ What it does:
    a mix of all of them. Before the page phases, ``page_first`` visits every shop page
    once (each is assembled, rendered and kept: a first visit's cost); ``page_cond``
    asks for a hot set of 300 pages with ``If-None-Match`` on ``--conditional`` of the
-   requests (a returning visitor or a CDN revalidating). Prints requests/s, p50/p95/p99 latency, errors and the ratio
-   to the baseline for each.
+   requests (a returning visitor or a CDN revalidating). Prints requests/s,
+   p50/p95/p99 latency, errors and the ratio to the baseline for each.
 5. Waits until every record is anchored, checks that every accepted write is in the
    log and anchored, and runs ``honest-metering audit``.
 
