@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +45,14 @@ from sqlalchemy import (
     select,
     table,
 )
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.merchants.models import MerchantSearch
+from backend.merchants.models import Merchant, MerchantSearch
 from backend.uscc import ALPHABET, normalize_uscc
 
 SEARCH: Table = MerchantSearch.__table__  # type: ignore[attr-defined]
+MERCHANT: Table = Merchant.__table__  # type: ignore[attr-defined]
 KEYS = SEARCH.c["keys"]  # (``.c.keys`` is the collection's method)
 FTS = table("merchant_search_fts", column("rowid", Integer))
 """SQLite's FTS5 index over ``merchant_search.keys`` (created by migration 0008)."""
@@ -158,9 +161,19 @@ def _fts_query(phrases: list[str]) -> str:
     return " OR ".join('"' + p.replace('"', '""') + '"' for p in phrases)
 
 
-def candidates(plan: Plan, *, sqlite: bool) -> ColumnElement[bool]:
-    """The index condition on ``merchant_search``: FTS5 on SQLite, pg_trgm on PostgreSQL."""
+def found(plan: Plan, columns: Sequence[Any], *, sqlite: bool) -> Select[Any]:
+    """``SELECT columns`` of the merchants the index finds for ``plan`` and its filter
+    keeps (``merchant`` joined with ``merchant_search``). On SQLite the FTS5 matches
+    are a materialised CTE the rest joins to, so the index is read once whatever the
+    planner makes of the other filters; on PostgreSQL the phrases are ``LIKE``
+    conditions that the pg_trgm GIN index answers (a bitmap OR)."""
+    on = SEARCH.c.uscc == MERCHANT.c.uscc
     if sqlite:
         match = literal_column("merchant_search_fts").op("MATCH")(_fts_query(plan.phrases))
-        return SEARCH.c.id.in_(select(FTS.c.rowid).where(match))
-    return or_(*[KEYS.contains(p, autoescape=True) for p in plan.phrases])
+        hits = (
+            select(FTS.c.rowid.label("hit")).where(match).cte("hits").prefix_with("MATERIALIZED")
+        )
+        source = hits.join(SEARCH, SEARCH.c.id == hits.c.hit).join(MERCHANT, on)
+        return select(*columns).select_from(source).where(plan.keep)
+    indexed = or_(*[KEYS.contains(p, autoescape=True) for p in plan.phrases])
+    return select(*columns).select_from(MERCHANT.join(SEARCH, on)).where(indexed, plan.keep)

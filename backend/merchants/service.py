@@ -274,10 +274,8 @@ def find(
         how = search_index.plan(text, fuzzy_code=fuzzy)
         if how is None:
             break
-        found = (
-            select(*FOUND_COLUMNS, *extra)
-            .join(search_index.SEARCH, search_index.SEARCH.c.uscc == col(Merchant.uscc))
-            .where(search_index.candidates(how, sqlite=sqlite), how.keep, *conditions)
+        found = search_index.found(how, [*FOUND_COLUMNS, *extra], sqlite=sqlite).where(
+            *conditions
         )
         rows, total = _page(session, found, [*how.rank, col(Merchant.uscc)],
                             limit=limit, offset=offset, count=count)

@@ -45,9 +45,7 @@ def test_existing_merchants_get_their_search_keys(db: Database) -> None:
         how = search.plan("巴山超市")
         assert how is not None
         found = s.execute(
-            select(search.SEARCH.c.uscc).where(
-                search.candidates(how, sqlite=db.is_sqlite), how.keep
-            )
+            search.found(how, [search.SEARCH.c.uscc], sqlite=db.is_sqlite)
         ).scalars().all()
         assert found == [VALID]
     db.dispose()
