@@ -99,7 +99,8 @@ def _flag(condition: ColumnElement[bool]) -> Any:
     return case((condition, 1), else_=0)
 
 
-def _code_of(text: str) -> str | None:
+def code_of(text: str) -> str | None:
+    """``text`` as the start or a fragment of a credit code, or ``None``."""
     code = normalize_uscc(text).replace(" ", "")
     if 2 <= len(code) <= 18 and all(c in ALPHABET for c in code):
         return code
@@ -113,7 +114,7 @@ def plan(text: str, *, fuzzy_code: bool = False) -> Plan | None:
     folded = fold(text)
     if not folded:
         return None
-    code = _code_of(text)
+    code = code_of(text)
     if fuzzy_code:
         if code is None or len(code) < CODE_FUZZY_MIN:
             return None

@@ -264,11 +264,24 @@ def find(
     """One page of the merchants matching ``text`` and ``conditions`` (rows of
     :data:`FOUND_COLUMNS`, best first), and how many match (with ``count``; otherwise
     how many are on the page). One query: the page and, with ``count``, the number of
-    matches as a window over them."""
+    matches as a window over them. A credit-code start that some code has is answered
+    from the primary key alone; anything else from the trigram index, first exactly,
+    then (for a code fragment) with one character wrong."""
     extra = [func.count().over().label("total")] if count else []
     if not text:
         return _page(session, select(*FOUND_COLUMNS, *extra).where(*conditions),
                      [col(Merchant.uscc)], limit=limit, offset=offset, count=count)
+    code = search_index.code_of(text)
+    if code is not None:
+        # The start of a credit code: a range of the primary key's B-tree, in code order
+        # (every code character sorts below '~'). Codes that start so come first anyway.
+        start = select(*FOUND_COLUMNS, *extra).where(
+            col(Merchant.uscc) >= code, col(Merchant.uscc) < code + "~", *conditions
+        )
+        rows, total = _page(session, start, [col(Merchant.uscc)], limit=limit, offset=offset,
+                            count=count)
+        if total:
+            return rows, total
     sqlite = session.get_bind().dialect.name == "sqlite"
     for fuzzy in (False, True):
         how = search_index.plan(text, fuzzy_code=fuzzy)
