@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from backend.accounts import service as accounts
@@ -186,7 +187,10 @@ def _merchant_page(
         headers=headers,
     )
     if page is not None and "set-cookie" not in response.headers:
-        kept.keep(ctx.db, page.uscc, page.etag, bytes(response.body))
+        # Kept after the answer is sent: the visitor never waits for the write lock.
+        response.background = BackgroundTask(
+            kept.keep, ctx.db, page.uscc, page.etag, bytes(response.body)
+        )
     return response
 
 
