@@ -13,14 +13,15 @@ from backend.accounts import records as accounts_records  # noqa: F401
 from backend.credit import frequency_records  # noqa: F401
 from backend.credit import records as credit_records  # noqa: F401
 from backend.credit import service as credit_service
+from backend.disclosure import kept
 from backend.inspections import records as inspections_records  # noqa: F401
 from backend.inspections.draws import inputs as draw_inputs
 from backend.inspections.draws import records as draw_records  # noqa: F401
 from backend.inspections.draws import results as draw_results
 from backend.ledger import projection, write
 from backend.merchants import records as merchants_records  # noqa: F401
-from backend.merchants import views as merchant_views
 from backend.pledges import records as pledges_records  # noqa: F401
+from backend.shops import views as merchant_views
 from backend.supervision import records as supervision_records  # noqa: F401
 from backend.supervision import service as supervision_service
 
@@ -30,5 +31,6 @@ projection.register_check(credit_service.HISTORY_CHECK)
 projection.register_check(merchant_views.VIEWS_CHECK)
 projection.register_check(draw_inputs.INPUTS_CHECK)
 draw_results.set_results_reader(supervision_service.draw_results)
+projection.register_check(kept.PAGES_CHECK)
 write.mark_ready()
 

@@ -13,9 +13,10 @@ from backend.ledger import anchoring, witnessing
 from backend.ledger import router as ledger_router
 from backend.ledger import rpc as ledger_rpc
 from backend.merchants import router as merchants_router
-from backend.merchants import views as merchant_views
 from backend.ops import router as ops_router
 from backend.pledges import router as pledges_router
+from backend.shops import router as shops_router
+from backend.shops import views as merchant_views
 from backend.supervision import router as supervision_router
 
 
@@ -28,6 +29,7 @@ def install(app: FastAPI) -> None:
     witnessing.install(app)
 
     app.include_router(accounts_router.router)
+    app.include_router(shops_router.router)
     app.include_router(merchants_router.router)
     app.include_router(pledges_router.router)
     app.include_router(pledges_router.pages)

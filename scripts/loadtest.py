@@ -18,8 +18,11 @@ What it does:
    ``--max-requests``) with ``--concurrency`` keep-alive connections: the trivial
    ``/healthz`` first (the same-run baseline), then merchant lookups (API and page),
    searches, proof-bundle downloads, writes (supervision outcomes by a regulator), and
-   a mix of all of them. Prints requests/s, p50/p95/p99 latency, errors and the ratio
-   to the baseline for each.
+   a mix of all of them. Before the page phases, ``page_first`` visits every shop page
+   once (each is assembled, rendered and kept: a first visit's cost); ``page_cond``
+   asks for a hot set of 300 pages with ``If-None-Match`` on ``--conditional`` of the
+   requests (a returning visitor or a CDN revalidating). Prints requests/s,
+   p50/p95/p99 latency, errors and the ratio to the baseline for each.
 5. Waits until every record is anchored, checks that every accepted write is in the
    log and anchored, and runs ``honest-metering audit``.
 
@@ -95,6 +98,7 @@ class Connection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.etag: str | None = None  # of the last response
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -119,6 +123,7 @@ class Connection:
             raise HttpError("connection closed by the server")
         status = int(status_line.split(b" ", 2)[1])
         length, chunked, close = 0, False, False
+        self.etag = None
         while True:
             line = await self.reader.readline()
             if line in (b"\r\n", b""):
@@ -131,6 +136,8 @@ class Connection:
                 chunked = True
             elif name == b"connection" and b"close" in value.lower():
                 close = True
+            elif name == b"etag":
+                self.etag = value.strip().decode()
         if chunked:
             parts = []
             while True:
@@ -161,6 +168,8 @@ class Request:
     ok: tuple[int, ...] = (200,)
     # Called with the response body of a successful request (e.g. to keep a write's id).
     on_ok: Callable[[bytes], None] | None = None
+    # Called with the ETag of a successful response.
+    on_etag: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -235,9 +244,12 @@ async def run_phase(
                 elapsed = time.perf_counter() - t0
                 if status in req.ok:
                     result.latencies.append(elapsed)
-                    result.by_kind[req.kind] = result.by_kind.get(req.kind, 0) + 1
+                    kind = f"{req.kind} {status}" if status == 304 else req.kind
+                    result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
                     if req.on_ok is not None:
                         req.on_ok(data)
+                    if req.on_etag is not None and conn.etag:
+                        req.on_etag(conn.etag)
                 else:
                     try:
                         err = json.loads(data).get("error", "")
@@ -451,6 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merchants", type=int, default=3000, help="merchants to seed")
     p.add_argument("--phases", default="baseline,lookup,page,search,proof,write,mixed",
                    help="comma-separated; baseline always runs first")
+    p.add_argument("--no-first-visits", dest="first_visits", action="store_false",
+                   help="skip the page_first phase (every shop page once, before the "
+                        "page phases)")
+    p.add_argument("--first-visit-timeout", type=float, default=300.0,
+                   help="at most this many seconds for page_first")
+    p.add_argument("--conditional", type=float, default=0.9,
+                   help="share of If-None-Match requests in the page_cond phase")
     p.add_argument("--database-url", help="use this (empty) database instead of a temp one")
     p.add_argument("--postgres", default=os.environ.get(
         "HM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -532,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"server up: {args.workers} worker(s) on port {port}; log {log}")
 
         written: list[str] = []
-        phases = build_phases(data, token, written)
+        phases = build_phases(data, token, written, conditional=args.conditional)
         wanted = ["baseline"] + [n for n in args.phases.split(",") if n and n != "baseline"]
         unknown = set(wanted) - phases.keys()
         if unknown:
@@ -540,19 +559,29 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
         results: list[PhaseResult] = []
+        if args.first_visits and {"page", "page_cond", "mixed"} & set(wanted):
+            # Every shop page once, as first visits (assembled, rendered and kept), before
+            # the phases that read them again: a page's cost on its first visit and after.
+            wanted.insert(1, "page_first")
         for name in wanted:
-            say(f"phase {name}: {args.duration:.0f}s, {args.concurrency} connections ...")
+            first = name == "page_first"
+            duration = args.first_visit_timeout if first else args.duration
+            say(f"phase {name}: {duration:.0f}s, {args.concurrency} connections ...")
             meter = CpuMeter(server.pid, database_url)
             meter.start()
             result = _run(run_phase(
-                name, "127.0.0.1", port, phases[name], duration=args.duration,
-                concurrency=args.concurrency, max_requests=args.max_requests))
+                name, "127.0.0.1", port, phases[name], duration=duration,
+                concurrency=args.concurrency,
+                max_requests=len(data.usccs) if first else args.max_requests))
             used = meter.stop()
             result.server_cpu_s = used["server"]
             result.postgres_cpu_s = used["postgres"] or None
             results.append(result)
             time.sleep(1.0)  # let the server settle (and the anchorer catch up)
         print_table(results, results[0])
+        for r in results:
+            if len(r.by_kind) > 1:
+                print(f"{r.name}: answers by kind {dict(sorted(r.by_kind.items()))}")
         for group, (n, mean) in group_commits(port).items():
             print(f"group commit {group}: {n} transaction(s), {mean:.1f} write(s) each on average")
 
@@ -623,8 +652,11 @@ def writes_not_anchored(database_url: str, record_ids: list[str]) -> list[str]:
     return [r for r in record_ids if r not in found]
 
 
+HOT_PAGES = 300
+
+
 def build_phases(
-    data: Dataset, token: str, written: list[str]
+    data: Dataset, token: str, written: list[str], *, conditional: float = 0.9
 ) -> dict[str, Callable[[random.Random], Request]]:
     auth = f"Authorization: Bearer {token}\r\n"
     checked_on = (date.today() - timedelta(days=2)).isoformat()
@@ -641,6 +673,30 @@ def build_phases(
 
     def page(rnd: random.Random) -> Request:
         return Request("GET", f"/merchants/{rnd.choice(data.usccs)}", kind="page")
+
+    etags: dict[str, str] = {}
+    hot = data.usccs[:HOT_PAGES]
+
+    unvisited = list(data.usccs)
+
+    def page_first(rnd: random.Random) -> Request:
+        uscc = unvisited.pop() if unvisited else rnd.choice(data.usccs)
+        return Request("GET", f"/merchants/{uscc}", kind="page")
+
+    def page_cond(rnd: random.Random) -> Request:
+        """A page as a returning visitor or a CDN asks for it: with the ETag it has, for
+        ``conditional`` of the requests (a hot set of shops, so that ETags are known)."""
+        uscc = rnd.choice(hot)
+        known = etags.get(uscc)
+        header = ""
+        if known is not None and rnd.random() < conditional:
+            header = f"If-None-Match: {known}\r\n"
+
+        def remember(tag: str, uscc: str = uscc) -> None:
+            etags[uscc] = tag
+
+        return Request("GET", f"/merchants/{uscc}", headers=header, kind="page",
+                       ok=(200, 304), on_etag=remember)
 
     def search(rnd: random.Random) -> Request:
         if rnd.random() < 0.5:
@@ -671,7 +727,9 @@ def build_phases(
     def mixed(rnd: random.Random) -> Request:
         return rnd.choices(population, weights)[0](rnd)
 
-    return {"baseline": baseline, "lookup": lookup, "page": page, "search": search,
+    return {"baseline": baseline, "lookup": lookup, "page": page, "page_first": page_first,
+            "page_cond": page_cond,
+            "search": search,
             "proof": proof, "write": write, "mixed": mixed}
 
 

@@ -157,9 +157,10 @@ def csrf_token_for(settings: Settings, principal: Principal | None) -> str | Non
     return security.csrf_token(security.load_secret(settings), principal.session_jti)
 
 
-def _csrf_for_request(
+async def _csrf_for_request(
     ctx: CtxDep, principal: Annotated[Principal | None, Depends(_checked)]
 ) -> str | None:
+    # async: no I/O (an HMAC at most), so no trip through the thread pool.
     return csrf_token_for(ctx.settings, principal)
 
 

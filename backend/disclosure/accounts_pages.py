@@ -27,6 +27,8 @@ from backend.disclosure import web
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError
 from backend.merchants import service as merchants
+from backend.shops import registrations
+from backend.shops import service as shops
 from backend.timeutil import today_shanghai
 
 pages = APIRouter(include_in_schema=False)
@@ -295,7 +297,7 @@ def _desk(
     status: int = 200,
 ) -> HTMLResponse:
     code = merchants.parse_uscc(uscc)
-    view = merchants.get_public(session, settings=settings, uscc=code, today=today_shanghai())
+    view = shops.get_public(session, settings=settings, uscc=code, today=today_shanghai())
     account = accounts.find_account(session, code)
     notice = DESK_NOTICES.get(done or "")
     return web.render(
@@ -374,13 +376,15 @@ def desk_decide(
     if decision == "reject":
         return _desk_act(
             request, session, ctx.settings, uscc,
-            lambda: merchants.reject_registration(session, principal=p, uscc=uscc, reason=reason),
+            lambda: registrations.reject_registration(
+                session, principal=p, uscc=uscc, reason=reason
+            ),
             "rejected", after="/regulator?done=rejected",
         )
     if decision == "transfer":
         return _desk_act(
             request, session, ctx.settings, uscc,
-            lambda: merchants.transfer_registration(
+            lambda: registrations.transfer_registration(
                 session, settings=ctx.settings, principal=p, uscc=uscc, reason=reason),
             "transferred",
         )

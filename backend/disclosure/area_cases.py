@@ -23,7 +23,7 @@ from backend.disclosure.area_common import (
 )
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError
-from backend.merchants import lists
+from backend.shops import lists
 from backend.supervision import complaints, tickets
 from backend.supervision.models import ComplaintReviewCreate
 from backend.timeutil import today_shanghai

@@ -9,22 +9,27 @@ template. The logged-in merchant and regulator areas are in
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi import APIRouter, FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from backend import zherrors
 from backend.accounts import service as accounts
 from backend.accounts.deps import PasswordWork, client_address, set_session_cookie
+from backend.context import AppContext
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import (
     accounts_pages,
     areas,
     complaint_status,
     forms,
+    kept,
     service,
     web,
     workbench,
@@ -33,7 +38,7 @@ from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.ledger import trustroot_store
 from backend.merchants import service as merchants
-from backend.merchants import views
+from backend.shops import views
 from backend.supervision import complaints
 from backend.timeutil import today_shanghai, utcnow
 
@@ -143,23 +148,63 @@ def search(
 
 
 @pages.get("/merchants/{uscc}", response_class=HTMLResponse)
-def merchant(
-    request: Request, ctx: CtxDep, session: ReadSessionDep, _user: PageUser, uscc: str
+async def merchant(
+    request: Request,
+    ctx: CtxDep,
+    user: PageUser,
+    uscc: str,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    accept_encoding: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
+    """A shop page. For anonymous visitors it carries an ``ETag`` (the page's version
+    stamp) and may be cached publicly; a matching ``If-None-Match`` gets ``304``, and
+    an unchanged page is served as kept (``backend/disclosure/kept.py``) without being
+    assembled again: one read, on the event loop. Signed-in visitors see their own
+    navigation: their pages are private and never kept."""
     today = today_shanghai()
     code = service.exact_code(uscc)
     if code is not None and code != uscc:
         # Lower case or spaces from a hand-typed address: one canonical URL per merchant.
         return RedirectResponse(f"/merchants/{code}", status_code=301)
-    data = service.merchant_page(
-        session, settings=ctx.settings, uscc=uscc, today=today,
-        merchant=views.public(ctx.db, ctx.settings, uscc, today=today),
-    )
-    return web.render(
+    headers = {"Cache-Control": web.PRIVATE_PAGE_CACHE}
+    page = None
+    if user is None:
+        version = web.site_version(web.page_rpc_url(ctx.settings))
+        page = await kept.lookup(ctx.db, uscc, today=today, version=version)
+        headers = {"ETag": page.etag, "Cache-Control": web.PUBLIC_PAGE_CACHE,
+                   "Vary": "Accept-Encoding"}
+        if views.etag_matches(if_none_match, page.etag):
+            return Response(status_code=304, headers=headers)
+        if page.gzipped is not None:
+            if accept_encoding and "gzip" in accept_encoding.lower():
+                return Response(page.gzipped, media_type="text/html; charset=utf-8",
+                                headers={**headers, "Content-Encoding": "gzip"})
+            return HTMLResponse(kept.html_of(page.gzipped), headers=headers)
+    return await run_in_threadpool(_merchant_page, request, ctx, uscc, today, headers, page)
+
+
+def _merchant_page(
+    request: Request, ctx: AppContext, uscc: str, today: date, headers: dict[str, str],
+    page: kept.Page | None,
+) -> Response:
+    """Assemble and render a shop page, and keep it when it is an anonymous visitor's."""
+    with ctx.db.read() as session:
+        data = service.merchant_page(
+            session, settings=ctx.settings, uscc=uscc, today=today,
+            merchant=views.public(ctx.db, ctx.settings, uscc, today=today),
+        )
+    response = web.render(
         request,
         "merchant.html",
         {"title": data.merchant.name, "page": data, "today": today},
+        headers=headers,
     )
+    if page is not None and "set-cookie" not in response.headers:
+        # Kept after the answer is sent: the visitor never waits for the write lock.
+        response.background = BackgroundTask(
+            kept.keep, ctx.db, page.uscc, page.etag, bytes(response.body)
+        )
+    return response
 
 
 # --- random inspections (双随机、一公开) -----------------------------------------------

@@ -48,6 +48,7 @@ from backend.merchants.models import Merchant, MerchantVerification
 from backend.pledges import queries
 from backend.pledges import service as pledges
 from backend.pledges.templates import current_template
+from backend.shops import service as shops
 from backend.supervision import complaints
 from backend.supervision.kinds import CSV_COLUMNS, FORM_ORDER, OUTCOMES, PENALTY, form_fields
 
@@ -186,7 +187,7 @@ def search(
     today: date,
 ) -> SearchResult:
     page_no = max(page_no, 1)
-    result = merchants.search(
+    result = shops.search(
         session,
         q=q or None,
         region=region or None,

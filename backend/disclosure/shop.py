@@ -26,10 +26,11 @@ from backend.disclosure.shown import BodyReader, Shown, lookup, plain_text
 from backend.errors import DomainError
 from backend.merchants import queries as merchant_queries
 from backend.merchants import service as merchants
-from backend.merchants.models import MerchantPublic
 from backend.merchants.records import REGISTERED, VERIFIED
 from backend.pledges import queries as pledge_queries
 from backend.pledges import service as pledges
+from backend.shops import service as shops
+from backend.shops.models import MerchantPublic
 from backend.supervision import queries as supervision_queries
 from backend.supervision.kinds import DEMONSTRATION, INSTRUMENT, INSTRUMENT_LABELS
 
@@ -184,7 +185,7 @@ def merchant_page(
     """
 
     if merchant is None:
-        merchant = merchants.get_public(session, settings=settings, uscc=uscc, today=today)
+        merchant = shops.get_public(session, settings=settings, uscc=uscc, today=today)
     code = merchant.uscc
 
     credit_error = None

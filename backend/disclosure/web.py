@@ -234,6 +234,24 @@ def page_rpc_url(settings: Settings) -> str:
     return "/rpc" if settings.embedded_chain else ""
 
 
+@lru_cache(maxsize=8)
+def site_version(rpc_url: str) -> str:
+    """What a rendered page depends on besides its data: the templates, the static files
+    it links (by content) and the ledger endpoint it names. The same in every worker
+    running the same build, so ETags agree across workers and hosts."""
+    digest = hashlib.blake2b(rpc_url.encode(), digest_size=8)
+    for path in sorted([*TEMPLATES_DIR.rglob("*.html"), *STATIC_DIR.rglob("*")]):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+PUBLIC_PAGE_CACHE = "public, max-age=60, stale-while-revalidate=300"
+"""Cache-Control of a public page served to an anonymous visitor: a CDN or browser may
+keep it a minute and revalidate with its ETag (see docs/operations.md)."""
+PRIVATE_PAGE_CACHE = "private, no-cache"
+
+
 def render(
     request: Request,
     name: str,
@@ -297,8 +315,11 @@ def pager(total: int, page_no: int, size: int, query: dict[str, str]) -> dict[st
 # --- who is looking ----------------------------------------------------------------------
 
 
-def page_user(request: Request, user: OptionalUser, csrf: CsrfToken) -> Principal | None:
-    """The signed-in visitor (or ``None``), made available to the layout."""
+async def page_user(
+    request: Request, user: OptionalUser, csrf: CsrfToken
+) -> Principal | None:
+    """The signed-in visitor (or ``None``), made available to the layout (async: no I/O,
+    so no trip through the thread pool)."""
     request.state.page_user = user
     request.state.page_csrf = csrf
     return user

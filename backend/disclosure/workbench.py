@@ -27,8 +27,8 @@ from backend.disclosure.area_common import hundredths, staff_or_redirect
 from backend.disclosure.web import FORM_INVALID, FormError, PageUser
 from backend.errors import DomainError
 from backend.inspections import selection
-from backend.merchants import lists
 from backend.merchants import service as merchants
+from backend.shops import lists
 from backend.supervision import service as supervision
 from backend.supervision.models import SupervisionRecordPage
 from backend.timeutil import today_shanghai

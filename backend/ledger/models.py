@@ -25,7 +25,7 @@ class LogLeaf(SQLModel, table=True):
 
     __tablename__ = "log_leaf"
     # A subject's records in log order; its newest record is one index probe (the
-    # version stamp of its cached public view, backend.merchants.views).
+    # version stamp of its cached public view, backend.shops.views).
     __table_args__ = (Index("ix_log_leaf_subject_leaf_index", "subject", "leaf_index"),)
 
     leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))

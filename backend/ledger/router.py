@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from backend.context import AppContext
 from backend.db import INT_KEY_MAX
@@ -22,6 +22,9 @@ from backend.ledger.logkey import LogKeyError, load_log_key
 from backend.ledger.note import Signer
 
 logger = logging.getLogger("honest_metering.log")
+
+PINNED_BUNDLE_CACHE = "public, max-age=86400"
+LATEST_BUNDLE_CACHE = "public, max-age=60"
 
 router = APIRouter(tags=["health"])
 log_router = APIRouter(prefix="/api", tags=["log"], responses=error_responses(404, 409, 422))
@@ -99,6 +102,7 @@ def record_proof(
     record_id: str,
     session: ReadSessionDep,
     ctx: CtxDep,
+    response: Response,
     checkpoint: Annotated[
         int | None, Query(ge=0, le=INT_KEY_MAX, description="default: the latest")
     ] = None,
@@ -106,7 +110,12 @@ def record_proof(
         int, Query(ge=1, le=2, description="bundle format; 2 adds the signed checkpoint")
     ] = 1,
 ) -> ProofBundle:
-    """A proof bundle (docs/proof-bundle.md) for the record against an anchored checkpoint."""
+    """A proof bundle (docs/proof-bundle.md) for the record against an anchored checkpoint.
+    Cacheable: a bundle against a chosen checkpoint never changes (a day); the latest
+    one changes with the next checkpoint (a minute)."""
+    response.headers["Cache-Control"] = (
+        PINNED_BUNDLE_CACHE if checkpoint is not None else LATEST_BUNDLE_CACHE
+    )
     return service.proof_bundle(
         session,
         record_id=record_id,

@@ -8,6 +8,8 @@ worker; nothing here writes either.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +30,36 @@ from backend.ledger.records import parse_canonical
 from backend.ledger.status import AnchorStatus, anchor_status
 
 MAX_PAGE = 1000
+INCLUSION_CACHE_SIZE = 16_384
+
+
+class InclusionPaths:
+    """Inclusion proofs by (leaf index, tree size, root), per process: a checkpoint's
+    tree never changes, so neither does a leaf's path to its root, and a proof bundle
+    asked for again (a popular record, a shop page's 验证) costs no tree reads. The root
+    in the key keeps apart trees of equal size in different databases. A small LRU."""
+
+    def __init__(self, size: int = INCLUSION_CACHE_SIZE) -> None:
+        self.size = size
+        self._paths: OrderedDict[tuple[int, int, bytes], tuple[bytes, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, index: int, size: int, root: bytes) -> list[bytes]:
+        key = (index, size, bytes(root))
+        with self._lock:
+            path = self._paths.get(key)
+            if path is not None:
+                self._paths.move_to_end(key)
+                return list(path)
+        found = ledger_log.inclusion_proof(session, index, size)
+        with self._lock:
+            self._paths[key] = tuple(found)
+            while len(self._paths) > self.size:
+                self._paths.popitem(last=False)
+        return found
+
+
+inclusion_paths = InclusionPaths()
 _RECORD_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -190,7 +222,7 @@ def proof_bundle(
             anchor_status=anchor_status(session, leaf.leaf_index).model_dump(),
         )
     canonical = bytes(leaf.canonical)
-    proof = ledger_log.inclusion_proof(session, leaf.leaf_index, cp.tree_size)
+    proof = inclusion_paths.get(session, leaf.leaf_index, cp.tree_size, cp.root)
     signed = None
     if version == 2:
         if log_key is None:

@@ -13,13 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
-from sqlalchemy import BigInteger, Column, Index, String, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from backend.accounts.models import AccountPublic
 from backend.accounts.passwords import PASSWORD_MAX, PASSWORD_RULE_EN
 from backend.ledger.status import AnchorStatus, WrittenRecord
-from backend.pledges.models import DemonstrationPublic, PledgeSummary
 
 NAME_MAX = 100
 ADDRESS_MAX = 200
@@ -104,21 +103,20 @@ class MerchantWallet(SQLModel, table=True):
     leaf_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
-class MerchantView(SQLModel, table=True):
-    """A merchant's public view as ``GET /api/merchants/{uscc}`` serves it, with the
-    version stamp it was built at: a cache, never the truth, rebuilt whenever the
-    stamp no longer matches (backend/merchants/views.py). Dropping every row is safe."""
+class MerchantSearch(SQLModel, table=True):
+    """A merchant's search keys (``backend/merchants/search.py``), a projection of its
+    registration. ``id`` is the row id SQLite's FTS5 index refers to; the trigram
+    indexes over ``keys`` are created by migration 0008 (pg_trgm GIN on PostgreSQL,
+    an FTS5 table with triggers on SQLite)."""
 
-    __tablename__ = "merchant_view"
+    __tablename__ = "merchant_search"
 
-    uscc: str = Field(primary_key=True, max_length=18)
-    body: str = Field(sa_column=Column(Text, nullable=False))
-    last_leaf: int = Field(sa_column=Column(BigInteger, nullable=False))
-    last_wallet: int | None = None
-    built_on: date
-    valid_until: date | None = None
-    pending_from: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    built_at: datetime
+    id: int | None = Field(default=None, primary_key=True)
+    uscc: str = Field(
+        sa_column=Column(String(18), ForeignKey("merchant.uscc"), nullable=False, unique=True)
+    )
+    folded: str = Field(sa_column=Column(Text, nullable=False))
+    keys: str = Field(sa_column=Column(Text, nullable=False))
 
 
 # --- API models ---------------------------------------------------------------
@@ -192,48 +190,12 @@ class VerificationPublic(BaseModel):
     record: WrittenRecord | None = None
 
 
-class MerchantSummary(BaseModel):
-    uscc: str
-    name: str
-    sector: str
-    sector_name: str
-    region_code: str
-    region_name: str
-    sub_area: str | None
-    sub_area_name: str | None
-    verified: bool
-    verification_label: Literal["已核验", "未核验"]
-    active_pledge: bool
-    demonstration_unit: bool
-
-
-class MerchantPublic(BaseModel):
-    """What anyone may see about a merchant (never the contact data)."""
+class MerchantRegistration(BaseModel):
+    """A registration as written: the merchant, its record and its account (the public
+    view composed from it is ``backend.shops``'s)."""
 
     uscc: str
-    name: str
-    sector: str
-    sector_name: str
-    region_code: str
-    region_name: str
-    sub_area: str | None
-    sub_area_name: str | None
-    address: str
-    registered_at: datetime
-    registration_record: WrittenRecord
-    verification: VerificationPublic
-    wallet_address: str | None
-    current_pledge: PledgeSummary | None
-    demonstration: DemonstrationPublic | None = PField(
-        description="the current demonstration-unit award, if any"
-    )
-    public_url: str
-
-
-class MerchantRegistered(MerchantPublic):
-    record_id: str
-    leaf_index: int
-    anchor_status: AnchorStatus
+    record: WrittenRecord
     account: AccountPublic
 
 
@@ -245,8 +207,11 @@ class VerificationWritten(BaseModel):
     anchor_status: AnchorStatus
 
 
-class MerchantPage(BaseModel):
-    total: int
-    limit: int
-    offset: int
-    items: list[MerchantSummary]
+class MerchantSuggestion(BaseModel):
+    uscc: str
+    name: str
+    region_name: str
+
+
+class MerchantSuggestions(BaseModel):
+    items: list[MerchantSuggestion]

@@ -4,6 +4,8 @@
   contact (person, phone) never enters the record in clear; the row keeps it with
   the salt of the record's ``contact_digest`` (private columns, checked by audit
   against the digest, never shown to the public).
+- ``merchant.registered`` -> ``merchant_search``: the merchant's search keys
+  (``backend/merchants/search.py``).
 - ``merchant.verified`` -> ``merchant_verification``.
 - ``merchant.wallet_bound`` -> ``merchant_wallet``: the wallet whose EIP-712
   signatures the merchant's pledges may carry (the newest binding is current).
@@ -32,9 +34,11 @@ from backend.ledger.projection import Projection, Rec, Rows, day, register
 from backend.merchants.models import (
     Merchant,
     MerchantRegistrationAction,
+    MerchantSearch,
     MerchantVerification,
     MerchantWallet,
 )
+from backend.merchants.search import fold, search_keys
 
 REGISTERED = "merchant.registered"
 VERIFIED = "merchant.verified"
@@ -51,6 +55,7 @@ MERCHANT: Table = Merchant.__table__  # type: ignore[attr-defined]
 VERIFICATION: Table = MerchantVerification.__table__  # type: ignore[attr-defined]
 WALLET: Table = MerchantWallet.__table__  # type: ignore[attr-defined]
 ACTION: Table = MerchantRegistrationAction.__table__  # type: ignore[attr-defined]
+SEARCH: Table = MerchantSearch.__table__  # type: ignore[attr-defined]
 CONTACT_COLUMNS = frozenset({"contact_person", "contact_phone", "contact_salt"})
 
 
@@ -100,6 +105,17 @@ def _action(rec: Rec, rows: Rows) -> None:
     )
 
 
+def _search(rec: Rec, rows: Rows) -> None:
+    b = rec.body
+    row = {"uscc": b["uscc"], "folded": fold(b["name"]),
+           "keys": search_keys(uscc=b["uscc"], name=b["name"])}
+    if rec.ref(AFTER_REJECTION) is not None and rows.get(SEARCH, (b["uscc"],)) is not None:
+        # The owner's registration after a rejection replaces the rejected one's keys.
+        rows.update(SEARCH, (b["uscc"],), {k: v for k, v in row.items() if k != "uscc"})
+    else:
+        rows.insert(SEARCH, row)
+
+
 def _check_contact(live: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
     try:
         digest = contact_digest(
@@ -147,6 +163,14 @@ register(
         apply=_merchant_rows,
         private=CONTACT_COLUMNS,
         check_private=_check_contact,
+    ),
+    Projection(
+        SEARCH,
+        key=("uscc",),
+        types=frozenset({REGISTERED}),
+        apply=_search,
+        unique=(),
+        surrogate=frozenset({"id"}),
     ),
     Projection(VERIFICATION, key=("uscc",), types=frozenset({VERIFIED}), apply=_verified),
     Projection(ACTION, key=("record_id",), types=frozenset(ACTIONS), apply=_action),

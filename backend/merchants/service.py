@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 from eth_utils import is_address, is_checksum_address, to_checksum_address
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -30,14 +30,12 @@ from backend.accounts.service import (
     RoleNotPermitted,
     apply_new_password,
     new_account,
-    one_time_password,
     require_merchant_self,
     require_role,
     to_public,
     validate_password,
 )
 from backend.config import Settings
-from backend.credit.models import MerchantRating
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.ledger import log
 from backend.ledger.records import Actor, RecordDraft, Ref
@@ -45,46 +43,37 @@ from backend.ledger.status import (
     AnchorStatus,
     WrittenRecord,
     anchor_status,
-    anchor_statuses,
     written,
 )
 from backend.ledger.write import write
 from backend.merchants import reference
+from backend.merchants import search as search_index
 from backend.merchants.models import (
     ADDRESS_MAX,
     CONTACT_PERSON_MAX,
     NAME_MAX,
     QUERY_MAX,
-    REASON_MAX,
     Merchant,
     MerchantCreate,
-    MerchantPage,
-    MerchantPublic,
-    MerchantRegistered,
-    MerchantSummary,
+    MerchantRegistration,
+    MerchantSuggestion,
+    MerchantSuggestions,
     MerchantVerification,
     MerchantWallet,
-    RegistrationActionWritten,
     VerificationPublic,
     VerificationWritten,
 )
 from backend.merchants.records import (
     AFTER_REJECTION,
-    REF_OF,
     REGISTERED,
-    REJECTED,
-    TRANSFERRED,
     VERIFIED,
     WALLET_BOUND,
     contact_digest,
 )
 from backend.merchants.text import clean_text
-from backend.pledges import queries
-from backend.pledges.models import DemonstrationAward, Pledge
-from backend.pledges.records import PLEDGE_WITHDRAWN, withdrawal_body
-from backend.uscc import ALPHABET, InvalidUSCC, normalize_uscc, validate_uscc
+from backend.timeutil import shanghai_date, utcnow
+from backend.uscc import InvalidUSCC, validate_uscc
 
-TIERS = ("A", "B", "C", "D")
 SEARCH_LIMIT_MAX = 100
 _PHONE = re.compile(r"\+?[0-9][0-9 ()\-]{4,30}")
 
@@ -110,10 +99,6 @@ class InvalidPhone(ValidationFailed):
 
 
 class InvalidWalletAddress(ValidationFailed):
-    pass
-
-
-class InvalidTier(ValidationFailed):
     pass
 
 
@@ -281,13 +266,17 @@ def current_wallets(session: Session, usccs: Sequence[str]) -> dict[str, str]:
     return {u: a for u, a in rows}
 
 
-def _verification_public(session: Session, row: MerchantVerification | None) -> VerificationPublic:
+def verification_public(session: Session, row: MerchantVerification | None) -> VerificationPublic:
     if row is None:
         return VerificationPublic(status="unverified", label="未核验")
-    return _verification_of(row, anchor_status(session, row.leaf_index))
+    return verification_of(row, anchor_status(session, row.leaf_index))
 
 
-def _verification_of(row: MerchantVerification, status: AnchorStatus) -> VerificationPublic:
+def public_url(settings: Settings, uscc: str) -> str:
+    return f"{settings.base_url}/merchants/{uscc}"
+
+
+def verification_of(row: MerchantVerification, status: AnchorStatus) -> VerificationPublic:
     return VerificationPublic(
         status="verified",
         label="已核验",
@@ -298,248 +287,91 @@ def _verification_of(row: MerchantVerification, status: AnchorStatus) -> Verific
     )
 
 
-def public_view(
-    session: Session, merchant: Merchant, *, settings: Settings, today: date
-) -> MerchantPublic:
-    return public_views(session, [merchant.uscc], settings=settings, today=today)[merchant.uscc]
+FOUND_COLUMNS = (
+    col(Merchant.uscc), col(Merchant.name), col(Merchant.sector), col(Merchant.region_code),
+    col(Merchant.sub_area),
+)
+"""What a search result shows of a merchant (``find``'s rows have these attributes)."""
 
 
-def public_views(
-    session: Session, usccs: Iterable[str], *, settings: Settings, today: date
-) -> dict[str, MerchantPublic]:
-    """The public views of the merchants ``usccs`` that exist, on ``today``: a handful
-    of queries for any number of merchants (``backend.merchants.views`` warms its
-    cache with whole batches)."""
-    out: dict[str, MerchantPublic] = {}
-    wanted = sorted(set(usccs))
-    for i in range(0, len(wanted), 500):
-        out.update(_public_views(session, wanted[i : i + 500], settings=settings, today=today))
-    return out
-
-
-def _newest(rows: Iterable[Any]) -> dict[str, Any]:
-    """The last row of each merchant from rows in ascending order."""
-    return {row.uscc: row for row in rows}
-
-
-def _public_views(
-    session: Session, usccs: list[str], *, settings: Settings, today: date
-) -> dict[str, MerchantPublic]:
-    merchants = session.execute(
-        select(Merchant).where(col(Merchant.uscc).in_(usccs), col(Merchant.rejected_by).is_(None))
-    ).scalars().all()
-    verified = _newest(
-        session.execute(
-            select(MerchantVerification).where(col(MerchantVerification.uscc).in_(usccs))
-        ).scalars()
-    )
-    wallets = current_wallets(session, usccs)
-    # The current pledge and award: active today, the newest if ever more than one.
-    pledges = _newest(
-        session.execute(
-            select(Pledge)
-            .where(col(Pledge.uscc).in_(usccs), queries.active_pledge_clause(today))
-            .order_by(col(Pledge.made_at))
-        ).scalars()
-    )
-    awards = _newest(
-        session.execute(
-            select(DemonstrationAward)
-            .where(col(DemonstrationAward.uscc).in_(usccs), queries.active_award_clause(today))
-            .order_by(col(DemonstrationAward.awarded_on))
-        ).scalars()
-    )
-    status = anchor_statuses(
-        session,
-        [m.leaf_index for m in merchants]
-        + [v.leaf_index for v in verified.values()]
-        + [a.leaf_index for a in awards.values()],
-    )
-
-    def written_at(record_id: str, leaf_index: int) -> WrittenRecord:
-        return WrittenRecord(
-            record_id=record_id, leaf_index=leaf_index, anchor_status=status[leaf_index]
+def find(
+    session: Session, text: str, conditions: list[Any], *, limit: int, offset: int,
+    count: bool = True,
+) -> tuple[Sequence[Any], int]:
+    """One page of the merchants matching ``text`` and ``conditions`` (rows of
+    :data:`FOUND_COLUMNS`, best first), and how many match (with ``count``; otherwise
+    how many are on the page). One query: the page and, with ``count``, the number of
+    matches as a window over them. A credit-code start that some code has is answered
+    from the primary key alone; anything else from the trigram index, first exactly,
+    then (for a code fragment) with one character wrong."""
+    extra = [func.count().over().label("total")] if count else []
+    if not text:
+        return _page(session, select(*FOUND_COLUMNS, *extra).where(*conditions),
+                     [col(Merchant.uscc)], limit=limit, offset=offset, count=count)
+    code = search_index.code_of(text)
+    if code is not None:
+        # The start of a credit code: a range of the primary key's B-tree, in code order
+        # (every code character sorts below '~'). Codes that start so come first anyway.
+        start = select(*FOUND_COLUMNS, *extra).where(
+            col(Merchant.uscc) >= code, col(Merchant.uscc) < code + "~", *conditions
         )
-
-    out = {}
-    for m in merchants:
-        sub = reference.SUB_AREAS.get(m.sub_area) if m.sub_area else None
-        verification = verified.get(m.uscc)
-        pledge = pledges.get(m.uscc)
-        award = awards.get(m.uscc)
-        out[m.uscc] = MerchantPublic(
-            uscc=m.uscc,
-            name=m.name,
-            sector=m.sector,
-            sector_name=reference.SECTORS[m.sector],
-            region_code=m.region_code,
-            region_name=reference.DIVISIONS[m.region_code],
-            sub_area=m.sub_area,
-            sub_area_name=sub.name if sub else None,
-            address=m.address,
-            registered_at=m.registered_at,
-            registration_record=written_at(m.record_id, m.leaf_index),
-            verification=(
-                _verification_of(verification, status[verification.leaf_index])
-                if verification is not None
-                else VerificationPublic(status="unverified", label="未核验")
-            ),
-            wallet_address=wallets.get(m.uscc),
-            # Active today, so neither withdrawn nor renewed (nor, for the award, withdrawn).
-            current_pledge=(
-                queries.summary_of(pledge, status="active") if pledge is not None else None
-            ),
-            demonstration=(
-                queries.award_of(
-                    award, None, status="active", written=written_at(award.record_id,
-                                                                     award.leaf_index)
-                )
-                if award is not None
-                else None
-            ),
-            public_url=public_url(settings, m.uscc),
+        rows, total = _page(session, start, [col(Merchant.uscc)], limit=limit, offset=offset,
+                            count=count)
+        if total:
+            return rows, total
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    for fuzzy in (False, True):
+        how = search_index.plan(text, fuzzy_code=fuzzy)
+        if how is None:
+            break
+        found = search_index.found(how, [*FOUND_COLUMNS, *extra], sqlite=sqlite).where(
+            *conditions
         )
-    return out
+        rows, total = _page(session, found, [*how.rank, col(Merchant.uscc)],
+                            limit=limit, offset=offset, count=count)
+        if total or fuzzy:
+            return rows, total
+    return [], 0
 
 
-def public_url(settings: Settings, uscc: str) -> str:
-    return f"{settings.base_url}/merchants/{uscc}"
+def _page(
+    session: Session, found: Any, order: list[Any], *, limit: int, offset: int, count: bool
+) -> tuple[Sequence[Any], int]:
+    rows = session.execute(found.order_by(*order).limit(limit).offset(offset)).all()
+    if not count:
+        return rows, len(rows)
+    if rows:
+        return rows, int(rows[0].total)
+    if offset == 0:
+        return rows, 0
+    # Past the last page: the window had no row to ride on.
+    total = session.execute(
+        select(func.count()).select_from(found.with_only_columns(col(Merchant.uscc)).subquery())
+    ).scalar_one()
+    return rows, int(total)
 
 
-def get_public(session: Session, *, settings: Settings, uscc: str, today: date) -> MerchantPublic:
-    return public_view(
-        session, get_merchant(session, parse_uscc(uscc)), settings=settings, today=today
+SUGGESTIONS = 8
+
+
+def suggest(session: Session, *, q: str | None) -> MerchantSuggestions:
+    """The few best matches for what has been typed so far (:func:`search`'s lookup)."""
+    if q is None or not q.strip():
+        return MerchantSuggestions(items=[])
+    text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
+    # A rejected registration is shown as no merchant.
+    rows, _ = find(
+        session, text, [col(Merchant.rejected_by).is_(None)], limit=SUGGESTIONS, offset=0,
+        count=False,
     )
-
-
-def search_conditions(
-    *,
-    q: str | None,
-    region: str | None,
-    sector: str | None,
-    sub_area: str | None,
-    tier: str | None,
-    public: bool = True,
-) -> list[Any]:
-    """The WHERE conditions of a merchant search (see :func:`search`); the staff lists
-    (``backend/merchants/lists.py``) add their own to these."""
-    conditions = []
-    if q is not None and q.strip():  # an empty search box means "everything"
-        text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        # ILIKE: case-insensitive for Latin letters in names on both databases.
-        by_name = col(Merchant.name).ilike(f"%{escaped}%", escape="\\")
-        code = normalize_uscc(text)
-        if 0 < len(code) <= 18 and all(c in ALPHABET for c in code):
-            by_code = and_(col(Merchant.uscc) >= code, col(Merchant.uscc) < code + "~")
-            conditions.append(or_(by_code, by_name))
-        else:
-            conditions.append(by_name)
-    if region:
-        conditions.append(col(Merchant.region_code) == parse_region(region))
-    if sector:
-        conditions.append(col(Merchant.sector) == parse_sector(sector))
-    if sub_area:
-        conditions.append(col(Merchant.sub_area) == parse_sub_area(sub_area))
-    if tier:
-        wanted = tier.strip().upper()
-        if wanted not in TIERS:
-            raise InvalidTier(f"unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
-        # The displayed tier, from the rating cache owned by backend/credit. A correlated
-        # EXISTS, not IN (subquery): SQLite builds the IN list (half the city) on every query,
-        # 5x slower at 10^5 merchants (scripts/bench.py site).
-        conditions.append(
-            select(col(MerchantRating.uscc))
-            .where(
-                col(MerchantRating.uscc) == col(Merchant.uscc),
-                col(MerchantRating.tier) == wanted,
+    return MerchantSuggestions(
+        items=[
+            MerchantSuggestion(
+                uscc=m.uscc, name=m.name, region_name=reference.DIVISIONS[m.region_code]
             )
-            .exists()
-        )
-    if tier and public:
-        # An unverified registration shows the public no tier, so no tier filter finds it.
-        conditions.append(
-            select(col(MerchantVerification.uscc))
-            .where(col(MerchantVerification.uscc) == col(Merchant.uscc))
-            .exists()
-        )
-    # Last, so that a row the other conditions refuse is never read that far (a rejected
-    # registration is shown as no merchant).
-    conditions.append(col(Merchant.rejected_by).is_(None))
-    return conditions
-
-
-def search(
-    session: Session,
-    *,
-    q: str | None,
-    region: str | None,
-    sector: str | None,
-    sub_area: str | None,
-    tier: str | None,
-    limit: int,
-    offset: int,
-    today: date,
-) -> MerchantPage:
-    """Public search by name fragment or credit-code prefix, with filters.
-
-    A code prefix is a range scan on the primary key (``uscc >= p AND uscc <
-    p || '~'``: every code character sorts below '~'), which both SQLite and
-    PostgreSQL answer from the index; a name fragment is ``LIKE '%x%'``, a
-    scan that stays in the tens of milliseconds at 10^5 merchants (``ILIKE``, so
-    Latin letters match in any case on both databases).
-    Results are ordered by credit code, so pages are stable.
-    """
-    conditions = search_conditions(q=q, region=region, sector=sector, sub_area=sub_area, tier=tier)
-    total = int(
-        session.execute(select(func.count()).select_from(Merchant).where(*conditions)).scalar_one()
+            for m in rows
+        ]
     )
-    rows = (
-        session.execute(
-            select(Merchant)
-            .where(*conditions)
-            .order_by(col(Merchant.uscc))
-            .limit(limit)
-            .offset(offset)
-        )
-        .scalars()
-        .all()
-    )
-    usccs = [m.uscc for m in rows]
-    verified = (
-        {
-            u
-            for (u,) in session.execute(
-                select(col(MerchantVerification.uscc)).where(
-                    col(MerchantVerification.uscc).in_(usccs)
-                )
-            )
-        }
-        if usccs
-        else set()
-    )
-    pledged = queries.usccs_with_active_pledge(session, usccs, today)
-    awarded = queries.usccs_with_active_award(session, usccs, today)
-    items = []
-    for m in rows:
-        sub = reference.SUB_AREAS.get(m.sub_area) if m.sub_area else None
-        items.append(
-            MerchantSummary(
-                uscc=m.uscc,
-                name=m.name,
-                sector=m.sector,
-                sector_name=reference.SECTORS[m.sector],
-                region_code=m.region_code,
-                region_name=reference.DIVISIONS[m.region_code],
-                sub_area=m.sub_area,
-                sub_area_name=sub.name if sub else None,
-                verified=m.uscc in verified,
-                verification_label="已核验" if m.uscc in verified else "未核验",
-                active_pledge=m.uscc in pledged,
-                demonstration_unit=m.uscc in awarded,
-            )
-        )
-    return MerchantPage(total=total, limit=limit, offset=offset, items=items)
 
 
 # --- writes -----------------------------------------------------------------------
@@ -565,10 +397,10 @@ def register_merchant(
     principal: Principal | None,
     address: str | None,
     now: datetime | None = None,
-) -> MerchantRegistered:
+) -> MerchantRegistration:
     """Register an unverified merchant with its merchant account."""
     _registration_actor(principal)
-    now = now or queries.utcnow()
+    now = now or utcnow()
     uscc = parse_uscc(data.uscc)
     name = clean_text(data.name, field="name", max_len=NAME_MAX)
     sector = parse_sector(data.sector)
@@ -660,15 +492,8 @@ def register_merchant(
         raise MerchantAlreadyRegistered(
             f"a merchant with credit code {uscc} is already registered"
         ) from None
-    merchant = get_merchant(session, uscc)
-    view = public_view(session, merchant, settings=settings, today=queries.shanghai_date(now))
-    w = written(session, rec)
-    return MerchantRegistered(
-        **view.model_dump(),
-        record_id=w.record_id,
-        leaf_index=w.leaf_index,
-        anchor_status=w.anchor_status,
-        account=to_public(account),
+    return MerchantRegistration(
+        uscc=uscc, record=written(session, rec), account=to_public(account)
     )
 
 
@@ -691,11 +516,11 @@ def verify_merchant(
 ) -> VerificationWritten:
     """A regulator confirms a registration (once); appends ``merchant.verified``."""
     p = require_role(principal, "regulator")
-    now = now or queries.utcnow()
-    today = queries.shanghai_date(now)
+    now = now or utcnow()
+    today = shanghai_date(now)
     merchant = get_merchant(session, parse_uscc(uscc))
     on = verified_on or today
-    registered_on = queries.shanghai_date(merchant.registered_at)
+    registered_on = shanghai_date(merchant.registered_at)
     if not registered_on <= on <= today:
         raise InvalidDate(
             f"verified_on {on} must lie between the registration ({registered_on}) and today "
@@ -724,7 +549,7 @@ def verify_merchant(
     w = written(session, rec)
     return VerificationWritten(
         uscc=merchant.uscc,
-        verification=_verification_public(session, row),
+        verification=verification_public(session, row),
         record_id=w.record_id,
         leaf_index=w.leaf_index,
         anchor_status=w.anchor_status,
@@ -734,158 +559,22 @@ def verify_merchant(
 def bind_wallet(
     session: Session,
     *,
-    settings: Settings,
     principal: Principal | None,
     uscc: str,
     address: str,
     now: datetime | None = None,
-) -> MerchantPublic:
+) -> str:
     """The merchant binds (or changes) the wallet its pledge signatures come
-    from. Earlier signed pledges keep their signer, recorded in their record."""
+    from. Earlier signed pledges keep their signer, recorded in their record.
+    Returns the merchant's credit code."""
     code = parse_uscc(uscc)
     p = require_merchant_self(principal, code)
-    merchant = get_merchant(session, code)
+    get_merchant(session, code)
     wallet = parse_wallet(address)
     if wallet is None:
         raise InvalidWalletAddress("address must not be empty")
-    now = now or queries.utcnow()
+    now = now or utcnow()
     if current_wallet(session, code) != wallet:
         write(session, wallet_draft(code, wallet, p.actor), now=now)
         session.commit()
-    return public_view(session, merchant, settings=settings, today=queries.shanghai_date(now))
-
-
-# --- rejection and transfer of a registration ------------------------------------------------
-
-
-def _registration_action(
-    session: Session,
-    *,
-    principal: Principal | None,
-    uscc: str,
-    reason: str,
-) -> tuple[Principal, Merchant, str]:
-    """The checks shared by reject and transfer: a regulator, a registration that is still
-    in force, a reason."""
-    p = require_role(principal, "regulator")
-    code = parse_uscc(uscc)
-    row = session.get(Merchant, code, with_for_update=True)
-    if row is None:
-        raise MerchantNotFound(f"no merchant with credit code {code}")
-    if row.rejected_by is not None:
-        raise RegistrationAlreadyRejected(
-            f"the registration of {code} was rejected already (record {row.rejected_by}); "
-            "nothing to reject or transfer until the code is registered again"
-        )
-    if not reason.strip():
-        raise ValidationFailed("reason must not be empty: say why", field="reason",
-                               detail_zh="请填写理由。")
-    return p, row, clean_text(reason, field="reason", max_len=REASON_MAX).strip()
-
-
-def _decision_draft(
-    record_type: str, merchant: Merchant, p: Principal, reason: str
-) -> RecordDraft:
-    """``merchant.rejected`` / ``merchant.transferred``: the reason, and a ref to the
-    registration it is about."""
-    return RecordDraft(
-        type=record_type,
-        subject=merchant.uscc,
-        actor=p.actor,
-        body={"reason": reason},
-        refs=(Ref(REF_OF[record_type], merchant.record_id),),
-    )
-
-
-def _action_written(
-    session: Session, merchant: Merchant, rec: Any, action: str, password: str | None = None
-) -> RegistrationActionWritten:
-    w = written(session, rec)
-    return RegistrationActionWritten(
-        uscc=merchant.uscc,
-        action=action,  # type: ignore[arg-type]
-        registration_record_id=merchant.record_id,
-        record_id=w.record_id,
-        leaf_index=w.leaf_index,
-        anchor_status=w.anchor_status,
-        one_time_password=password,
-    )
-
-
-def reject_registration(
-    session: Session,
-    *,
-    principal: Principal | None,
-    uscc: str,
-    reason: str,
-    now: datetime | None = None,
-) -> RegistrationActionWritten:
-    """A regulator rejects a registration of a code that is not the registrant's
-    (``merchant.rejected``, referring to the registration). Only an unverified registration
-    can be rejected (a verified one is transferred). With it: the registrant's active pledge
-    is withdrawn (``pledge.withdrawn``, same transaction), its merchant account is
-    disabled, and the code is free for its owner to register."""
-    p, merchant, text = _registration_action(
-        session, principal=principal, uscc=uscc, reason=reason
-    )
-    if is_verified(session, merchant.uscc):
-        raise MerchantAlreadyVerified(
-            f"merchant {merchant.uscc} is verified; a verified registration is not rejected: "
-            "transfer it to the rightful owner instead"
-        )
-    now = now or queries.utcnow()
-    today = queries.shanghai_date(now)
-    drafts = [_decision_draft(REJECTED, merchant, p, text)]
-    pledge = queries.current_pledge(session, merchant.uscc, today)
-    if pledge is not None:
-        drafts.append(
-            RecordDraft(
-                type=PLEDGE_WITHDRAWN,
-                subject=merchant.uscc,
-                actor=p.actor,
-                body=withdrawal_body(
-                    pledge_id=pledge.id, withdrawn_on=today, reason="登记被监管部门驳回：" + text
-                ),
-                refs=(Ref("revokes", pledge.record_id),),
-            )
-        )
-    rec = write(session, drafts, now=now).records[0]
-    account = accounts.get_account_of_merchant(session, merchant.uscc)
-    if account is not None:
-        account.disabled = True
-        account.token_version = account.token_version + 1
-    out = _action_written(session, merchant, rec, "rejected")
-    session.commit()
-    return out
-
-
-def transfer_registration(
-    session: Session,
-    *,
-    settings: Settings,
-    principal: Principal | None,
-    uscc: str,
-    reason: str,
-    now: datetime | None = None,
-) -> RegistrationActionWritten:
-    """A regulator hands a registration to the code's rightful owner (``merchant.transferred``,
-    referring to the registration): the merchant account gets a fresh one-time password
-    (in the answer, once; never recorded) for the regulator to give the owner, and the
-    previous registrant's password, tokens and sessions stop working."""
-    _registration_action(session, principal=principal, uscc=uscc, reason=reason)
-    session.rollback()  # hash outside the write transaction: Argon2 takes a while
-    password = one_time_password()
-    password_hash = security.hash_password(password, env=settings.env)
-    p, merchant, text = _registration_action(
-        session, principal=principal, uscc=uscc, reason=reason
-    )
-    account = accounts.get_account_of_merchant(session, merchant.uscc)
-    if account is None:  # (registrations always come with their account)
-        raise MerchantNotFound(f"merchant {merchant.uscc} has no account to transfer")
-    now = now or queries.utcnow()
-    rec = write(session, _decision_draft(TRANSFERRED, merchant, p, text), now=now).one
-    apply_new_password(account, password_hash, one_time=True)
-    account.disabled = False
-    out = _action_written(session, merchant, rec, "transferred", password)
-    session.commit()
-    return out
+    return code

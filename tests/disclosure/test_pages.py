@@ -304,7 +304,7 @@ class TestRegulatorArea:
     def test_the_shop_page_shows_the_kept_view_never_a_stale_one(
         self, client: TestClient, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from backend.merchants import service as merchants
+        from backend.shops import service as shops
 
         m = factories.register(client)
         regulator = factories.create_staff(client, username="reg.kept", role="regulator")
@@ -312,7 +312,7 @@ class TestRegulatorArea:
         def not_here(*_: Any, **__: Any) -> None:
             raise AssertionError("the public page builds the merchant view from the tables")
 
-        monkeypatch.setattr(merchants, "get_public", not_here)
+        monkeypatch.setattr(shops, "get_public", not_here)
         page = client.get(f"/merchants/{m['uscc']}", headers=HTML)
         assert page.status_code == 200 and "已核验" not in page.text  # now kept
         verified = client.post(f"/api/merchants/{m['uscc']}/verification", headers=regulator)

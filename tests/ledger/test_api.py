@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from web3.exceptions import ContractCustomError
 from backend.app import create_app
 from backend.config import Settings
 from backend.context import AppContext
+from backend.ledger import log as ledger_log
 from backend.ledger import merkle
 from backend.ledger.anchoring import Anchorer
 from backend.ledger.bundle import parse_bundle, unhex
@@ -159,10 +161,43 @@ class TestProof:
         assert latest["checkpoint"]["index"] == 1
         old = client.get(f"/api/records/{rec.record_id}/proof", params={"checkpoint": 0}).json()
         assert old["checkpoint"]["index"] == 0
+        pinned = client.get(f"/api/records/{rec.record_id}/proof", params={"checkpoint": 0})
+        assert pinned.headers["cache-control"] == "public, max-age=86400"
         assert old["checkpoint"]["tree_size"] == first_size
         missing = client.get(f"/api/records/{rec.record_id}/proof", params={"checkpoint": 7})
         assert missing.status_code == 404
         assert missing.json()["error"] == "CheckpointNotFound"
+
+    def test_inclusion_path_is_cached_per_leaf_and_checkpoint(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ctx = ctx_of(client)
+        recs = append_records(ctx, 5)
+        anchor(client)
+        calls: list[tuple[int, int]] = []
+        real = ledger_log.inclusion_proof
+
+        def counted(session: Any, index: int, size: int) -> list[bytes]:
+            calls.append((index, size))
+            return real(session, index, size)
+
+        monkeypatch.setattr(ledger_log, "inclusion_proof", counted)
+        r = client.get(f"/api/records/{recs[2].record_id}/proof")
+        assert r.headers["cache-control"] == "public, max-age=60"
+        first = r.json()
+        again = client.get(f"/api/records/{recs[2].record_id}/proof").json()
+        assert again == first
+        assert calls == [(recs[2].leaf_index, first["checkpoint"]["tree_size"])]
+        # Another leaf, or the same leaf under a later checkpoint, is a path of its own.
+        client.get(f"/api/records/{recs[3].record_id}/proof")
+        append_records(ctx, 2, start=5)
+        anchor(client)
+        later = client.get(f"/api/records/{recs[2].record_id}/proof").json()
+        assert later["checkpoint"]["index"] == 1 and len(calls) == 3
+        merkle.verify_inclusion(
+            later["leaf_index"], later["checkpoint"]["tree_size"], unhex(later["leaf_hash"]),
+            [unhex(p) for p in later["inclusion_proof"]], unhex(later["checkpoint"]["root"]),
+        )
 
     def test_record_not_covered_by_chosen_checkpoint(self, client: TestClient) -> None:
         ctx = ctx_of(client)

@@ -4,14 +4,13 @@ bad input, the public view, search, verification and wallet binding."""
 from __future__ import annotations
 
 import hashlib
-import time
 import unicodedata
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 import rfc8785
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from backend.ledger import log
 from backend.ledger.models import LogLeaf
@@ -336,51 +335,7 @@ class TestSearch:
         assert self._codes(client, tier="B") == [plain["uscc"]]
         assert self._codes(client, tier="D") == []
 
-    def test_fast_at_a_hundred_thousand_merchants(self, client: TestClient) -> None:
-        ctx = client.app.state.ctx  # type: ignore[attr-defined]
-        now = datetime.now(UTC)
-        rows = []
-        for i in range(100_000):
-            rows.append(
-                {
-                    "uscc": factories.make_uscc(n=10_000_000 + i, region="511921"),
-                    "name": f"通江县第{i}号商店",
-                    "sector": "retail",
-                    "region_code": "511921",
-                    "sub_area": None,
-                    "address": "巴中市通江县诺江镇",
-                    "contact_person": "x",
-                    "contact_phone": "1",
-                    "contact_salt": "00" * 16,
-                    "registered_at": now,
-                    "record_id": f"{i:064x}",
-                    "leaf_index": -1 - i,
-                }
-            )
-        with ctx.db.session() as s:
-            s.execute(insert(Merchant), rows)
-            s.commit()
-        target = rows[54_321]["uscc"]
-        timings = {}
-        for label, params in {
-            "prefix": {"q": target[:12]},
-            "exact code": {"q": target},
-            "name": {"q": "第54321号"},
-            "name, many hits": {"q": "商店", "limit": 20},
-            "filters": {"region": "511921", "sector": "retail", "offset": 50_000},
-        }.items():
-            started = time.perf_counter()
-            resp = client.get("/api/merchants", params=params)
-            timings[label] = time.perf_counter() - started
-            assert resp.status_code == 200
-        assert (
-            client.get("/api/merchants", params={"q": target}).json()["items"][0]["uscc"] == target
-        )
-        # Generous bounds for a shared 2-core machine; typical values are a few ms
-        # for a prefix and tens of ms for a name scan.
-        assert timings["prefix"] < 0.25, timings
-        assert timings["exact code"] < 0.25, timings
-        assert max(timings.values()) < 1.5, timings
+    # At 10^5 merchants: tests/merchants/test_search.py checks the query plans (no timing).
 
 
 class TestVerification:

@@ -260,7 +260,7 @@ class TestLifecycle:
         p = factories.make_pledge(client, headers=headers)
         later = datetime.now(UTC) + timedelta(days=400)
         monkeypatch.setattr("backend.pledges.router.utcnow", lambda: later)
-        monkeypatch.setattr("backend.merchants.router.utcnow", lambda: later)
+        monkeypatch.setattr("backend.shops.router.utcnow", lambda: later)
         listed = client.get(f"/api/merchants/{m['uscc']}/pledges").json()["items"]
         assert listed[0]["status"] == "expired"
         assert client.get(f"/api/merchants/{m['uscc']}").json()["current_pledge"] is None

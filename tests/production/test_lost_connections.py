@@ -19,7 +19,7 @@ from backend.app import create_app
 from backend.config import Settings
 from backend.db import Database
 from backend.errors import NotFound
-from backend.merchants import views
+from backend.shops import views
 from tests.conftest import make_settings
 
 USCC = "91511902MA62Q3T556"

@@ -48,9 +48,10 @@ from backend.context import AppContext
 from backend.db import Database, upsert
 from backend.ledger import projection
 from backend.ledger.models import Checkpoint, LogLeaf
-from backend.merchants import service
-from backend.merchants.models import Merchant, MerchantPublic, MerchantView, MerchantWallet
+from backend.merchants.models import Merchant, MerchantWallet
 from backend.merchants.service import MerchantNotFound, parse_uscc
+from backend.shops import service
+from backend.shops.models import MerchantPublic, MerchantView
 from backend.timeutil import today_shanghai, utcnow
 
 log = logging.getLogger("honest_metering.views")
@@ -66,14 +67,14 @@ BATCH = 500
 Stamp = tuple[int, int | None]
 """(newest leaf index about the merchant, newest wallet binding id)."""
 
-_ANCHORED = select(func.coalesce(func.max(CHECKPOINT.c.tree_size), 0)).scalar_subquery()
+ANCHORED_SIZE = select(func.coalesce(func.max(CHECKPOINT.c.tree_size), 0)).scalar_subquery()
 
 
-def _last_leaf(uscc: Any) -> Any:
+def last_leaf_of(uscc: Any) -> Any:
     return select(func.max(LEAF.c.leaf_index)).where(LEAF.c.subject == uscc).scalar_subquery()
 
 
-def _last_wallet(uscc: Any) -> Any:
+def last_wallet_of(uscc: Any) -> Any:
     return select(func.max(WALLET.c.id)).where(WALLET.c.uscc == uscc).scalar_subquery()
 
 
@@ -85,9 +86,9 @@ LOOKUP = select(
     VIEW.c.built_on,
     VIEW.c.valid_until,
     VIEW.c.pending_from,
-    _last_leaf(bindparam("uscc")),
-    _last_wallet(bindparam("uscc")),
-    _ANCHORED,
+    last_leaf_of(bindparam("uscc")),
+    last_wallet_of(bindparam("uscc")),
+    ANCHORED_SIZE,
 ).select_from(_ONE.outerjoin(VIEW, VIEW.c.uscc == bindparam("uscc")))
 
 
@@ -160,7 +161,7 @@ def stamps(session: Session, usccs: Iterable[str]) -> dict[str, Stamp]:
     m = MERCHANT.c
     for i in range(0, len(wanted), BATCH):
         rows = session.execute(
-            select(m.uscc, _last_leaf(m.uscc), _last_wallet(m.uscc)).where(
+            select(m.uscc, last_leaf_of(m.uscc), last_wallet_of(m.uscc)).where(
                 m.uscc.in_(wanted[i : i + BATCH])
             )
         )
@@ -239,9 +240,9 @@ def stale(session: Session, *, today: date) -> list[str]:
                 v.uscc.is_(None),
                 v.built_on > today,
                 v.valid_until <= today,
-                v.pending_from < _ANCHORED,
-                v.last_leaf != _last_leaf(m.uscc),
-                func.coalesce(v.last_wallet, 0) != func.coalesce(_last_wallet(m.uscc), 0),
+                v.pending_from < ANCHORED_SIZE,
+                v.last_leaf != last_leaf_of(m.uscc),
+                func.coalesce(v.last_wallet, 0) != func.coalesce(last_wallet_of(m.uscc), 0),
             )
         )
         .order_by(m.uscc)

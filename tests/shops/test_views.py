@@ -1,4 +1,4 @@
-"""The cached merchant lookup (backend/merchants/views.py) is never stale: after every
+"""The cached merchant lookup (backend/shops/views.py) is never stale: after every
 kind of write that changes a merchant's public view, GET /api/merchants/{uscc}
 equals the view built afresh from the database; ETag and 304."""
 
@@ -10,8 +10,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from backend.ledger.anchoring import Anchorer
-from backend.merchants import service, views
-from backend.merchants.models import MerchantView
+from backend.shops import service, views
+from backend.shops.models import MerchantView
 from backend.timeutil import today_shanghai
 from tests import factories
 

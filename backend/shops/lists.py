@@ -1,6 +1,6 @@
 """The staff's list of merchants: search, filters, verification status, sorting, paging.
 
-The same search as the public's (:func:`backend.merchants.service.search_conditions`:
+The same search as the public's (:func:`search_conditions`:
 a name fragment or a code prefix, region, sector, sub-area, tier), plus what staff
 work by: verified or not, and an order (registration time, name, code). Reads only;
 verifying is :func:`backend.merchants.service.verify_merchant`.
@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlmodel import Session, col
 
+from backend.credit.models import MerchantRating
+from backend.credit.policy import TIERS
 from backend.merchants import reference
-from backend.merchants.models import Merchant, MerchantVerification
-from backend.merchants.service import search_conditions
-from backend.uscc import LENGTH, normalize_uscc
+from backend.merchants.models import QUERY_MAX, Merchant, MerchantVerification
+from backend.merchants.service import parse_region, parse_sector, parse_sub_area
+from backend.merchants.text import clean_text
+from backend.shops.service import InvalidTier
+from backend.uscc import ALPHABET, LENGTH, normalize_uscc
 
 Status = Literal["unverified", "verified", "all"]
 SORTS: dict[str, Any] = {
@@ -27,6 +31,63 @@ SORTS: dict[str, Any] = {
     "name": (col(Merchant.name), col(Merchant.uscc)),
     "code": (col(Merchant.uscc),),
 }
+
+
+def search_conditions(
+    *,
+    q: str | None,
+    region: str | None,
+    sector: str | None,
+    sub_area: str | None,
+    tier: str | None,
+    public: bool = True,
+) -> list[Any]:
+    """The WHERE conditions of a merchant search (see :func:`search`); the staff lists
+    (``backend/merchants/lists.py``) add their own to these."""
+    conditions = []
+    if q is not None and q.strip():  # an empty search box means "everything"
+        text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # ILIKE: case-insensitive for Latin letters in names on both databases.
+        by_name = col(Merchant.name).ilike(f"%{escaped}%", escape="\\")
+        code = normalize_uscc(text)
+        if 0 < len(code) <= 18 and all(c in ALPHABET for c in code):
+            by_code = and_(col(Merchant.uscc) >= code, col(Merchant.uscc) < code + "~")
+            conditions.append(or_(by_code, by_name))
+        else:
+            conditions.append(by_name)
+    if region:
+        conditions.append(col(Merchant.region_code) == parse_region(region))
+    if sector:
+        conditions.append(col(Merchant.sector) == parse_sector(sector))
+    if sub_area:
+        conditions.append(col(Merchant.sub_area) == parse_sub_area(sub_area))
+    if tier:
+        wanted = tier.strip().upper()
+        if wanted not in TIERS:
+            raise InvalidTier(f"unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
+        # The displayed tier, from the rating cache owned by backend/credit. A correlated
+        # EXISTS, not IN (subquery): SQLite builds the IN list (half the city) on every query,
+        # 5x slower at 10^5 merchants (scripts/bench.py site).
+        conditions.append(
+            select(col(MerchantRating.uscc))
+            .where(
+                col(MerchantRating.uscc) == col(Merchant.uscc),
+                col(MerchantRating.tier) == wanted,
+            )
+            .exists()
+        )
+    if tier and public:
+        # An unverified registration shows the public no tier, so no tier filter finds it.
+        conditions.append(
+            select(col(MerchantVerification.uscc))
+            .where(col(MerchantVerification.uscc) == col(Merchant.uscc))
+            .exists()
+        )
+    # Last, so that a row the other conditions refuse is never read that far (a rejected
+    # registration is shown as no merchant).
+    conditions.append(col(Merchant.rejected_by).is_(None))
+    return conditions
 
 
 @dataclass(frozen=True)

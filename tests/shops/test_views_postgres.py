@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
-from backend.merchants import views
+from backend.shops import views
 from tests import factories
 from tests.conftest import make_settings
 

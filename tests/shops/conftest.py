@@ -1,0 +1,1 @@
+from tests.api_fixtures import admin, client, regulator  # noqa: F401
