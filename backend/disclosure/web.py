@@ -246,9 +246,11 @@ def site_version(rpc_url: str) -> str:
     return digest.hexdigest()
 
 
-PUBLIC_PAGE_CACHE = "public, max-age=60, stale-while-revalidate=300"
-"""Cache-Control of a public page served to an anonymous visitor: a CDN or browser may
-keep it a minute and revalidate with its ETag (see docs/operations.md)."""
+PUBLIC_PAGE_CACHE = "public, max-age=0, must-revalidate, s-maxage=60, stale-while-revalidate=300"
+"""Cache-Control of a public page served to an anonymous visitor: a browser revalidates
+it every time (a ``304`` costs the origin one read), so a visitor, or a regulator who
+has just recorded an outcome, never sees an older page than the service has; a CDN may
+keep it a minute (see docs/operations.md)."""
 PRIVATE_PAGE_CACHE = "private, no-cache"
 
 

@@ -28,6 +28,7 @@ from sqlmodel import Session
 from backend.db import Database
 from backend.demo import seed as demo
 from backend.disclosure import describe, shop
+from backend.disclosure.kept import KeptPage
 from backend.ledger.models import LogLeaf
 from backend.supervision.models import SupervisionRecord
 from backend.timeutil import today_shanghai
@@ -138,6 +139,9 @@ class TestShopPage:
                 .where(SupervisionRecord.record_id == rid)  # type: ignore[arg-type]
                 .values(body={**row.body, "amount_fen": 1})
             )
+            # The kept copy of the page (backend/disclosure/kept.py) is rendered again
+            # when the merchant's stamp changes; an insider drops it to show the edit now.
+            s.execute(delete(KeptPage))
             s.commit()
         page = client.get(f"/merchants/{m['uscc']}", headers=HTML).text
         item = _item(page, rid)
