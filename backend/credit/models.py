@@ -80,6 +80,11 @@ class RatingChange(SQLModel, table=True):
     cause: str = Field(max_length=16)
     cause_record_id: str | None = Field(default=None, max_length=64)
     at: datetime
+    basis_size: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    """The rating was computed from the log's first ``basis_size`` records (the writer
+    held the append lock, so every earlier record was committed). Several writers seal
+    records before they take the lock, so a record's ``at`` does not order it against
+    this row: audit replays by leaf index. ``None`` on rows written before 0013."""
 
 
 class CreditRepair(SQLModel, table=True):

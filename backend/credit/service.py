@@ -471,7 +471,12 @@ def _store(
     versions: Sequence[PolicyVersion] = (),
     existing: Mapping[str, tuple[str, int, int]] | None = None,
 ) -> int:
-    """Upsert the cache rows and append history for those whose rating changed."""
+    """Upsert the cache rows and append history for those whose rating changed.
+
+    The caller holds the append lock (it appended in this transaction, or took
+    :func:`_lock_appends`), so the log's size now is what the ratings were computed
+    from: each history row keeps it as ``basis_size`` for audit to replay."""
+    basis = log.tree_size(session)
     if existing is None:
         existing = _current_rows(session, [r.uscc for r in results])
     policy_ids = {v.version: v.record_id for v in versions}
@@ -500,6 +505,7 @@ def _store(
                 "cause": why,
                 "cause_record_id": rid,
                 "at": now,
+                "basis_size": basis,
             }
         )
     _upsert(session, [_row(r, now) for r in results])
@@ -733,15 +739,16 @@ def _due(session: Session, today: date, policy_version: int) -> list[str]:
 
 
 def _stream_all(
-    session: Session, size: int
+    session: Session, size: int, *, with_index: bool = False
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(subject, records) for every subject with rated records below leaf ``size``.
 
     One pass in subject order over the subject index (Core rows, no ORM objects).
+    ``with_index`` adds each record's ``leaf_index``.
     """
     c = LEAF.c
     result = session.connection().execute(
-        select(c.subject, c.record_id, c.canonical, c.record_type)
+        select(c.subject, c.record_id, c.canonical, c.record_type, c.leaf_index)
         .where(c.subject > "", c.leaf_index < size)
         .order_by(c.subject)
         .execution_options(yield_per=20_000)
@@ -750,7 +757,7 @@ def _stream_all(
     decode = _decode
     current: str | None = None
     batch: list[dict[str, Any]] = []
-    for subject, rid, canonical, typ in result:
+    for subject, rid, canonical, typ, idx in result:
         if subject != current:
             if batch:
                 yield current, batch  # type: ignore[misc]
@@ -758,6 +765,8 @@ def _stream_all(
         if typ in rated:
             env = decode(bytes(canonical).decode("utf-8"))
             env["record_id"] = rid
+            if with_index:
+                env["leaf_index"] = int(idx)
             batch.append(env)
     if batch:
         yield current, batch  # type: ignore[misc]
@@ -1112,6 +1121,7 @@ def _audit_ratings(session: Session, ctx: projection.CheckContext) -> list[proje
 
 def _rebuild_ratings(session: Session, ctx: projection.CheckContext) -> int:
     """Drop rows of merchants that do not exist, then rate every merchant as of today."""
+    _lock_appends(session)  # nothing is appended between reading the records and storing
     known = select(MERCHANT.c.uscc)
     gone = session.connection().execute(RATING.delete().where(RATING.c.uscc.not_in(known))).rowcount
     merchants = [u for (u,) in session.execute(select(MERCHANT.c.uscc))]
@@ -1127,25 +1137,31 @@ RATINGS_CHECK = projection.Check("merchant_rating", _audit_ratings, _rebuild_rat
 
 def _audit_history(session: Session, ctx: projection.CheckContext) -> list[projection.Difference]:
     """Every ``rating_change`` row against the rating recomputed on its ``from_date``
-    from the records the service had accepted when the row was written (their ``at``
-    is not after the row's), under the policy versions recorded by then."""
+    from the records the row was computed from: the log's first ``basis_size``
+    records, and the policy versions among them. (Rows from before ``basis_size``
+    existed fall back to the records whose ``at`` is not after the row's.)"""
     all_versions = policy_versions(session)
     found: list[projection.Difference] = []
     rows = session.connection().execute(select(CHANGES).order_by(CHANGES.c.uscc, CHANGES.c.id))
     size = log.tree_size(session)
     records: dict[str, list[dict[str, Any]]] = {}
-    for subject, recs in _stream_all(session, size):
+    for subject, recs in _stream_all(session, size, with_index=True):
         records[subject] = recs
     published = {
         int(v): aware(at) for v, at in session.execute(select(POLICIES.c.version, POLICIES.c.at))
     }
     for row in rows.mappings():
+        basis = row["basis_size"]
         at = aware(row["at"])
-        stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        known = [r for r in records.get(row["uscc"], []) if r["at"] <= stamp]
-        versions = [
-            v for v in all_versions if published.get(v.version, at) <= at
-        ] or all_versions
+        if basis is not None:
+            known = [r for r in records.get(row["uscc"], []) if r["leaf_index"] < basis]
+            versions = [v for v in all_versions if v.leaf_index < basis] or all_versions
+        else:
+            stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            known = [r for r in records.get(row["uscc"], []) if r["at"] <= stamp]
+            versions = [
+                v for v in all_versions if published.get(v.version, at) <= at
+            ] or all_versions
         try:
             result, _ = compute(known, versions, row["from_date"])
         except (rating.RatingError, NoPolicyInForce) as exc:

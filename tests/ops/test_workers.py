@@ -45,7 +45,16 @@ class Service:
 
     def scrape(self) -> str:
         # A new connection each time, so scrapes land on different workers.
-        return httpx.get(self.base + "/metrics", timeout=10).text
+        return httpx.get(self.base + "/metrics", timeout=30).text
+
+    def pending(self) -> float | None:
+        """Pending leaves, or None when a scrape times out: while a killed worker is
+        restarted on a busy 2-core CI machine, one scrape has waited past 10 s; the
+        wait for anchoring goes on rather than failing on it."""
+        try:
+            return metric(self.scrape(), "hm_log_pending_leaves")
+        except httpx.TimeoutException:
+            return None
 
     def anchorer_pids(self) -> list[int]:
         """OS pids of the processes holding the anchoring lock (from application_name)."""
@@ -189,10 +198,7 @@ def test_several_workers_on_postgres_and_a_node(service: Service) -> None:
     assert time.monotonic() - killed_at < 10, "takeover took too long"
     assert new[0] in workers - {anchorer} or new[0] not in workers  # a survivor or a restart
     assert write(WRITES) == 201
-    wait_until(
-        lambda: metric(svc.scrape(), "hm_log_pending_leaves") == 0,
-        timeout=30, what="the new anchorer to anchor",
-    )
+    wait_until(lambda: svc.pending() == 0, timeout=60, what="the new anchorer to anchor")
     assert len(svc.anchorer_pids()) == 1
 
     audit = run_cli(["audit", "--quiet"], env=svc.env)
