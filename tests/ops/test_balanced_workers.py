@@ -47,6 +47,35 @@ def test_sockets_share_one_port_and_a_burst_is_spread_over_them() -> None:
             s.close()
 
 
+def test_a_closed_socket_leaves_the_group() -> None:
+    """Why the supervisor closes a dead worker's socket (BalancedMultiprocess): once no
+    process holds it, new connections are hashed over the remaining sockets only."""
+    socks = workers.bind_reuse_port("127.0.0.1", 0, 2)
+    live, dead = socks
+    try:
+        port = live.getsockname()[1]
+        for s in socks:
+            s.listen(128)
+        live.setblocking(False)
+        dead.close()
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+        try:
+            n = 0
+            while True:
+                try:
+                    conn, _ = live.accept()
+                except BlockingIOError:
+                    break
+                conn.close()
+                n += 1
+            assert n == 32
+        finally:
+            for c in clients:
+                c.close()
+    finally:
+        live.close()
+
+
 def test_a_port_in_use_is_refused_and_nothing_stays_bound() -> None:
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
