@@ -169,7 +169,9 @@ async def merchant(
     headers = {"Cache-Control": web.PRIVATE_PAGE_CACHE}
     page = None
     if user is None:
-        version = web.site_version(web.page_rpc_url(ctx.settings))
+        version = web.site_version(
+            " ".join([web.page_rpc_url(ctx.settings), *ctx.settings.verify_rpc_nodes])
+        )
         page = await kept.lookup(ctx.db, uscc, today=today, version=version)
         headers = {"ETag": page.etag, "Cache-Control": web.PUBLIC_PAGE_CACHE,
                    "Vary": "Accept-Encoding"}

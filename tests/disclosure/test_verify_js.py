@@ -212,4 +212,6 @@ def test_verifier_uses_no_outside_code() -> None:
     assert "crypto.subtle.digest('SHA-256'" in source
     assert "import " not in source and "require(" not in source
     assert "innerHTML" not in source and "eval(" not in source
-    assert Path(VERIFY_JS).stat().st_size < 40_000
+    # Small enough to read through (it now also opens the trust root, signed notes and
+    # cosignatures); served compressed.
+    assert Path(VERIFY_JS).stat().st_size < 72_000
