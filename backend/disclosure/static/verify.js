@@ -1283,6 +1283,7 @@
     pageRpcUrls: pageRpcUrls,
     pageFingerprint: pageFingerprint,
     pageAllowedOrigins: pageAllowedOrigins,
+    pageChosenNode: pageChosenNode,
     nodePlan: nodePlan,
     b64ToBytes: b64ToBytes,
     ed25519Verify: ed25519Verify,
