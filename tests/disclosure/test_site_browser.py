@@ -160,6 +160,7 @@ def test_search_merchant_page_and_verify(
         "witnesses",
         "checkpoint",
         "transaction",
+        "contract",
         "page",
     ]
     # The page's 验证 asks for a version 2 bundle: the log key's signature is checked;

@@ -205,6 +205,14 @@ def test_abi_constants_match_the_compiled_contract() -> None:
     assert [i["indexed"] for i in ev["inputs"]] == [True, False, False, False]
     assert [i["type"] for i in ev["inputs"]][1:3] == ["uint64", "bytes32"]
     assert topic.group(1) == "0x" + Web3.keccak(text=signature).hex()
+    verify = re.search(r"SELECTOR_VERIFY_INCLUSION = '(0x[0-9a-f]{8})'", source)
+    fn = abi[("function", "verifyInclusion")]
+    types = [i["type"] for i in fn["inputs"]]
+    assert types == ["bytes32", "uint64", "uint64", "bytes32", "bytes32[]"]
+    assert [o["type"] for o in fn["outputs"]] == ["bool"]
+    assert verify and verify.group(1) == "0x" + Web3.keccak(
+        text="verifyInclusion(" + ",".join(types) + ")"
+    )[:4].hex()
 
 
 def test_verifier_uses_no_outside_code() -> None:

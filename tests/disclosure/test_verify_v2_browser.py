@@ -180,8 +180,9 @@ def test_cosigned_bundle_verifies_through_the_visitors_node(
     assert result.get_attribute("data-state") == "verified", result.text
     assert statuses(result) == {
         "format": "ok", "record": "ok", "inclusion": "ok", "trust": "ok", "signature": "ok",
-        "witnesses": "ok", "checkpoint": "ok", "transaction": "ok",
+        "witnesses": "ok", "checkpoint": "ok", "transaction": "ok", "contract": "ok",
     }
+    assert "verifyInclusion 在链上用同一份包含证明核对，返回 true" in result.text
     assert "检查点由 2 个独立见证方联署（要求 2 个）" in result.text
     assert "witness1.example、witness2.example" in result.text
     assert fingerprint in result.text  # the browser computed the pinned fingerprint

@@ -30,6 +30,8 @@
   // keccak256("checkpoint(uint256)")[0:4] and keccak256 of the event signature;
   // tests/disclosure check both against web3.py and the compiled ABI.
   var SELECTOR_CHECKPOINT = '0xed64bab2';
+  // keccak256("verifyInclusion(bytes32,uint64,uint64,bytes32,bytes32[])")[0:4]
+  var SELECTOR_VERIFY_INCLUSION = '0x3db5ada7';
   var TOPIC_CHECKPOINT_ANCHORED =
     '0xec0ddbcd30e6380d886a3a2df4ca0a63ac5549b994f09459d7973a063ccdaea5';
   var BUNDLE_FORMAT = 'honest-metering/proof-bundle';
@@ -949,6 +951,19 @@
           cp.index + ', ' + cp.tree_size + ', ' + cp.root + ') 事件。';
       });
 
+      await step('contract', '合约自己的核对（verifyInclusion）', async function () {
+        // The contract re-runs the inclusion proof on chain: browser, CLI and contract agree.
+        var proof = bundle.inclusion_proof;
+        var data = SELECTOR_VERIFY_INCLUSION + bytesToHex(leaf) + uint256Hex(bundle.leaf_index) +
+          uint256Hex(cp.tree_size) + cp.root.slice(2) + uint256Hex(5 * 32) + uint256Hex(proof.length) +
+          proof.map(function (p) { return p.slice(2); }).join('');
+        var out = hexToBytes(await rpc(url, 'eth_call', [{ to: cp.contract_address, data: data }, 'latest']), '合约返回值');
+        if (out.length !== 32 || wordToBigInt(out) !== 1n) {
+          throw new VerifyError('合约的 verifyInclusion(叶子, ' + bundle.leaf_index + ', ' + cp.tree_size + ', 树根, 证明) 返回 false');
+        }
+        return '合约 ' + cp.contract_address + ' 的 verifyInclusion 在链上用同一份包含证明核对，返回 true。';
+      });
+
       if (options.shown && options.shown.length) {
         await step('page', '页面显示与记录一致', async function () {
           // The record's own fields: the bytes just proven, never the page.
@@ -968,7 +983,7 @@
       result.reason = e && e.message ? e.message : String(e);
       result.incomplete = !!(e && e.incomplete);
       var failed = steps.filter(function (x) { return x.status === 'fail'; })[0];
-      if (result.incomplete && failed && (failed.key === 'checkpoint' || failed.key === 'transaction')) {
+      if (result.incomplete && failed && (failed.key === 'checkpoint' || failed.key === 'transaction' || failed.key === 'contract')) {
         result.offline = steps.filter(function (x) { return OFFLINE_STEPS[x.key] && x.status === 'ok'; })
           .map(function (x) { return x.key; });
       }
@@ -1305,6 +1320,7 @@
     verifyInto: verifyInto,
     stepList: stepList,
     SELECTOR_CHECKPOINT: SELECTOR_CHECKPOINT,
+    SELECTOR_VERIFY_INCLUSION: SELECTOR_VERIFY_INCLUSION,
     TOPIC_CHECKPOINT_ANCHORED: TOPIC_CHECKPOINT_ANCHORED
   };
 
