@@ -6,12 +6,16 @@ and are never logged; outside development they must be given explicitly.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# An http(s) URL with a host, nothing that could end a CSP directive or an HTML attribute.
+_RPC_NODE_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[^\s;,'\"<>]*)?$")
 
 
 class WitnessConfig(BaseModel):
@@ -83,6 +87,11 @@ class Settings(BaseSettings):
     # the trust root (backend/ledger/trustroot.py).
     witnesses: list[WitnessConfig] = Field(default_factory=list)
     witness_quorum: int | None = Field(default=None, ge=0)
+    # JSON-RPC nodes of the pinned chain a visitor of /verify may choose to check anchors
+    # against (JSON list of URLs). Their origins are added to the pages' CSP connect-src;
+    # any other node is refused by the browser, and the page says so in Chinese. The
+    # site's own /rpc (or HM_LEDGER_PUBLIC_URL) is only the fallback.
+    verify_rpc_nodes: list[str] = Field(default_factory=list, max_length=20)
 
     anchor_max_pending: int = Field(default=1000, ge=1)
     anchor_interval_s: float = Field(default=5.0, gt=0)
@@ -154,6 +163,16 @@ class Settings(BaseSettings):
     # for the event loop to let it run; the group commit writer does that a dozen times
     # a batch while holding the log lock, so a shorter interval means more writes/s.
     gil_switch_interval_s: float = Field(default=0.0005, gt=0, le=0.1)
+
+    @model_validator(mode="after")
+    def _verify_nodes_are_urls(self) -> Settings:
+        for url in self.verify_rpc_nodes:
+            if not _RPC_NODE_RE.match(url):
+                raise ValueError(
+                    f"HM_VERIFY_RPC_NODES: {url!r} is not an http(s) URL without spaces, "
+                    "quotes, semicolons or commas"
+                )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

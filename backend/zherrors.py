@@ -279,6 +279,9 @@ DOMAIN_MESSAGES: dict[str, str] = {
     "RecordNotFound": "没有找到这条记录",
     "RecordNotAnchored": "这条记录尚未锚定到区块链，下一个检查点锚定后即可验证",
     "LedgerUnavailable": "暂时无法连接区块链节点，请稍后再试",
+    "LogKeyError": (
+        "本平台的日志签名密钥缺失或不可用，暂时无法提供签名检查点和信任根；记录和链上锚定不受影响"
+    ),
     "NotFound": "页面不存在",
     "MethodNotAllowed": "不支持这个操作",
     "PayloadTooLarge": "提交的内容过大",

@@ -169,7 +169,12 @@ async def merchant(
     headers = {"Cache-Control": web.PRIVATE_PAGE_CACHE}
     page = None
     if user is None:
-        version = web.site_version(web.page_rpc_url(ctx.settings))
+        # A kept page names the nodes and the trust root its 验证 pins: a new trust root
+        # version (a rotated key, another witness) makes a new page.
+        version = web.site_version(" ".join([
+            web.page_rpc_url(ctx.settings), *ctx.settings.verify_rpc_nodes,
+            trustroot_store.published_fingerprint(ctx) or "",
+        ]))
         page = await kept.lookup(ctx.db, uscc, today=today, version=version)
         headers = {"ETag": page.etag, "Cache-Control": web.PUBLIC_PAGE_CACHE,
                    "Vary": "Accept-Encoding"}

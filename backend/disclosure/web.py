@@ -68,15 +68,29 @@ API_PREFIXES = (
 # --- security headers -------------------------------------------------------------
 
 
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def verify_rpc_origins(settings: Settings) -> list[str]:
+    """The JSON-RPC origins the browser verifier may read besides this site: the public
+    node (``HM_LEDGER_PUBLIC_URL``) and the nodes visitors may choose
+    (``HM_VERIFY_RPC_NODES``). The CSP's connect-src is exactly these and ``'self'``."""
+    found: list[str] = []
+    for url in [settings.ledger_public_url or "", *settings.verify_rpc_nodes]:
+        origin = _origin(url) if url else None
+        if origin and origin not in found:
+            found.append(origin)
+    return found
+
+
 def content_security_policy(settings: Settings) -> str:
     """The site's CSP: nothing inline, nothing from elsewhere (the site works offline),
-    except reading the ledger's JSON-RPC endpoint when it is another host."""
-    connect = ["'self'"]
-    ledger = settings.ledger_public_url
-    if ledger:
-        parts = urlsplit(ledger)
-        if parts.scheme in ("http", "https") and parts.netloc:
-            connect.append(f"{parts.scheme}://{parts.netloc}")
+    except reading the JSON-RPC nodes of :func:`verify_rpc_origins`."""
+    connect = ["'self'", *verify_rpc_origins(settings)]
     return "; ".join(
         [
             "default-src 'self'",
@@ -272,6 +286,9 @@ def render(
         "title": "",
         "notice": None,
         "rpc_url": page_rpc_url(request.app.state.settings),
+        # Nodes a visitor may choose for the anchor check (the CSP allows exactly these).
+        "rpc_nodes": request.app.state.settings.verify_rpc_nodes,
+        "rpc_origins": verify_rpc_origins(request.app.state.settings),
         "code_sha256": contract_code_sha256(),
         # The browser verifier pins the chain and contract of the trust root the page
         # was served with, never the ones a bundle names.

@@ -108,10 +108,18 @@ def verify_selected(args: argparse.Namespace) -> bool:
 
 
 def verify_run(args: argparse.Namespace) -> int:
+    from backend.ledger.trustroot_load import TrustRootError, load_trust_root
     from backend.verification.draw import verify_draw
 
+    try:
+        root = load_trust_root(args.trust_root) if args.trust_root else None
+    except TrustRootError as exc:
+        print(f"NOT VERIFIED (could not complete the check): the trust root: {exc}",
+              file=sys.stderr)
+        return EXIT_INCOMPLETE
     verdict = verify_draw(
-        args.draw, base_url=getattr(args, "url", None) or DEFAULT_URL, ledger_url=args.ledger
+        args.draw, base_url=getattr(args, "url", None) or DEFAULT_URL, ledger_url=args.ledger,
+        trust_root=root,
     )
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False))

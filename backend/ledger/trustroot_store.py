@@ -26,7 +26,7 @@ from backend.errors import LedgerUnavailable
 from backend.ledger import note as notes
 from backend.ledger import trustroot as tr
 from backend.ledger.chain import LedgerClient
-from backend.ledger.logkey import load_log_key, retired_keys
+from backend.ledger.logkey import LogKeyError, load_log_key, retired_keys
 from backend.ledger.models import LedgerState
 
 PATH = "/.well-known/honest-metering/trust-root.json"
@@ -49,11 +49,13 @@ def versions(settings: Settings) -> list[tr.TrustRoot]:
 
 def for_pages(ctx: AppContext) -> tr.TrustRoot | None:
     """For pages: the trust root, without waiting for a ledger that was never opened in
-    this process (then the newest issued version, if any; remembered 30 s)."""
+    this process (then the newest issued version, if any; remembered 30 s). Without a
+    usable log key (production before ``log-key rotate``) the pages still render: they
+    show the newest issued version, or none."""
     if ctx.ledger_if_open() is not None:
         try:
             return current(ctx)
-        except LedgerUnavailable:
+        except (LedgerUnavailable, LogKeyError):
             pass
     memo: dict[str, tuple[float, tr.TrustRoot | None]] = ctx.local("trust_root_pages", dict)
     hit = memo.get("root")

@@ -94,8 +94,23 @@ class Verdict:
                 f"record cannot have been altered, back-dated or removed since.{witnessed}"
             )
         if self.incomplete:
-            return f"NOT VERIFIED (could not complete the check): {self.reason}"
+            return f"NOT VERIFIED (could not complete the check): {self.reason}" + self._offline()
         return f"NOT VERIFIED: {self.reason}"
+
+    def _offline(self) -> str:
+        """When the chain could not be read: what held without it, and that the anchor
+        was not checked (the browser verifier says the same)."""
+        failed = next((c for c in self.checks if c.status == "FAIL"), None)
+        if failed is None or failed.name not in _CHAIN_CHECKS:
+            return ""
+        held = [c.name for c in self.checks if c.status == "ok" and c.name in _OFFLINE_CHECKS]
+        if not held:
+            return ""
+        witnessed = f" {self.witnessed}" if self.witnessed else ""
+        return (
+            f" Checked offline: {', '.join(held)}.{witnessed} Not checked: the anchor on "
+            "chain (checkpoint, transaction, contract); run again with a reachable --ledger."
+        )
 
     def render(self) -> str:
         width = max((len(c.name) for c in self.checks), default=0)
@@ -114,6 +129,11 @@ class Verdict:
             "checks": [c.__dict__ for c in self.checks],
             "summary": self.summary(),
         }
+
+
+# Checks that need only the bundle and the trust root, and those that need the chain.
+_OFFLINE_CHECKS = ("record", "inclusion", "trust root", "signed checkpoint", "witnesses")
+_CHAIN_CHECKS = ("ledger", "checkpoint", "transaction", "contract")
 
 
 def _describe_record(record: str) -> str:

@@ -17,6 +17,11 @@ From the service's public API (``GET /api/draws/{id}``, ``/snapshot``,
    published plan: the ``draw.plan`` record and the assignments the service
    shows (or the same ``NotEnoughInspectors`` failure as ``draw.failed``).
 
+It pins a trust root (``--trust-root``): the chain and contract that committed the draw
+must be the ones the trust root names, never the ones the service's JSON names (a copy
+of the service on a chain of its own could otherwise commit and "verify" any plan).
+Without one every check still runs, but the verdict is never VERIFIED.
+
 What it cannot prove from outside: that the snapshot lists *every* eligible
 merchant (compare it with the public merchant registry), or that no conflict
 of interest went undeclared.
@@ -37,6 +42,7 @@ from backend.inspections import onchain, selection
 from backend.ledger import merkle
 from backend.ledger.contract import ABI, load_artifact
 from backend.ledger.records import InvalidRecord, parse_canonical
+from backend.ledger.trustroot import TrustRoot
 
 Status = Literal["ok", "FAIL"]
 
@@ -61,6 +67,7 @@ class DrawVerdict:
     number: int | None = None
     outcome: str | None = None
     ledger_url: str | None = None
+    trust_root: TrustRoot | None = None
 
     @property
     def ok(self) -> bool:
@@ -87,7 +94,8 @@ class DrawVerdict:
             return (
                 f"VERIFIED: draw no. {self.number} ({self.draw_id}) was committed on chain "
                 "before its randomness existed, and re-running it from the published inputs "
-                f"gives exactly the published outcome ({self.outcome})."
+                f"gives exactly the published outcome ({self.outcome}); chain and contract "
+                f"pinned by trust root {self.trust_root.fingerprint if self.trust_root else '—'}."
             )
         if self.incomplete:
             return f"NOT VERIFIED (could not complete the check): {self.reason}"
@@ -109,6 +117,7 @@ class DrawVerdict:
             "number": self.number,
             "reason": self.reason,
             "ledger_url": self.ledger_url,
+            "trust_root": None if self.trust_root is None else self.trust_root.fingerprint,
             "checks": [s.__dict__ for s in self.steps],
             "summary": self.summary(),
         }
@@ -282,6 +291,40 @@ def _check_recusals(
             f"{len(previous)} earlier draw(s)",
         )
     return pairs
+
+
+NO_TRUST_ROOT = (
+    "no trust root pinned: the chain and contract that committed the draw came from the "
+    "service's own answer, which a copy of this software on a chain of its own could write "
+    "(it would commit and reveal any plan it liked); pass --trust-root FILE|URL with the "
+    "official trust root (/.well-known/honest-metering/trust-root.json, its fingerprint "
+    "checked against the one the regulator publishes)"
+)
+
+
+def _check_pinned(v: DrawVerdict, body: dict[str, Any], root: TrustRoot) -> None:
+    """The draw's chain and contract must be the ones the trust root names."""
+    chain, pinned = body.get("chain") or {}, root.body.ledger
+    wrong = []
+    if chain.get("chain_id") != pinned.chain_id:
+        wrong.append(f"chain {chain.get('chain_id')} (pinned: chain {pinned.chain_id})")
+    if str(chain.get("contract", "")).lower() != pinned.contract_address.lower():
+        wrong.append(
+            f"contract {chain.get('contract')} (pinned: contract {pinned.contract_address})"
+        )
+    if wrong:
+        raise v.fail(
+            "trust root",
+            "the draw was committed on " + " and ".join(wrong) + f", not what trust root "
+            f"{root.fingerprint} pins: this draw is not from the official ledger",
+        )
+    v.add(
+        "trust root",
+        "ok",
+        f"the draw was committed on chain {pinned.chain_id}, contract "
+        f"{pinned.contract_address}: the ones trust root version {root.body.version} "
+        f"({root.fingerprint}) pins",
+    )
 
 
 def _check_chain(
@@ -485,15 +528,19 @@ def verify_draw(
     ledger_url: str | None = None,
     http: httpx.Client | None = None,
     w3: Web3 | None = None,
+    trust_root: TrustRoot | None = None,
 ) -> DrawVerdict:
-    """Verify draw ``ref`` (id or number) of the service at ``base_url``."""
-    v = DrawVerdict(ref=ref)
+    """Verify draw ``ref`` (id or number) of the service at ``base_url`` against a pinned
+    trust root; without one the verdict is never VERIFIED."""
+    v = DrawVerdict(ref=ref, trust_root=trust_root)
     client = http or httpx.Client(timeout=120.0)
     try:
         api = _Api(client, base_url, v)
         detail = api.get("draw", f"/api/draws/{ref}")
         v.draw_id, v.number = detail.get("id"), detail.get("number")
         body = _check_commitment(v, detail)
+        if trust_root is not None:
+            _check_pinned(v, body, trust_root)
         snap = api.get("snapshot", f"/api/draws/{detail['id']}/snapshot")
         entries = _check_snapshot(v, snap, body)
         inspectors = _check_inspectors(v, detail, body)
@@ -530,6 +577,8 @@ def verify_draw(
             )
         randomness = _check_randomness(v, w3, url or "the given ledger", state, detail)
         _check_outcome(v, detail, body, randomness, entries, inspectors, pairs)
+        if trust_root is None:
+            raise v.fail("trust root", NO_TRUST_ROOT, incomplete=True)
     except _Stop:
         pass
     finally:

@@ -141,6 +141,28 @@ def test_regulator_runs_a_draw_and_the_public_rechecks_it(
         "plan",
     ]
     screenshot(browser, "draw", DESKTOP)
+    ledger_step = result.find_element(By.CSS_SELECTOR, 'li[data-step="ledger"]')
+    assert "正是信任根（指纹" in ledger_step.text
+
+    # The re-check pins the chain and contract of the trust root, never the service's
+    # word: a trust root naming another contract makes the draw's own fail, naming it.
+    browser.get(draw_url)
+    _wait(browser, "#recheck-draw")
+    other = "0x" + "11" * 20
+    browser.execute_script(
+        "const V = window.HMVerify, real = V.loadTrustRoot, other = arguments[0];"
+        "V.loadTrustRoot = fp => real(fp).then(tr => Object.assign({}, tr, {contract: other}));",
+        other,
+    )
+    browser.find_element(By.ID, "recheck-draw").click()
+    result = browser.find_element(By.ID, "recheck-result")
+    WebDriverWait(browser, 120).until(
+        lambda d: result.get_attribute("data-state") in ("verified", "failed", "incomplete")
+    )
+    assert result.get_attribute("data-state") == "failed", result.text
+    assert f"信任根固定的是合约 {other}" in result.text
+    browser.get(draw_url)
+    rows = _wait(browser, "#assignments").find_elements(By.CSS_SELECTOR, "tbody tr")
 
     # Record the first check's result from the plan.
     first = rows[0].find_element(By.CSS_SELECTOR, "td a").get_attribute("href")

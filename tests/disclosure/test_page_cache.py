@@ -97,3 +97,22 @@ def test_the_tier_changes_on_its_day_without_a_write(
     assert "B 级 · 基本守信" in later.text
     with ctx.db.read() as s:
         assert s.connection().exec_driver_sql("SELECT count(*) FROM log_leaf").scalar() == leaves
+
+
+def test_a_new_trust_root_makes_a_new_page(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept page carries the fingerprint its 验证 pins: after a new trust root version
+    (a rotated key, another witness) the old page is not served, or 验证 would refuse the
+    new trust root as not the one the page names."""
+    from backend.ledger import trustroot_store
+
+    assert client.get("/.well-known/honest-metering/trust-root.json").status_code == 200
+    uscc = factories.register(client)["uscc"]
+    before = _page(client, uscc)
+    old = trustroot_store.published_fingerprint(client.app.state.ctx)  # type: ignore[attr-defined]
+    assert old and f'data-trust-root="{old}"' in before.text
+    monkeypatch.setattr(trustroot_store, "published_fingerprint", lambda ctx: "f" * 64)
+    after = _page(client, uscc, **{"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200
+    assert after.headers["etag"] != before.headers["etag"]

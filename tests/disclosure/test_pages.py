@@ -82,6 +82,33 @@ class TestSecurityHeaders:
         )
         assert "connect-src 'self' https://node.example.cn:8545" in csp
 
+    def test_nodes_visitors_may_choose_are_allowed_and_nothing_else(
+        self, settings: Any
+    ) -> None:
+        """HM_VERIFY_RPC_NODES is the CSP's connect-src (with the public node); a value
+        that could break out of the directive or the page's attribute is refused."""
+        from pydantic import ValidationError
+
+        from backend.config import Settings
+        from backend.disclosure.web import content_security_policy
+
+        s = settings.model_copy(update={
+            "ledger_public_url": "https://node.example.cn:8545/rpc",
+            "verify_rpc_nodes": ["https://rpc.bureau.example/", "http://10.0.0.7:8545",
+                                 "https://node.example.cn:8545/other"],
+        })
+        connect = next(
+            d for d in content_security_policy(s).split("; ") if d.startswith("connect-src")
+        )
+        assert connect == (
+            "connect-src 'self' https://node.example.cn:8545 https://rpc.bureau.example "
+            "http://10.0.0.7:8545"
+        )
+        for bad in ("ftp://x.example", "https://x.example; script-src *", "https://a b",
+                    'https://x.example/"><script>', "node.example:8545"):
+            with pytest.raises(ValidationError, match="HM_VERIFY_RPC_NODES"):
+                Settings(**{**settings.model_dump(), "verify_rpc_nodes": [bad]})
+
 
 class TestEscapingAndPrivacy:
     def test_script_name_is_text_everywhere(

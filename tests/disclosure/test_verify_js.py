@@ -205,6 +205,14 @@ def test_abi_constants_match_the_compiled_contract() -> None:
     assert [i["indexed"] for i in ev["inputs"]] == [True, False, False, False]
     assert [i["type"] for i in ev["inputs"]][1:3] == ["uint64", "bytes32"]
     assert topic.group(1) == "0x" + Web3.keccak(text=signature).hex()
+    verify = re.search(r"SELECTOR_VERIFY_INCLUSION = '(0x[0-9a-f]{8})'", source)
+    fn = abi[("function", "verifyInclusion")]
+    types = [i["type"] for i in fn["inputs"]]
+    assert types == ["bytes32", "uint64", "uint64", "bytes32", "bytes32[]"]
+    assert [o["type"] for o in fn["outputs"]] == ["bool"]
+    assert verify and verify.group(1) == "0x" + Web3.keccak(
+        text="verifyInclusion(" + ",".join(types) + ")"
+    )[:4].hex()
 
 
 def test_verifier_uses_no_outside_code() -> None:
@@ -212,4 +220,57 @@ def test_verifier_uses_no_outside_code() -> None:
     assert "crypto.subtle.digest('SHA-256'" in source
     assert "import " not in source and "require(" not in source
     assert "innerHTML" not in source and "eval(" not in source
-    assert Path(VERIFY_JS).stat().st_size < 40_000
+    # Small enough to read through (it now also opens the trust root, signed notes and
+    # cosignatures); served compressed.
+    assert Path(VERIFY_JS).stat().st_size < 72_000
+
+
+@pytest.mark.browser
+def test_signed_notes_match_the_published_examples(
+    browser: Any, live_server: LiveServer
+) -> None:
+    """The browser's signed-note code (WebCrypto Ed25519) accepts the C2SP and
+    golang.org/x/mod/sumdb/note published examples, refuses them altered, and agrees
+    with backend/ledger/note.py on a witness cosignature."""
+    import time
+
+    from backend.ledger import note as notes
+    from tests.ledger.test_note import GO_SIG_LINE, GO_TEXT, GO_VKEY, SPEC_NOTE, SPEC_VKEY
+
+    witness = notes.Signer.generate("witness.example", notes.SIG_COSIGNATURE_V1)
+    text = "example.com/log\n3\n" + "A" * 43 + "=\n"
+    cosigned = notes.Note(text, (witness.sign(text, timestamp=int(time.time())),)).format()
+    _open_verifier(browser, live_server)
+    script = """
+const [cases, done] = [arguments[0], arguments[arguments.length - 1]];
+(async () => {
+  const V = window.HMVerify;
+  const out = [];
+  for (const [vkey, note] of cases) {
+    try {
+      const key = await V.parseVkey(vkey);
+      const good = await V.verifiedBy(V.parseNote(note), [key]);
+      out.push([V.bytesToHex(key.keyId), Object.keys(good)]);
+    } catch (e) {
+      out.push('ERROR ' + e.message);
+    }
+  }
+  return out;
+})().then(done, e => done('ERROR ' + e));
+"""
+    go_note = GO_TEXT + "\n" + GO_SIG_LINE
+    cases = [
+        [SPEC_VKEY, SPEC_NOTE],
+        [GO_VKEY, go_note],
+        [witness.verifier.vkey, cosigned],
+        [SPEC_VKEY, SPEC_NOTE.replace("example message", "example massage")],
+        [GO_VKEY, go_note.replace("cryptography", "blockchain")],
+        [witness.verifier.vkey, cosigned.replace("\n3\n", "\n4\n")],
+        [SPEC_VKEY.replace("530d903a", "530d903b"), SPEC_NOTE],
+    ]
+    got = browser.execute_async_script(script, cases)
+    assert got[0] == ["530d903a", ["example.com/foo"]]
+    assert got[1] == ["c74f20a3", ["PeterNeumann"]]
+    assert got[2] == [witness.verifier.key_id.hex(), ["witness.example"]]
+    assert all(g.startswith("ERROR") and "签名无法验证" in g for g in got[3:6]), got
+    assert got[6].startswith("ERROR") and "密钥编号与密钥不符" in got[6]

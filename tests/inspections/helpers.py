@@ -18,6 +18,7 @@ from backend.context import AppContext
 from backend.credit import service as credit
 from backend.ledger import log
 from backend.ledger.records import Actor, RecordDraft, Ref
+from backend.ledger.trustroot import TrustRoot, parse_trust_root
 from backend.ledger.write import write
 from backend.merchants.models import Merchant
 from backend.merchants.records import REGISTERED, VERIFIED
@@ -32,6 +33,11 @@ from backend.timeutil import today_shanghai, utcnow
 from tests import factories
 
 _n = iter(range(70_000, 10**6))
+
+
+def trust_root_of(client: TestClient) -> TrustRoot:
+    """The trust root the service publishes (what a verifier pins)."""
+    return parse_trust_root(client.get("/.well-known/honest-metering/trust-root.json").json())
 
 
 def ctx_of(client: TestClient) -> AppContext:

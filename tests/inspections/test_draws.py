@@ -24,6 +24,7 @@ from tests.inspections.helpers import (
     ctx_of,
     reveal,
     seed_merchants,
+    trust_root_of,
 )
 
 RATES = {"A": 500, "B": 2000, "C": 5000, "D": 10000}
@@ -31,7 +32,9 @@ RATES = {"A": 500, "B": 2000, "C": 5000, "D": 10000}
 
 def _verify(client: TestClient, ref: str):  # type: ignore[no-untyped-def]
     ledger = ctx_of(client).ledger()
-    return verify_draw(ref, base_url="", http=client, w3=ledger.w3)
+    return verify_draw(
+        ref, base_url="", http=client, w3=ledger.w3, trust_root=trust_root_of(client)
+    )
 
 
 class TestDrawOnEachLedger:

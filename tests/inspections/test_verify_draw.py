@@ -25,13 +25,17 @@ from tests.inspections.helpers import (
     ctx_of,
     reveal,
     seed_merchants,
+    trust_root_of,
 )
 
 RATES = {"A": 3000, "B": 3000, "C": 5000, "D": 10000}
 
 
 def _verify(client: TestClient, ref: str) -> DrawVerdict:
-    return verify_draw(ref, base_url="", http=client, w3=ctx_of(client).ledger().w3)
+    return verify_draw(
+        ref, base_url="", http=client, w3=ctx_of(client).ledger().w3,
+        trust_root=trust_root_of(client),
+    )
 
 
 def _sql(client: TestClient, statement: str, **params: Any) -> None:
@@ -62,6 +66,7 @@ class TestVerifyDraw:
         assert verdict.ok, verdict.render()
         assert [s.name for s in verdict.steps] == [
             "commitment",
+            "trust root",
             "snapshot",
             "inspectors",
             "recusals",
@@ -72,6 +77,29 @@ class TestVerifyDraw:
         ]
         assert verdict.to_dict()["verified"] is True
         assert "VERIFIED" in verdict.render()
+
+    def test_the_trust_root_is_pinned(self, client: TestClient, revealed: dict[str, Any]) -> None:
+        """The chain and contract come from the pinned trust root, never from the service's
+        JSON: a draw committed elsewhere fails naming the pinned contract, and without a
+        trust root every check runs but the verdict is never VERIFIED."""
+        w3 = ctx_of(client).ledger().w3
+        unpinned = verify_draw(revealed["id"], base_url="", http=client, w3=w3)
+        assert not unpinned.ok and unpinned.incomplete, unpinned.render()
+        assert all(s.status == "ok" for s in unpinned.steps[:-1])
+        assert unpinned.steps[-1].name == "trust root"
+        assert "no trust root pinned" in (unpinned.reason or "")
+        assert "NOT VERIFIED" in unpinned.render()
+
+        root = trust_root_of(client)
+        real = root.body.ledger.contract_address
+        elsewhere = "0x" + ("1" if real[2] != "1" else "2") + real[3:]
+        other = root.model_copy(update={"body": root.body.model_copy(
+            update={"ledger": root.body.ledger.model_copy(
+                update={"contract_address": elsewhere})})})
+        v = verify_draw(revealed["id"], base_url="", http=client, w3=w3, trust_root=other)
+        detail = _failed(v, "trust root")
+        assert f"(pinned: contract {elsewhere})" in detail
+        assert f"contract {real}" in detail
 
     def test_altered_plan_is_caught(self, client: TestClient, revealed: dict[str, Any]) -> None:
         first = revealed["assignments"][0]
@@ -230,11 +258,17 @@ def test_command_line(
         with pytest.raises(SystemExit) as done:
             main(["verify", "--draw", draw["id"], "--url", base])
         out = capsys.readouterr().out
+        assert done.value.code == 2, out  # no trust root pinned: never VERIFIED
+        assert "no trust root pinned" in out and "NOT VERIFIED" in out
+        root_url = base + "/.well-known/honest-metering/trust-root.json"
+        with pytest.raises(SystemExit) as done:
+            main(["verify", "--draw", draw["id"], "--url", base, "--trust-root", root_url])
+        out = capsys.readouterr().out
         assert done.value.code == 0, out
         assert "VERIFIED: draw no. 1" in out
         assert f"{base}/rpc serves chain" in out
         with pytest.raises(SystemExit) as done:
-            main(["verify", "--draw", "2", "--url", base, "--json"])
+            main(["verify", "--draw", "2", "--url", base, "--json", "--trust-root", root_url])
         assert done.value.code == 2
         assert '"incomplete": true' in capsys.readouterr().out
     finally:

@@ -65,3 +65,26 @@ def test_rotate_by_command_keeps_the_old_key(settings: Settings) -> None:
     for p in settings.log_key_path.parent.glob("log-signing.key*"):
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
     assert "PRIVATE" not in r.stdout + r.stderr
+
+
+def test_pages_render_without_a_usable_log_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A missing or wrong log key makes the endpoints that sign answer 503 with the Chinese
+    reason; the public pages (which show the trust root's fingerprint) still render, say
+    that the trust root is unavailable, and the start logs a SECURITY line."""
+    s = make_settings(tmp_path / "data", anchor_enabled=False, rerate_enabled=False)
+    # A key for another log: load_log_key refuses it (as production refuses no key).
+    logkey._write_new(s.log_key_path, logkey.notes.Signer.generate("elsewhere.example/log"))
+    with caplog.at_level("ERROR"), TestClient(create_app(s)) as client:
+        client.app.state.ctx.require_ledger()  # type: ignore[attr-defined]
+        html = {"accept": "text/html"}
+        for path in ("/", "/verify"):
+            r = client.get(path, headers=html)
+            assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        assert "暂时无法取得" in client.get("/verify", headers=html).text
+        for path in ("/checkpoint", "/.well-known/honest-metering/trust-root.json"):
+            r = client.get(path)
+            assert r.status_code == 503 and r.json()["error"] == "LogKeyError", (path, r.text)
+            assert "日志签名密钥" in r.json()["detail_zh"]
+    assert any("SECURITY: the log cannot sign" in m for m in caplog.messages)

@@ -252,6 +252,16 @@ class TestVerifyBundle:
         assert not v.ok and v.incomplete
         assert "cannot read the ledger" in (v.reason or "")
         assert v.summary().startswith("NOT VERIFIED (could not complete")
+        # The verdict says what held without the chain, and that the anchor was not checked.
+        v = verify_bundle(
+            anchored.bundle_v2, trust_root=anchored.root,
+            ledger_url=f"http://127.0.0.1:{free_port()}",
+        )
+        assert v.incomplete and not v.ok
+        assert (
+            "Checked offline: record, inclusion, trust root, signed checkpoint." in v.summary()
+        ), v.render()
+        assert "Not checked: the anchor on chain" in v.summary()
 
 
 def _no_service_env(tmp: Path) -> dict[str, str]:

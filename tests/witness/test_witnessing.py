@@ -32,7 +32,7 @@ from backend.verification.bundle import verify_bundle
 from backend.witness.app import create_witness_app
 from backend.witness.core import Witness, WitnessState
 from tests.conftest import ROOT, free_port, make_settings, wait_for_port
-from tests.ledger.conftest import append_records, serve, wait_until
+from tests.ledger.conftest import append_records, run_cli, serve, wait_until
 
 TRUST_ROOT = "/.well-known/honest-metering/trust-root.json"
 
@@ -221,10 +221,23 @@ def test_three_witnesses_quorum_two(
         with fctx.db.read() as s:
             have = ledger_log.tree_size(s)  # the service's first records
         outcome = publish(fctx, size - have, 1000)
-        assert fork.get("/checkpoint").text.split("\n")[1] == str(size)
+        forked_note = fork.get("/checkpoint").text
+        assert forked_note.split("\n")[1] == str(size)
         assert len(outcome) == 3
         for name, result in outcome.items():
             assert "HTTP 422" in result and "fork" in result, (name, result)
+    # A client that was shown both histories holds the evidence: the genuine checkpoint,
+    # cosigned, and the fork of the same size, signed by the same log key. `verify`
+    # prints them as proof of misbehaviour (the split view the witnesses refused).
+    seen = [tmp_path / "seen-genuine.txt", tmp_path / "seen-fork.txt"]
+    seen[0].write_text(client.get("/checkpoint").text)
+    seen[1].write_text(forked_note)
+    proc = run_cli(
+        ["verify", "--trust-root", str(witnesses[0].trust_root), "--checkpoints", *map(str, seen)]
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "PROOF OF MISBEHAVIOUR" in proc.stdout and f"size {size}" in proc.stdout
+    assert all(name in proc.stdout for name in names), proc.stdout  # its cosigners named
     # Each witness refused the fork first with 409 (the size it knows), then with 422
     # (same size, other root), and kept the fork's signed checkpoint as evidence.
     for w in witnesses:

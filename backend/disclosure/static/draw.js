@@ -321,10 +321,19 @@
 
       await step('ledger', '区块链上的承诺', async function () {
         var chain = body.chain;
-        var urls = [];
-        [detail.chain.ledger_url].concat(V.pageRpcUrls()).forEach(function (u) {
-          if (u && urls.indexOf(u) < 0) urls.push(u);
+        // The chain and contract are the pinned trust root's, never the service's word.
+        var fp = V.pageFingerprint();
+        if (!fp) throw fail('本页没有给出信任根指纹，无法确认抽查承诺所在的链和合约是官方的；请稍后再试', true);
+        var tr = await V.loadTrustRoot(fp);
+        var wrong = [];
+        if (BigInt(chain.chain_id) !== BigInt(tr.chainId)) wrong.push('链 ' + chain.chain_id + '（信任根固定的是链 ' + tr.chainId + '）');
+        if (String(chain.contract).toLowerCase() !== tr.contract.toLowerCase()) wrong.push('合约 ' + chain.contract + '（信任根固定的是合约 ' + tr.contract + '）');
+        if (wrong.length) throw fail('抽查承诺所在的' + wrong.join('、') + '与本站信任根（指纹 ' + tr.fingerprint + '）不一致');
+        var plan = V.nodePlan({ ledger_url: detail.chain.ledger_url }, {
+          rpcUrls: V.pageRpcUrls(), allowedOrigins: V.pageAllowedOrigins(), chosenNode: V.pageChosenNode()
         });
+        if (plan.refused) throw plan.refused;
+        var urls = plan.urls;
         var last = null;
         for (var i = 0; i < urls.length && !url; i++) {
           try {
@@ -342,7 +351,8 @@
         if (state.seedHash !== body.seed_hash) diffs.push('种子哈希 ' + state.seedHash);
         if (state.targetBlock !== state.commitBlock + BigInt(chain.reveal_delay_blocks)) diffs.push('目标区块 ' + state.targetBlock);
         if (diffs.length) throw fail('合约中记录的是：' + diffs.join('，') + '，与承诺记录不符');
-        return codeNote + '合约中有这次抽查：区块 ' + state.commitBlock + ' 承诺，名单根和种子哈希与记录一致，目标区块 ' +
+        return '链 ' + tr.chainId + ' 和合约 ' + tr.contract + ' 正是信任根（指纹 ' + tr.fingerprint + '）固定的。' +
+          codeNote + '合约中有这次抽查：区块 ' + state.commitBlock + ' 承诺，名单根和种子哈希与记录一致，目标区块 ' +
           state.targetBlock + '（承诺时尚不存在）。';
       });
 

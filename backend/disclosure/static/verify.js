@@ -8,6 +8,19 @@
  * standard Ethereum JSON-RPC (eth_call of checkpoint(uint256), encoded by hand;
  * the anchoring transaction's receipt and its CheckpointAnchored event).
  *
+ * It pins the trust root the page was served with: the page names its SHA-256
+ * fingerprint, the document is read from /.well-known/honest-metering/trust-root.json
+ * and must hash (RFC 8785, SHA-256) to exactly that fingerprint. The chain id, the
+ * contract, the log key and the witnesses with their quorum come from it, never from
+ * the bundle. A version 2 bundle's signed checkpoint (C2SP signed note) must be signed
+ * by that log key; the witnesses' cosignatures (C2SP tlog-cosignature) are counted
+ * against the quorum. Ed25519 is WebCrypto's own (no library).
+ *
+ * The visitor may choose the JSON-RPC node the anchor is checked against (#rpc-node on
+ * /verify); the page's CSP allows the nodes the operator lists (HM_VERIFY_RPC_NODES,
+ * named in data-rpc-origins), and the site's own /rpc is only the fallback. When no node
+ * can be reached the verdict says what was checked offline and that the anchor was not.
+ *
  * No library, no inline script: the page's Content-Security-Policy allows
  * only scripts from this site. Everything shown is set with textContent.
  */
@@ -17,10 +30,19 @@
   // keccak256("checkpoint(uint256)")[0:4] and keccak256 of the event signature;
   // tests/disclosure check both against web3.py and the compiled ABI.
   var SELECTOR_CHECKPOINT = '0xed64bab2';
+  // keccak256("verifyInclusion(bytes32,uint64,uint64,bytes32,bytes32[])")[0:4]
+  var SELECTOR_VERIFY_INCLUSION = '0x3db5ada7';
   var TOPIC_CHECKPOINT_ANCHORED =
     '0xec0ddbcd30e6380d886a3a2df4ca0a63ac5549b994f09459d7973a063ccdaea5';
   var BUNDLE_FORMAT = 'honest-metering/proof-bundle';
   var RPC_TIMEOUT_MS = 15000;
+  var TRUST_ROOT_PATH = '/.well-known/honest-metering/trust-root.json';
+  var TRUST_ROOT_FORMAT = 'honest-metering/trust-root';
+  var TRUST_ROOT_CONTEXT = 'honest-metering/trust-root/v1\n';
+  var SIG_ED25519 = 1;
+  var SIG_COSIGNATURE_V1 = 4;
+  var MAX_NOTE_SIGNATURES = 100;
+  var NODE_STORAGE_KEY = 'hm.verify.rpcNode';
 
   // --- bytes and hashes ---------------------------------------------------------
 
@@ -121,6 +143,208 @@
   async function verifyInclusion(index, size, leaf, proof, root) {
     var computed = await rootFromInclusionProof(index, size, leaf, proof);
     return equalBytes(computed, root);
+  }
+
+  // --- Ed25519, signed notes and checkpoints (C2SP signed-note, tlog-checkpoint,
+  //     tlog-cosignature); backend/ledger/note.py and checkpoint.py are the Python side ---
+
+  var utf8 = new TextEncoder();
+
+  function b64ToBytes(s, what) {
+    if (typeof s !== 'string' || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) {
+      throw new VerifyError((what || '值') + ' 不是标准 base64：' + s);
+    }
+    var bin = atob(s);
+    var out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  /* Whether `sig` is `pub`'s Ed25519 signature of `message` (WebCrypto). */
+  async function ed25519Verify(pub, sig, message) {
+    if (!hasWebCrypto()) {
+      throw new VerifyError('此浏览器在当前页面不提供 WebCrypto，无法核对签名', true);
+    }
+    var key;
+    try {
+      key = await crypto.subtle.importKey('raw', pub, { name: 'Ed25519' }, false, ['verify']);
+    } catch (e) {
+      throw new VerifyError('此浏览器不支持 Ed25519 签名（WebCrypto），无法核对日志签名和见证签名；请使用新版浏览器，' +
+        '或用命令行 honest-metering verify 核对', true);
+    }
+    if (sig.length !== 64) return false;
+    return crypto.subtle.verify({ name: 'Ed25519' }, key, sig, message);
+  }
+
+  /* SHA-256(name || 0x0A || type || key)[:4] (signed-note, "Signatures"). */
+  async function noteKeyId(name, type, pub) {
+    return (await sha256(concat([utf8.encode(name + '\n'), new Uint8Array([type]), pub]))).slice(0, 4);
+  }
+
+  function checkKeyName(name, what) {
+    if (!name || /[\s+]/.test(name)) throw new VerifyError(what + ' 的名称 “' + name + '” 不合规（不能为空，不能有空格或“+”）');
+  }
+
+  /* A verifier key name+hexid+base64(type || key); the id must match the key. */
+  async function parseVkey(vkey, what) {
+    what = what || '验证密钥';
+    if (typeof vkey !== 'string') throw new VerifyError(what + ' 缺失');
+    var i = vkey.indexOf('+');
+    var j = i < 0 ? -1 : vkey.indexOf('+', i + 1);
+    if (i < 0 || j < 0) throw new VerifyError(what + ' 应为 名称+密钥编号+密钥：' + vkey);
+    var name = vkey.slice(0, i), hexId = vkey.slice(i + 1, j);
+    checkKeyName(name, what);
+    var raw = b64ToBytes(vkey.slice(j + 1), what);
+    if (raw.length !== 33 || (raw[0] !== SIG_ED25519 && raw[0] !== SIG_COSIGNATURE_V1)) {
+      throw new VerifyError(what + ' ' + vkey + ' 不是 32 字节的 Ed25519 密钥（类型 0x01 或 0x04）');
+    }
+    var pub = raw.slice(1);
+    var kid = await noteKeyId(name, raw[0], pub);
+    if (bytesToHex(kid) !== hexId.toLowerCase()) {
+      throw new VerifyError(what + ' ' + vkey + ' 的密钥编号与密钥不符（应为 ' + bytesToHex(kid) + '）');
+    }
+    return { name: name, type: raw[0], pub: pub, keyId: kid, vkey: vkey };
+  }
+
+  /* Split a signed note into its text and signature lines (nothing verified yet). */
+  function parseNote(data) {
+    if (typeof data !== 'string' || data.slice(-1) !== '\n') throw new VerifyError('签名检查点应以换行结尾');
+    if (/[\u0000-\u0009\u000b-\u001f]/.test(data)) throw new VerifyError('签名检查点含有换行以外的控制字符');
+    var split = data.lastIndexOf('\n\n');
+    if (split < 0) throw new VerifyError('签名检查点的正文和签名之间应有一个空行');
+    var text = data.slice(0, split + 1);
+    var lines = data.slice(split + 2).split('\n');
+    lines.pop();
+    if (!lines.length) throw new VerifyError('签名检查点没有签名');
+    if (lines.length > MAX_NOTE_SIGNATURES) throw new VerifyError('签名检查点的签名过多');
+    var sigs = lines.map(function (line) {
+      if (line.indexOf('\u2014 ') !== 0) throw new VerifyError('签名行应以“— ”开头：' + line);
+      var rest = line.slice(2);
+      var sp = rest.indexOf(' ');
+      if (sp < 0) throw new VerifyError('签名行应为“— 名称 签名”：' + line);
+      var name = rest.slice(0, sp);
+      checkKeyName(name, '签名者');
+      var raw = b64ToBytes(rest.slice(sp + 1), name + ' 的签名');
+      if (raw.length < 5) throw new VerifyError(name + ' 的签名过短');
+      return { name: name, keyId: raw.slice(0, 4), data: raw.slice(4) };
+    });
+    return { text: text, signatures: sigs };
+  }
+
+  /* origin, size, base64 root: the three lines of a checkpoint's text. */
+  function parseCheckpointText(text) {
+    var lines = text.split('\n');
+    if (lines.length !== 4 || lines[3] !== '') throw new VerifyError('检查点正文应为三行（来源、树大小、树根）');
+    if (!lines[0]) throw new VerifyError('检查点的来源行为空');
+    if (!/^(0|[1-9][0-9]*)$/.test(lines[1])) throw new VerifyError('检查点的树大小 “' + lines[1] + '” 不是十进制数');
+    var root = b64ToBytes(lines[2], '检查点树根');
+    if (root.length !== 32) throw new VerifyError('检查点树根应为 32 字节');
+    return { origin: lines[0], size: BigInt(lines[1]), root: root };
+  }
+
+  /*
+   * The known keys whose signatures on the note verify: {name: timestamp} (0 for a log
+   * key's plain signature). Unknown keys are ignored; a known key's failing signature
+   * makes the note invalid, as in backend/ledger/note.py.
+   */
+  async function verifiedBy(note, keys) {
+    var good = {};
+    for (var i = 0; i < note.signatures.length; i++) {
+      var sig = note.signatures[i];
+      var key = keys.filter(function (k) { return k.name === sig.name && equalBytes(k.keyId, sig.keyId); })[0];
+      if (!key) continue;
+      var ok, ts = 0n;
+      if (key.type === SIG_ED25519) {
+        ok = await ed25519Verify(key.pub, sig.data, utf8.encode(note.text));
+      } else if (sig.data.length !== 72) {
+        ok = false;
+      } else {
+        ts = BigInt('0x' + bytesToHex(sig.data.slice(0, 8)));
+        ok = ts < (1n << 63n) && await ed25519Verify(key.pub, sig.data.slice(8),
+          utf8.encode('cosignature/v1\ntime ' + ts + '\n' + note.text));
+      }
+      if (!ok) throw new VerifyError(sig.name + '（密钥 ' + bytesToHex(sig.keyId) + '）的签名无法验证：签名检查点被改动过');
+      good[key.name] = ts;
+    }
+    return good;
+  }
+
+  // --- the pinned trust root ------------------------------------------------------
+
+  /*
+   * Open a trust root document: its body (the document without `signatures`) must hash,
+   * as RFC 8785 JSON, to `fingerprint`, and carry its log key's signature. Returns what
+   * verifiers pin.
+   */
+  async function openTrustRoot(doc, fingerprint) {
+    if (!doc || typeof doc !== 'object' || doc.format !== TRUST_ROOT_FORMAT) {
+      throw new VerifyError('本站提供的信任根不是信任根文件', true);
+    }
+    var body = {};
+    Object.keys(doc).forEach(function (k) { if (k !== 'signatures') body[k] = doc[k]; });
+    var canonical = jcs(body);
+    var fp = bytesToHex(await sha256(utf8.encode(canonical)));
+    if (fingerprint && fp !== fingerprint) {
+      throw new VerifyError('本站现在提供的信任根（指纹 ' + fp + '）不是本页显示的信任根（指纹 ' + fingerprint +
+        '）：信任根可能刚刚更新，请刷新页面，并重新核对指纹', true);
+    }
+    if (!body.log || !body.ledger) throw new VerifyError('信任根缺少日志或账本信息', true);
+    var logKey = await parseVkey(body.log.key, '信任根的日志密钥');
+    if (logKey.type !== SIG_ED25519) throw new VerifyError('信任根的日志密钥应为 Ed25519（类型 0x01）');
+    var own = (Array.isArray(doc.signatures) ? doc.signatures : []).filter(function (x) {
+      return x && x.key === body.log.key;
+    })[0];
+    if (!own || !(await ed25519Verify(logKey.pub, b64ToBytes(own.signature, '信任根签名'),
+      utf8.encode(TRUST_ROOT_CONTEXT + canonical)))) {
+      throw new VerifyError('信任根没有它所列日志密钥的有效签名');
+    }
+    var witnesses = [];
+    var listed = Array.isArray(body.witnesses) ? body.witnesses : [];
+    for (var i = 0; i < listed.length; i++) {
+      var w = await parseVkey(listed[i] && listed[i].key, '信任根的见证方密钥');
+      if (w.type !== SIG_COSIGNATURE_V1) throw new VerifyError('见证方 ' + w.name + ' 的密钥应为联署密钥（类型 0x04）');
+      witnesses.push(w);
+    }
+    var quorum = body.witness_quorum;
+    if (!Number.isSafeInteger(quorum) || quorum < 0 || quorum > witnesses.length) {
+      throw new VerifyError('信任根的见证门槛 ' + quorum + ' 不合规');
+    }
+    return {
+      fingerprint: fp,
+      version: body.version,
+      origin: String(body.log.origin),
+      logKey: logKey,
+      witnesses: witnesses,
+      quorum: quorum,
+      chainId: String(body.ledger.chain_id),
+      contract: String(body.ledger.contract_address)
+    };
+  }
+
+  var trustRootCache = {};
+
+  /* The trust root this page pins (by the fingerprint it was served with). */
+  function loadTrustRoot(fingerprint) {
+    if (!trustRootCache[fingerprint]) {
+      trustRootCache[fingerprint] = (async function () {
+        var res;
+        try {
+          res = await fetch(TRUST_ROOT_PATH, { headers: { Accept: 'application/json' }, cache: 'no-cache', credentials: 'omit' });
+        } catch (e) {
+          throw new VerifyError('无法取得本站的信任根（' + (e && e.message ? e.message : e) + '）', true);
+        }
+        if (!res.ok) throw new VerifyError('本站的信任根暂时无法取得（HTTP ' + res.status + '）', true);
+        var doc;
+        try {
+          doc = await res.json();
+        } catch (e) {
+          throw new VerifyError('本站的信任根不是 JSON', true);
+        }
+        return openTrustRoot(doc, fingerprint);
+      })();
+      trustRootCache[fingerprint].catch(function () { delete trustRootCache[fingerprint]; });
+    }
+    return trustRootCache[fingerprint];
   }
 
   // --- canonical form: Unicode NFC, then RFC 8785 (JCS) ---------------------------
@@ -406,7 +630,9 @@
   function checkFormat(b) {
     if (b === null || typeof b !== 'object' || Array.isArray(b)) throw new VerifyError('证明文件应当是一个 JSON 对象');
     if (b.format !== BUNDLE_FORMAT) throw new VerifyError('这不是证明文件：format 应为 ' + BUNDLE_FORMAT);
-    if (b.version !== 1) throw new VerifyError('不支持的证明文件版本 ' + JSON.stringify(b.version) + '（本验证器支持版本 1）');
+    if (b.version !== 1 && b.version !== 2) throw new VerifyError('不支持的证明文件版本 ' + JSON.stringify(b.version) + '（本验证器支持版本 1 和 2）');
+    if (b.version === 2 && typeof b.signed_checkpoint !== 'string') throw new VerifyError('第 2 版证明文件缺少 signed_checkpoint（签名检查点）');
+    if (b.version === 1 && b.signed_checkpoint !== undefined && b.signed_checkpoint !== null) throw new VerifyError('第 1 版证明文件不应有 signed_checkpoint');
     if (typeof b.record !== 'string') throw new VerifyError('证明文件缺少 record（记录原文）');
     if (typeof b.record_id !== 'string' || !/^[0-9a-f]{64}$/.test(b.record_id)) throw new VerifyError('record_id 应为 64 位十六进制');
     if (typeof b.leaf_hash !== 'string' || !HASH_RE.test(b.leaf_hash)) throw new VerifyError('leaf_hash 格式不正确');
@@ -436,12 +662,78 @@
   }
 
   /*
-   * Verify a decoded bundle. `options.rpcUrls` lists JSON-RPC endpoints to try
-   * (the bundle's own ledger_url is tried first); `options.onStep(step)` is
+   * Which JSON-RPC nodes the anchor is read from: only the visitor's chosen node when
+   * there is one (it must be one the page's CSP allows, or the browser would refuse it
+   * with an error no one could read); else the bundle's ledger_url when allowed, then
+   * the page's fallback (the site's own /rpc or its public node). `allowedOrigins` null:
+   * no restriction known. Returns {urls, chosen, fallback, refused}.
+   */
+  function nodePlan(bundle, options) {
+    var allowed = options.allowedOrigins || null;
+    var fallback = (options.rpcUrls || []).slice();
+    function isAllowed(u) {
+      if (!allowed) return true;
+      try { return allowed.indexOf(new URL(u).origin) >= 0; } catch (e) { return false; }
+    }
+    var chosen = options.chosenNode ? String(options.chosenNode).trim() : '';
+    if (chosen) {
+      var parsed = null;
+      try { parsed = new URL(chosen); } catch (e) { parsed = null; }
+      if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+        return { urls: [], chosen: chosen, fallback: fallback,
+          refused: new VerifyError('您填写的节点地址 “' + chosen + '” 不是有效的 http(s) 网址', true) };
+      }
+      if (!isAllowed(parsed.href)) {
+        return { urls: [], chosen: chosen, fallback: fallback, refused: new VerifyError(nodeNotAllowed(chosen, allowed), true) };
+      }
+      return { urls: [parsed.href], chosen: parsed.href, fallback: fallback, refused: null };
+    }
+    var urls = [];
+    (bundle.ledger_url && isAllowed(bundle.ledger_url) ? [bundle.ledger_url] : []).concat(fallback).forEach(function (u) {
+      if (u && urls.indexOf(u) < 0) urls.push(u);
+    });
+    return { urls: urls, chosen: null, fallback: fallback, refused: null };
+  }
+
+  function nodeNotAllowed(node, allowed) {
+    return '您选择的节点 ' + node + ' 不在本站允许连接的节点之列（允许：' + (allowed || []).join('、') +
+      '）。浏览器的安全策略（CSP connect-src）会阻止本页连接它。请选用列表中的节点；或请本站运营方把它加入设置 ' +
+      'HM_VERIFY_RPC_NODES；或在自己的电脑上用命令行核对：honest-metering verify --trust-root 信任根.json --ledger ' +
+      node + ' 证明文件.json';
+  }
+
+  // Steps that need nothing but the bundle and the pinned trust root.
+  var OFFLINE_STEPS = { format: true, record: true, inclusion: true, trust: true, signature: true, witnesses: true };
+
+  /* What was checked without the chain, when the chain could not be read. */
+  function offlineSummary(result) {
+    var parts = {
+      record: '记录未被改动',
+      inclusion: '记录在检查点的日志中（包含证明）',
+      trust: '链和合约正是信任根固定的',
+      signature: '检查点由信任根的日志密钥签名'
+    };
+    var done = result.offline.filter(function (k) { return parts[k]; }).map(function (k) { return parts[k]; });
+    var w = result.witnessed;
+    if (w) {
+      done.push(w.ok ? '独立见证方联署 ' + w.count + '/' + w.n + '（要求 ' + w.k + ' 个）'
+        : '独立见证方联署只有 ' + w.count + '/' + w.n + '，尚未达到要求的 ' + w.k + ' 个');
+    }
+    var text = '已在本机离线核对：' + done.join('；') + '。未核对：区块链锚定（链上检查点和锚定交易），连上区块链节点后请再验证一次。';
+    if (result.bundle && result.bundle.version === 1) text += '第 1 版证明文件不带签名检查点，日志签名和见证方联署未核对。';
+    return text;
+  }
+
+  /*
+   * Verify a decoded bundle. `options.fingerprint` is the pinned trust root's
+   * fingerprint (or `options.trustRoot` an opened one); `options.chosenNode` the
+   * visitor's JSON-RPC node, `options.allowedOrigins` the origins the page may read,
+   * `options.rpcUrls` the fallback endpoints (see nodePlan); `options.onStep(step)` is
    * called as each step starts and ends. `options.shown` (from pageShown) lists what
    * the page shows of the record: after the record is proven, a last step compares
    * it with the record's own fields. Resolves to
-   * {verified, incomplete, reason, steps, bundle, chain, page, pageMismatch}.
+   * {verified, incomplete, reason, steps, bundle, chain, trustRoot, signed, witnessed,
+   * offline, page, pageMismatch}.
    */
   async function verifyBundle(bundle, options) {
     options = options || {};
@@ -454,8 +746,15 @@
       steps.push(s);
       onStep(s);
       try {
-        s.detail = await fn();
-        s.status = 'ok';
+        var out = await fn();
+        // A step may say it could not apply ({skipped: detail}): shown, never a failure.
+        if (out && typeof out === 'object' && 'skipped' in out) {
+          s.detail = out.skipped;
+          s.status = 'skipped';
+        } else {
+          s.detail = out;
+          s.status = 'ok';
+        }
       } catch (e) {
         s.status = 'fail';
         s.detail = e && e.message ? e.message : String(e);
@@ -509,33 +808,78 @@
           cp.tree_size + ' 条记录的日志树根 ' + cp.root + '，与检查点一致。';
       });
 
-      var pinned = options.pinned;
-      if (pinned) {
-        await step('trust', '证明属于本站信任根固定的链和合约', async function () {
-          var wrong = [];
-          if (BigInt(cp.chain_id) !== BigInt(pinned.chainId)) {
-            wrong.push('链 ' + cp.chain_id + '（信任根固定的是链 ' + pinned.chainId + '）');
-          }
-          if (cp.contract_address.toLowerCase() !== pinned.contract.toLowerCase()) {
-            wrong.push('合约 ' + cp.contract_address + '（信任根固定的是合约 ' + pinned.contract + '）');
-          }
-          if (wrong.length) {
-            throw new VerifyError('证明文件所说的' + wrong.join('、') + '与本站信任根（指纹 ' +
-              pinned.fingerprint + '）不一致：这不是本日志的证明。');
-          }
-          return '链 ' + pinned.chainId + ' 和合约 ' + pinned.contract + ' 正是信任根（指纹 ' +
-            pinned.fingerprint + '）固定的，不取证明文件自己的说法。';
-        });
-      }
-
-      var urls = [];
-      (bundle.ledger_url ? [bundle.ledger_url] : []).concat(options.rpcUrls || []).forEach(function (u) {
-        if (u && urls.indexOf(u) < 0) urls.push(u);
+      var tr = null;
+      await step('trust', '证明属于本站信任根固定的链和合约', async function () {
+        if (options.trustRoot) {
+          tr = options.trustRoot;
+        } else if (options.fingerprint) {
+          tr = await loadTrustRoot(options.fingerprint);
+        } else {
+          throw new VerifyError('本页没有给出信任根指纹（本站暂时无法提供信任根），无法确认证明所说的链、合约和日志密钥是官方的；' +
+            '请稍后再试，或用命令行 honest-metering verify --trust-root 核对', true);
+        }
+        result.trustRoot = tr;
+        var wrong = [];
+        if (BigInt(cp.chain_id) !== BigInt(tr.chainId)) {
+          wrong.push('链 ' + cp.chain_id + '（信任根固定的是链 ' + tr.chainId + '）');
+        }
+        if (cp.contract_address.toLowerCase() !== tr.contract.toLowerCase()) {
+          wrong.push('合约 ' + cp.contract_address + '（信任根固定的是合约 ' + tr.contract + '）');
+        }
+        if (wrong.length) {
+          throw new VerifyError('证明文件所说的' + wrong.join('、') + '与本站信任根（指纹 ' +
+            tr.fingerprint + '）不一致：这不是本日志的证明。');
+        }
+        return '在本浏览器中算出信任根的指纹 ' + tr.fingerprint + '，与本页显示的一致；链 ' + tr.chainId + ' 和合约 ' +
+          tr.contract + ' 正是它固定的，不取证明文件自己的说法。';
       });
+
+      var note = null;
+      await step('signature', '检查点由信任根的日志密钥签名', async function () {
+        if (bundle.version === 1) {
+          return { skipped: '第 1 版证明文件不带签名检查点，未核对日志签名和见证（请使用第 2 版证明文件）。' };
+        }
+        note = parseNote(bundle.signed_checkpoint);
+        var head = parseCheckpointText(note.text);
+        if (head.origin !== tr.origin) {
+          throw new VerifyError('签名检查点属于日志 “' + head.origin + '”，信任根固定的是日志 “' + tr.origin + '”');
+        }
+        if (head.size !== BigInt(cp.tree_size) || !equalBytes(head.root, hexToBytes(cp.root))) {
+          throw new VerifyError('签名检查点是树大小 ' + head.size + '、树根 0x' + bytesToHex(head.root) +
+            '，不是证明文件的检查点（树大小 ' + cp.tree_size + '，树根 ' + cp.root + '）');
+        }
+        var signed = await verifiedBy(note, [tr.logKey]);
+        if (!(tr.logKey.name in signed)) {
+          throw new VerifyError('检查点没有信任根日志密钥（' + tr.logKey.name + '+' + bytesToHex(tr.logKey.keyId) +
+            '）的签名：这不是本日志签发的检查点。');
+        }
+        result.signed = true;
+        return '信任根的日志密钥 ' + tr.logKey.name + '+' + bytesToHex(tr.logKey.keyId) + ' 签署了这个检查点（树大小 ' +
+          cp.tree_size + '，树根 ' + cp.root + '），在本浏览器中用 Ed25519 核对。';
+      });
+
+      await step('witnesses', '独立见证方联署', async function () {
+        if (bundle.version === 1) return { skipped: '第 1 版证明文件不带见证方联署。' };
+        var n = tr.witnesses.length, k = tr.quorum;
+        if (k === 0) return { skipped: '信任根没有要求见证方联署。' };
+        var cosigned = await verifiedBy(note, tr.witnesses);
+        var names = Object.keys(cosigned).sort();
+        result.witnessed = { count: names.length, n: n, k: k, names: names, ok: names.length >= k };
+        if (names.length >= k) {
+          return '信任根列出的 ' + n + ' 个见证方中有 ' + names.length + ' 个（' + names.join('、') + '）联署了这个检查点，' +
+            '信任根要求 ' + k + ' 个：运营方无法向不同的人展示不同的日志历史而不被发现。';
+        }
+        return { skipped: '尚未获得足够见证：信任根列出的 ' + n + ' 个见证方中只有 ' + names.length + ' 个联署，要求 ' + k +
+          ' 个。在此之前，运营方有可能向其他人展示另一份日志历史。' };
+      });
+
+      var nodes = nodePlan(bundle, options);
       var url = null;
       var onchain;
       await step('checkpoint', '检查点已锚定在区块链上', async function () {
-        if (!urls.length) throw new VerifyError('证明文件没有给出区块链节点地址，无法读取链上检查点', true);
+        if (nodes.refused) throw nodes.refused;
+        var urls = nodes.urls;
+        if (!urls.length) throw new VerifyError('没有可用的区块链节点，无法读取链上检查点（请在上方填写一个节点）', true);
         var lastError = null;
         for (var i = 0; i < urls.length && url === null; i++) {
           try {
@@ -549,7 +893,13 @@
             lastError = e;
           }
         }
-        if (url === null) throw lastError || new VerifyError('无法连接区块链节点', true);
+        if (url === null) {
+          if (nodes.chosen) {
+            throw new VerifyError('无法使用您选择的节点 ' + nodes.chosen + '：' + (lastError ? lastError.message : '无法连接') +
+              '。请确认节点地址正确、节点在运行并允许本站跨域读取（CORS）。', true);
+          }
+          throw lastError || new VerifyError('无法连接区块链节点', true);
+        }
         var codeNote = await checkContractCode(url, cp.contract_address, options.codeSha256);
         onchain = await readCheckpoint(url, cp.contract_address, cp.index);
         var diffs = [];
@@ -559,13 +909,18 @@
         if (diffs.length) {
           throw new VerifyError('区块链上合约的第 ' + cp.index + ' 号检查点与证明文件不符：' + diffs.join('，'));
         }
+        var fallback = nodes.fallback.indexOf(url) >= 0;
         result.chain = {
           url: url,
+          chosen: url === nodes.chosen,
+          fallback: fallback,
           chainId: cp.chain_id,
           contract: cp.contract_address,
           anchoredAt: new Date(Number(onchain.timestamp) * 1000)
         };
-        return codeNote + '直接从区块链（链 ' + cp.chain_id + '，节点 ' + url + '）读取合约 ' + cp.contract_address +
+        var whose = url === nodes.chosen ? '（您选择的节点）'
+          : fallback ? '（本站自己的节点，仅作后备；不想信任本站的访客可在验证页选择其他机构的节点）' : '';
+        return codeNote + '直接从区块链（链 ' + cp.chain_id + '，节点 ' + url + whose + '）读取合约 ' + cp.contract_address +
           ' 的第 ' + cp.index + ' 号检查点：树大小 ' + onchain.treeSize + '，树根 0x' + bytesToHex(onchain.root) +
           '，区块 ' + onchain.blockNumber + '，与上一步算出的树根一致。';
       });
@@ -596,6 +951,19 @@
           cp.index + ', ' + cp.tree_size + ', ' + cp.root + ') 事件。';
       });
 
+      await step('contract', '合约自己的核对（verifyInclusion）', async function () {
+        // The contract re-runs the inclusion proof on chain: browser, CLI and contract agree.
+        var proof = bundle.inclusion_proof;
+        var data = SELECTOR_VERIFY_INCLUSION + bytesToHex(leaf) + uint256Hex(bundle.leaf_index) +
+          uint256Hex(cp.tree_size) + cp.root.slice(2) + uint256Hex(5 * 32) + uint256Hex(proof.length) +
+          proof.map(function (p) { return p.slice(2); }).join('');
+        var out = hexToBytes(await rpc(url, 'eth_call', [{ to: cp.contract_address, data: data }, 'latest']), '合约返回值');
+        if (out.length !== 32 || wordToBigInt(out) !== 1n) {
+          throw new VerifyError('合约的 verifyInclusion(叶子, ' + bundle.leaf_index + ', ' + cp.tree_size + ', 树根, 证明) 返回 false');
+        }
+        return '合约 ' + cp.contract_address + ' 的 verifyInclusion 在链上用同一份包含证明核对，返回 true。';
+      });
+
       if (options.shown && options.shown.length) {
         await step('page', '页面显示与记录一致', async function () {
           // The record's own fields: the bytes just proven, never the page.
@@ -614,6 +982,11 @@
     } catch (e) {
       result.reason = e && e.message ? e.message : String(e);
       result.incomplete = !!(e && e.incomplete);
+      var failed = steps.filter(function (x) { return x.status === 'fail'; })[0];
+      if (result.incomplete && failed && (failed.key === 'checkpoint' || failed.key === 'transaction' || failed.key === 'contract')) {
+        result.offline = steps.filter(function (x) { return OFFLINE_STEPS[x.key] && x.status === 'ok'; })
+          .map(function (x) { return x.key; });
+      }
     }
     return result;
   }
@@ -635,13 +1008,35 @@
     return url ? [new URL(url, window.location.href).href] : [];
   }
 
-  function pagePinned() {
-    var body = document.body;
-    var chainId = body && body.getAttribute('data-pinned-chain-id');
-    var contract = body && body.getAttribute('data-pinned-contract');
-    var fp = body && body.getAttribute('data-trust-root');
-    if (!chainId || !/^[0-9]+$/.test(chainId) || !contract || !/^0x[0-9a-fA-F]{40}$/.test(contract)) return null;
-    return { chainId: chainId, contract: contract, fingerprint: fp || '' };
+  /* The fingerprint of the trust root this page was served with (what the browser pins). */
+  function pageFingerprint() {
+    var fp = document.body && document.body.getAttribute('data-trust-root');
+    return fp && /^[0-9a-f]{64}$/.test(fp) ? fp : null;
+  }
+
+  /* The origins this page's CSP lets it read: its own and the listed JSON-RPC nodes'. */
+  function pageAllowedOrigins() {
+    var listed = (document.body && document.body.getAttribute('data-rpc-origins')) || '';
+    return [window.location.origin].concat(listed.split(/\s+/).filter(Boolean));
+  }
+
+  /* The node the visitor chose on /verify (remembered for the shop pages' 验证). */
+  function pageChosenNode() {
+    var input = document.getElementById('rpc-node');
+    if (input) return input.value.trim();
+    try {
+      return (window.localStorage && window.localStorage.getItem(NODE_STORAGE_KEY)) || '';
+    } catch (e) {
+      return '';
+    }
+  }
+
+  function rememberNode(value) {
+    try {
+      if (!window.localStorage) return;
+      if (value) window.localStorage.setItem(NODE_STORAGE_KEY, value);
+      else window.localStorage.removeItem(NODE_STORAGE_KEY);
+    } catch (e) { /* storage disabled: the choice holds for this page only */ }
   }
 
   function pageCodeSha256() {
@@ -696,19 +1091,26 @@
     var verdict = ui.verdict;
     var result = await verifyBundle(bundle, {
       rpcUrls: pageRpcUrls(),
+      allowedOrigins: pageAllowedOrigins(),
+      chosenNode: pageChosenNode(),
       codeSha256: pageCodeSha256(),
-      pinned: pagePinned(),
+      fingerprint: pageFingerprint(),
       onStep: ui.onStep,
       shown: shown
     });
     var state = result.verified ? 'verified' : result.incomplete ? 'incomplete' : 'failed';
     ui.finish(state, verdict.textContent);
     if (result.verified) {
+      var w = result.witnessed;
       verdict.textContent = '✓ 已验证：这条记录真实存在于已锚定到区块链的日志中，自锚定以来未被改动、删除或倒签。' +
+        (w ? (w.ok ? '检查点由 ' + w.count + ' 个独立见证方联署（要求 ' + w.k + ' 个）。'
+          : '注意：检查点尚未获得足够见证（' + w.count + '/' + w.n + '，要求 ' + w.k + ' 个）。') : '') +
         (result.page ? '本页显示的内容（' + result.page.labels.join('、') + '）也已与这条记录逐项核对，完全一致。' : '');
       var cp = bundle.checkpoint;
       var tx = el('dl', 'chain-facts');
       [
+        ['信任根指纹', result.trustRoot ? result.trustRoot.fingerprint : '—'],
+        ['核对所用节点', result.chain ? result.chain.url + (result.chain.chosen ? '（您选择的）' : result.chain.fallback ? '（本站自己的，仅作后备）' : '') : '—'],
         ['区块链', '链 ' + cp.chain_id],
         ['合约', cp.contract_address],
         ['检查点', '第 ' + cp.index + ' 号（日志前 ' + cp.tree_size + ' 条记录）'],
@@ -718,12 +1120,18 @@
       ].forEach(function (row) {
         tx.appendChild(el('dt', null, row[0]));
         var dd = el('dd', null, row[1]);
-        if (row[0] === '锚定交易' || row[0] === '合约') dd.className = 'mono';
+        if (row[0] === '锚定交易' || row[0] === '合约' || row[0] === '信任根指纹') dd.className = 'mono';
         tx.appendChild(dd);
       });
       container.appendChild(tx);
     } else if (result.incomplete) {
       verdict.textContent = '未能完成验证：' + result.reason;
+      if (result.offline) {
+        var off = el('p', 'offline', offlineSummary(result));
+        off.setAttribute('data-offline', result.offline.join(' ') +
+          (result.witnessed ? (result.witnessed.ok ? ' witnessed' : ' not-witnessed') : ''));
+        container.appendChild(off);
+      }
     } else if (result.pageMismatch) {
       verdict.textContent = '✗ ' + result.reason + '记录本身已验证（在链上日志中，未被改动）；是本页显示的内容与它不符，本页所依据的数据可能被改动过。';
     } else {
@@ -762,11 +1170,13 @@
     return verifyInto(container, bundle);
   }
 
+  /* Version 2 (signed and cosigned checkpoint); version 1 when the log cannot sign (503). */
   async function fetchBundle(recordId) {
-    var res = await fetch('/api/records/' + encodeURIComponent(recordId) + '/proof', {
-      headers: { Accept: 'application/json' },
-      cache: 'no-store'
-    });
+    var base = '/api/records/' + encodeURIComponent(recordId) + '/proof';
+    var res = await fetch(base + '?version=2', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (res.status === 503) {
+      res = await fetch(base, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    }
     var body = await res.json().catch(function () { return null; });
     if (!res.ok) {
       var why = res.status === 409 ? '这条记录尚未锚定到区块链，下一个检查点锚定后（通常几秒到几分钟）再试。'
@@ -810,6 +1220,22 @@
     var textArea = document.getElementById('bundle-text');
     var drop = document.getElementById('drop-zone');
     var recordInput = document.getElementById('record-id');
+    var nodeInput = document.getElementById('rpc-node');
+    var nodeError = document.getElementById('rpc-node-error');
+    if (nodeInput) {
+      if (!nodeInput.value) {
+        try { nodeInput.value = (window.localStorage && window.localStorage.getItem(NODE_STORAGE_KEY)) || ''; } catch (e) { /* none */ }
+      }
+      var checkNode = function () {
+        var plan = nodePlan({}, { chosenNode: nodeInput.value, allowedOrigins: pageAllowedOrigins() });
+        nodeError.hidden = !plan.refused;
+        nodeError.textContent = plan.refused ? plan.refused.message : '';
+        nodeInput.setAttribute('aria-invalid', plan.refused ? 'true' : 'false');
+        rememberNode(plan.refused ? '' : nodeInput.value.trim());
+      };
+      nodeInput.addEventListener('change', checkNode);
+      if (nodeInput.value) checkNode();
+    }
 
     fileInput.addEventListener('change', async function () {
       if (fileInput.files && fileInput.files[0]) {
@@ -834,6 +1260,7 @@
     });
     form.addEventListener('submit', async function (e) {
       e.preventDefault();
+      if (nodeInput) nodeInput.dispatchEvent(new Event('change'));
       var rid = recordInput && recordInput.value.trim().toLowerCase().replace(/^0x/, '');
       if (!textArea.value.trim() && rid) {
         try {
@@ -869,6 +1296,18 @@
     equalBytes: equalBytes,
     VerifyError: VerifyError,
     pageRpcUrls: pageRpcUrls,
+    pageFingerprint: pageFingerprint,
+    pageAllowedOrigins: pageAllowedOrigins,
+    pageChosenNode: pageChosenNode,
+    nodePlan: nodePlan,
+    b64ToBytes: b64ToBytes,
+    ed25519Verify: ed25519Verify,
+    parseVkey: parseVkey,
+    parseNote: parseNote,
+    parseCheckpointText: parseCheckpointText,
+    verifiedBy: verifiedBy,
+    openTrustRoot: openTrustRoot,
+    loadTrustRoot: loadTrustRoot,
     pageCodeSha256: pageCodeSha256,
     ICONS: ICONS,
     verifyBundle: verifyBundle,
@@ -881,6 +1320,7 @@
     verifyInto: verifyInto,
     stepList: stepList,
     SELECTOR_CHECKPOINT: SELECTOR_CHECKPOINT,
+    SELECTOR_VERIFY_INCLUSION: SELECTOR_VERIFY_INCLUSION,
     TOPIC_CHECKPOINT_ANCHORED: TOPIC_CHECKPOINT_ANCHORED
   };
 
