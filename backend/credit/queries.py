@@ -98,13 +98,12 @@ def tiers_of(session: Session, usccs: Iterable[str]) -> dict[str, str]:
     """uscc -> the maintained rating's tier, for those rated."""
     out: dict[str, str] = {}
     for chunk in in_chunks(usccs):
-        out.update(
-            session.execute(
-                select(col(MerchantRating.uscc), col(MerchantRating.tier)).where(
-                    col(MerchantRating.uscc).in_(chunk)
-                )
-            ).tuples()
+        rows = session.execute(
+            select(col(MerchantRating.uscc), col(MerchantRating.tier)).where(
+                col(MerchantRating.uscc).in_(chunk)
+            )
         )
+        out.update((str(u), str(t)) for u, t in rows)
     return out
 
 

@@ -165,11 +165,10 @@ def names_of(session: Session, usccs: Iterable[str]) -> dict[str, str]:
     """uscc -> registered name, for those registered."""
     out: dict[str, str] = {}
     for chunk in in_chunks(usccs):
-        out.update(
-            session.execute(
-                select(col(Merchant.uscc), col(Merchant.name)).where(col(Merchant.uscc).in_(chunk))
-            ).tuples()
+        rows = session.execute(
+            select(col(Merchant.uscc), col(Merchant.name)).where(col(Merchant.uscc).in_(chunk))
         )
+        out.update((str(u), str(n)) for u, n in rows)
     return out
 
 
