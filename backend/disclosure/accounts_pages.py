@@ -24,6 +24,7 @@ from backend.accounts.models import AccountActionWritten, Role
 from backend.accounts.service import Principal, require_role
 from backend.deps import CtxDep, SessionDep
 from backend.disclosure import web
+from backend.disclosure.area_common import notice_for, status_of, submit
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError
 from backend.merchants import service as merchants
@@ -49,11 +50,6 @@ STAFF_FIELDS = {
     "WeakPassword": "password",
     "InvalidRole": "role",
 }
-
-
-def _notice(code: str | None) -> dict[str, str] | None:
-    text = NOTICES.get(code or "")
-    return {"text": text, "kind": ""} if text else None
 
 
 def _login(request: Request) -> RedirectResponse:
@@ -83,7 +79,7 @@ def _password_page(
     return web.render(
         request,
         "account.html",
-        {"title": "修改密码", "nav": "account", "error": error, "notice": _notice(done),
+        {"title": "修改密码", "nav": "account", "error": error, "notice": notice_for(done, NOTICES),
          "role_names": ROLE_NAMES},
         status_code=status,
     )
@@ -175,7 +171,7 @@ def _admin_page(
             "error": error,
             "values": values or {"username": "", "role": "regulator"},
             "one_time": one_time,
-            "notice": _notice(done),
+            "notice": notice_for(done, NOTICES),
         },
         status_code=status,
     )
@@ -208,37 +204,41 @@ def admin_create(
     if isinstance(p, Response):
         return p
     values = {"username": username, "role": role}
-    try:
-        accounts.create_staff_account(
+    return submit(
+        session,
+        lambda: accounts.create_staff_account(
             session,
             settings=ctx.settings,
             username=username,
             password=password,
             role=role,
             principal=p,
-        )
-    except DomainError as exc:
-        session.rollback()
-        return _admin_page(request, session, p, error=_error(exc), values=values,
-                           status=exc.status_code)
-    return RedirectResponse("/admin?done=created", status_code=303)
+        ),
+        done="/admin?done=created",
+        failed=lambda exc: _admin_page(
+            request, session, p, error=_error(exc), values=values, status=status_of(exc)
+        ),
+        refusals=(DomainError,),
+    )
 
 
 def _act(
     request: Request, session: Session, p: Principal, username: str, act: str,
     run: Callable[[], AccountActionWritten],
 ) -> Response:
-    try:
-        written = run()
-    except DomainError as exc:
-        session.rollback()
+    def failed(exc: Exception) -> Response:
         err = _error(exc)
         err.field = f"row-{username}"
-        return _admin_page(request, session, p, error=err, status=exc.status_code)
-    if written.one_time_password is not None:
+        return _admin_page(request, session, p, error=err, status=status_of(exc))
+
+    def shown(written: AccountActionWritten) -> Response | None:
+        if written.one_time_password is None:
+            return None
         one_time = {"username": written.account.username, "password": written.one_time_password}
         return _admin_page(request, session, p, one_time=one_time)
-    return RedirectResponse(f"/admin?done={act}", status_code=303)
+
+    return submit(session, run, done=f"/admin?done={act}", failed=failed, shown=shown,
+                  refusals=(DomainError,))
 
 
 @pages.post(
@@ -299,7 +299,6 @@ def _desk(
     code = merchants.parse_uscc(uscc)
     view = shops.get_public(session, settings=settings, uscc=code, today=today_shanghai())
     account = accounts.find_account(session, code)
-    notice = DESK_NOTICES.get(done or "")
     return web.render(
         request,
         "area/registration.html",
@@ -310,7 +309,7 @@ def _desk(
             "account": accounts.status_of(account),
             "error": error,
             "one_time": one_time,
-            "notice": {"text": notice, "kind": ""} if notice else None,
+            "notice": notice_for(done, DESK_NOTICES),
         },
         status_code=status,
     )
@@ -341,18 +340,21 @@ def _desk_act(
     *,
     after: str | None = None,
 ) -> Response:
-    try:
-        written = run()
-    except DomainError as exc:
-        session.rollback()
-        field = exc.extra.get("field") if isinstance(exc.extra.get("field"), str) else None
+    def failed(exc: Exception) -> Response:
+        named = exc.extra.get("field") if isinstance(exc, DomainError) else None
+        field = named if isinstance(named, str) else None
         return _desk(request, session, settings, uscc, error=_error(exc, field or "desk"),
-                     status=exc.status_code)
-    password = getattr(written, "one_time_password", None)
-    if password:
+                     status=status_of(exc))
+
+    def shown(written: Any) -> Response | None:
+        password = getattr(written, "one_time_password", None)
+        if not password:
+            return None
         return _desk(request, session, settings, uscc,
                      one_time={"username": merchants.parse_uscc(uscc), "password": password})
-    return RedirectResponse(after or f"/regulator/merchants/{uscc}?done={done}", status_code=303)
+
+    return submit(session, run, done=after or f"/regulator/merchants/{uscc}?done={done}",
+                  failed=failed, shown=shown, refusals=(DomainError,))
 
 
 @pages.post(
