@@ -23,8 +23,7 @@ from backend.accounts.deps import PasswordWork, client_address, set_session_cook
 from backend.accounts.models import AccountActionWritten, Role
 from backend.accounts.service import Principal, require_role
 from backend.deps import CtxDep, SessionDep
-from backend.disclosure import web
-from backend.disclosure.area_common import notice_for, status_of, submit
+from backend.disclosure.area_common import area_page, notice_for, status_of, submit
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError
 from backend.merchants import service as merchants
@@ -76,12 +75,9 @@ def _error(exc: Exception, field: str | None = None) -> FormError:
 def _password_page(
     request: Request, error: FormError | None, status: int = 200, done: str | None = None
 ) -> HTMLResponse:
-    return web.render(
-        request,
-        "account.html",
-        {"title": "修改密码", "nav": "account", "error": error, "notice": notice_for(done, NOTICES),
-         "role_names": ROLE_NAMES},
-        status_code=status,
+    return area_page(
+        request, "account.html", {"role_names": ROLE_NAMES}, title="修改密码", nav="account",
+        notice=notice_for(done, NOTICES), error=error, status_code=status,
     )
 
 
@@ -159,20 +155,17 @@ def _admin_page(
     status: int = 200,
 ) -> HTMLResponse:
     listing = accounts.list_accounts(session, principal=admin)
-    return web.render(
+    return area_page(
         request,
         "area/admin.html",
         {
-            "title": "账号管理",
-            "nav": "admin",
             "accounts": listing.items,
             "me": admin.account_id,
             "role_names": ROLE_NAMES,
-            "error": error,
             "values": values or {"username": "", "role": "regulator"},
             "one_time": one_time,
-            "notice": notice_for(done, NOTICES),
         },
+        title="账号管理", nav="admin", notice=notice_for(done, NOTICES), error=error,
         status_code=status,
     )
 
@@ -299,18 +292,11 @@ def _desk(
     code = merchants.parse_uscc(uscc)
     view = shops.get_public(session, settings=settings, uscc=code, today=today_shanghai())
     account = accounts.find_account(session, code)
-    return web.render(
+    return area_page(
         request,
         "area/registration.html",
-        {
-            "title": "登记与账号",
-            "nav": "regulator",
-            "m": view,
-            "account": accounts.status_of(account),
-            "error": error,
-            "one_time": one_time,
-            "notice": notice_for(done, DESK_NOTICES),
-        },
+        {"m": view, "account": accounts.status_of(account), "one_time": one_time},
+        title="登记与账号", nav="regulator", notice=notice_for(done, DESK_NOTICES), error=error,
         status_code=status,
     )
 

@@ -73,10 +73,7 @@ def _complaints_view(
             "status": status,
             "today": today_shanghai(),
         },
-        title="投诉举报处理",
-        nav="regulator",
-        notice=notice,
-        error=error,
+        title="投诉举报处理", nav="regulator", notice=notice, error=error,
         status_code=status_code,
     )
 

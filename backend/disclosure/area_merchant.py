@@ -12,7 +12,7 @@ from backend.accounts.service import Principal
 from backend.credit import repair
 from backend.credit.models import RepairCreate
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import service, web
+from backend.disclosure import service
 from backend.disclosure.area_common import (
     area_page,
     merchant_or_redirect,
@@ -74,19 +74,11 @@ def _pledge_form(
     notice: dict[str, str] | None = None,
 ) -> HTMLResponse:
     data = service.pledge_form(session, principal=p, today=today_shanghai())
-    return web.render(
+    return area_page(
         request,
         "area/pledge.html",
-        {
-            "title": "作出诚信计量承诺",
-            "nav": "merchant",
-            **data,
-            "checked": checked,
-            "extra": extra,
-            "error": error,
-            "notice": notice,
-            "idempotency_key": uuid.uuid4().hex,
-        },
+        {**data, "checked": checked, "extra": extra, "idempotency_key": uuid.uuid4().hex},
+        title="作出诚信计量承诺", nav="merchant", notice=notice, error=error,
         status_code=status,
     )
 
