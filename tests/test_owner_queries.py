@@ -13,8 +13,8 @@ from tests import factories
 from tests.api_fixtures import client  # noqa: F401
 
 
-def _db(client: TestClient) -> Any:
-    return client.app.state.ctx.db  # type: ignore[attr-defined]
+def _db(c: TestClient) -> Any:
+    return c.app.state.ctx.db  # type: ignore[attr-defined]
 
 
 def test_names_and_tiers_by_credit_code(client: TestClient) -> None:  # noqa: F811
