@@ -175,51 +175,11 @@ QUERY_CALLS = {"select", "insert", "update", "delete", "get", "exec", "join", "o
 ``select(col(Model.x))``, ``.join(Model, ...)``, ``insert(Model)``, ...)."""
 
 # (querying package, owning package, table): queries still to be moved to the owner.
-# Why each is still here:
-# - supervision/service.py and disclosure/service.py are being split by another change;
-#   their draw, merchant, rating and repair queries move with that split (the owners'
-#   functions exist: backend.inspections.draws.results.draw_ids_by_number, draw_facts,
-#   selected_pairs; backend.merchants.queries).
-# - shops/ composes what the public sees of a merchant (registration, verification,
-#   wallet, current pledge and award, displayed tier, anchoring) for many merchants at
-#   once: one batched query per table, and the kept view and page stamp read log leaves
-#   and checkpoints in one query per lookup on purpose (scripts/bench.py site,
-#   scripts/loadtest.py). The staff lists and search share those conditions.
-# - credit/service.py loads a merchant's records straight from log_leaf for rating 10^5
-#   merchants (benchmarked in scripts/bench_credit.py) and counts merchants for the sweep;
-#   its tier statistics join merchant and merchant_verification in one aggregate.
-# - inspections/draws/snapshot.py: a draw's eligibility is one join of merchant,
-#   merchant_verification and merchant_rating streamed over 10^6 rows
-#   (scripts/bench_draw.py); per-owner queries merged in Python would be slower.
-# - demo: the seeder bulk-inserts the demo accounts (a private table: no record, one
-#   password hash for all) and looks its staff up by name; it never loads in production.
-KNOWN_FOREIGN_QUERIES: set[tuple[str, str, str]] = {
-    ("credit", "ledger", "checkpoint"),
-    ("credit", "ledger", "log_leaf"),
-    ("credit", "merchants", "merchant"),
-    ("credit", "merchants", "merchant_verification"),
-    ("demo", "accounts", "account"),
-    ("disclosure", "credit", "credit_repair"),
-    ("disclosure", "credit", "credit_repair_decision"),
-    ("disclosure", "credit", "merchant_rating"),
-    ("disclosure", "merchants", "merchant"),
-    ("disclosure", "merchants", "merchant_verification"),
-    ("inspections", "credit", "merchant_rating"),
-    ("inspections", "merchants", "merchant"),
-    ("inspections", "merchants", "merchant_verification"),
-    ("shops", "credit", "credit_policy"),
-    ("shops", "credit", "merchant_rating"),
-    ("shops", "ledger", "checkpoint"),
-    ("shops", "ledger", "log_leaf"),
-    ("shops", "merchants", "merchant"),
-    ("shops", "merchants", "merchant_verification"),
-    ("shops", "merchants", "merchant_wallet"),
-    ("shops", "pledges", "demonstration_award"),
-    ("shops", "pledges", "pledge"),
-    ("supervision", "inspections", "draw"),
-    ("supervision", "inspections", "draw_assignment"),
-    ("supervision", "merchants", "merchant"),
-}
+# Empty: where a package above needs another's table in its own one query (a draw's
+# snapshot, the shop page's stamp, search filters, the search flags), the owner offers
+# the statement, clause or scalar subquery (backend/*/queries.py, ledger.log and
+# ledger.status) and the caller composes it.
+KNOWN_FOREIGN_QUERIES: set[tuple[str, str, str]] = set()
 
 
 def table_owners(root: Path = ROOT) -> dict[str, tuple[str, str]]:

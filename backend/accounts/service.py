@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -450,6 +450,16 @@ def require_merchant_self(principal: Principal | None, uscc: str) -> Principal:
 def get_account(session: Session, account_id: int) -> Account | None:
     """For the packages above: an account by id (they never query the table)."""
     return session.get(Account, account_id)
+
+
+def max_account_id(session: Session) -> int:
+    """The highest account id so far (0 before any)."""
+    return int(session.execute(select(func.max(col(Account.id)))).scalar_one_or_none() or 0)
+
+
+def insert_accounts(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk-insert account rows as given (the demo seeder: accounts have no record)."""
+    session.execute(insert(Account), list(rows))
 
 
 def get_account_by_username(session: Session, username: str) -> Account | None:

@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import Table, func, select, text
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from backend.background import BackgroundThread
 from backend.context import AppContext
@@ -68,11 +68,11 @@ from backend.db import Database, upsert
 from backend.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from backend.inputs import validate_horizon
 from backend.ledger import log, projection
-from backend.ledger.models import Checkpoint, LogLeaf
 from backend.ledger.records import SYSTEM, Actor, RecordDraft, Ref
-from backend.ledger.status import anchor_status
+from backend.ledger.status import anchor_status, anchored_size
 from backend.ledger.write import Hook, write
-from backend.merchants.models import Merchant, MerchantVerification
+from backend.merchants import queries as merchant_queries
+from backend.merchants.models import Merchant
 from backend.merchants.records import REGISTERED
 from backend.merchants.service import get_merchant, parse_uscc, require_verified
 from backend.timeutil import SHANGHAI, aware, today_shanghai, utcnow
@@ -81,10 +81,7 @@ logger = logging.getLogger("honest_metering.credit")
 
 
 # Core tables: typed columns for the bulk queries here (no ORM objects per row).
-LEAF: Table = LogLeaf.__table__  # type: ignore[attr-defined]
 RATING: Table = MerchantRating.__table__  # type: ignore[attr-defined]
-MERCHANT: Table = Merchant.__table__  # type: ignore[attr-defined]
-VERIFIED_TABLE: Table = MerchantVerification.__table__  # type: ignore[attr-defined]
 POLICIES: Table = CreditPolicyVersion.__table__  # type: ignore[attr-defined]
 CHANGES: Table = RatingChange.__table__  # type: ignore[attr-defined]
 RATED_TYPES: tuple[str, ...] = tuple(sorted(rating.RATED_TYPES))
@@ -362,12 +359,7 @@ def load_records(
     for chunk in _chunks(wanted):
         # Filter the type in Python: with it in SQL, SQLite prefers the record_type index
         # and scans every record of those types instead of the merchants' few.
-        c = LEAF.c
-        rows = conn.execute(
-            select(c.subject, c.record_id, c.canonical, c.leaf_index, c.record_type).where(
-                c.subject.in_(chunk)
-            )
-        )
+        rows = conn.execute(log.leaves_of_subjects(chunk))
         for subject, rid, canonical, idx, typ in rows:
             if typ in rated:
                 out[subject].append(
@@ -613,14 +605,9 @@ def store_rerate(
     if appended_from > pending.seen_size:
         usccs = [r.uscc for r in results]
         policy_changed = False
-        c = LEAF.c
         for chunk in _chunks(usccs):
             for subject, record_type in session.execute(
-                select(c.subject, c.record_type).distinct().where(
-                    c.leaf_index >= pending.seen_size,
-                    c.leaf_index < appended_from,
-                    c.subject.in_(chunk) | (c.record_type == POLICY),
-                )
+                log.subjects_and_types_between(pending.seen_size, appended_from, chunk, POLICY)
             ):
                 if record_type == POLICY:
                     policy_changed = True
@@ -730,8 +717,10 @@ def _lock_appends(session: Session) -> None:
 
 
 def _due(session: Session, today: date, policy_version: int) -> list[str]:
-    r, m = RATING.c, MERCHANT.c
-    unrated = select(m.uscc).where(~select(r.uscc).where(r.uscc == m.uscc).exists())
+    r = RATING.c
+    registered = merchant_queries.registered_usccs()
+    uscc = registered.selected_columns.uscc
+    unrated = registered.where(~select(r.uscc).where(r.uscc == uscc).exists())
     due = select(r.uscc).where(
         (r.next_change_on <= today) | (r.policy_version != policy_version) | (r.as_of > today)
     )
@@ -746,18 +735,14 @@ def _stream_all(
     One pass in subject order over the subject index (Core rows, no ORM objects).
     ``with_index`` adds each record's ``leaf_index``.
     """
-    c = LEAF.c
     result = session.connection().execute(
-        select(c.subject, c.record_id, c.canonical, c.record_type, c.leaf_index)
-        .where(c.subject > "", c.leaf_index < size)
-        .order_by(c.subject)
-        .execution_options(yield_per=20_000)
+        log.leaves_by_subject(size).execution_options(yield_per=20_000)
     )
     rated = rating.RATED_TYPES
     decode = _decode
     current: str | None = None
     batch: list[dict[str, Any]] = []
-    for subject, rid, canonical, typ, idx in result:
+    for subject, rid, canonical, idx, typ in result:
         if subject != current:
             if batch:
                 yield current, batch  # type: ignore[misc]
@@ -814,7 +799,7 @@ def sweep(
         with db.read() as s:
             size = log.tree_size(s)
             if full:
-                merchants = {u for (u,) in s.execute(select(MERCHANT.c.uscc))}
+                merchants = set(merchant_queries.all_usccs(s))
                 for subject, recs in _stream_all(s, size):
                     if subject in merchants:
                         rate_one(subject, recs)
@@ -832,15 +817,7 @@ def sweep(
         with db.session() as s:
             _lock_appends(s)
             # Records appended since the read: re-rate their merchants in this transaction.
-            late = {
-                u
-                for (u,) in s.execute(
-                    select(LEAF.c.subject)
-                    .where(LEAF.c.leaf_index >= size, LEAF.c.subject.is_not(None))
-                    .distinct()
-                )
-                if u in results
-            }
+            late = {u for u in log.subjects_since(s, size) if u in results}
             if late:
                 for u, recs in load_records(s, late).items():
                     rate_one(u, recs)
@@ -1013,20 +990,16 @@ def credit_history(session: Session, *, uscc: str) -> CreditHistory:
 
 
 def tier_stats(session: Session, *, today: date) -> TierStats:
-    r, m = RATING.c, MERCHANT.c
+    r = RATING.c
+    # Only verified registrations show a tier (issue 15 M5): the others are unrated here.
+    m = merchant_queries.verified_places().subquery()
     rows = session.execute(
-        select(r.tier, m.region_code, m.sector, func.count())
-        .join_from(RATING, MERCHANT, m.uscc == r.uscc)
-        # Only verified registrations show a tier (issue 15 M5): the others are unrated here.
-        .join(VERIFIED_TABLE, VERIFIED_TABLE.c.uscc == r.uscc)
-        .group_by(r.tier, m.region_code, m.sector)
-        .order_by(r.tier, m.region_code, m.sector)
+        select(r.tier, m.c.region_code, m.c.sector, func.count())
+        .join_from(RATING, m, m.c.uscc == r.uscc)
+        .group_by(r.tier, m.c.region_code, m.c.sector)
+        .order_by(r.tier, m.c.region_code, m.c.sector)
     ).all()
-    total = int(
-        session.execute(
-            select(func.count()).select_from(Merchant).where(col(Merchant.rejected_by).is_(None))
-        ).scalar_one()
-    )
+    total = merchant_queries.count_not_rejected(session)
     by_tier: dict[str, int] = {t: 0 for t in TIERS}
     by_region: dict[str, dict[str, int]] = {}
     by_sector: dict[str, dict[str, int]] = {}
@@ -1058,7 +1031,7 @@ def disclosed_records(session: Session, *, uscc: str, today: date) -> MerchantRe
     records = load_records(session, [m.uscc], with_index=True)[m.uscc]
     shown = rating.disclosure(records, v.policy, today)
     keep = set(shown.shown)
-    cp_size = session.execute(select(func.max(Checkpoint.tree_size))).scalar_one_or_none() or 0
+    cp_size = anchored_size(session)
     items = []
     for env in sorted(records, key=lambda e: e["leaf_index"]):
         if env["record_id"] not in keep:
@@ -1086,7 +1059,7 @@ def _audit_ratings(session: Session, ctx: projection.CheckContext) -> list[proje
     live = {
         r["uscc"]: r for r in session.connection().execute(select(RATING)).mappings()
     }
-    merchants = [u for (u,) in session.execute(select(MERCHANT.c.uscc))]
+    merchants = merchant_queries.all_usccs(session)
     size = log.tree_size(session)
     records: dict[str, list[dict[str, Any]]] = {u: [] for u in merchants}
     for subject, recs in _stream_all(session, size):
@@ -1122,9 +1095,9 @@ def _audit_ratings(session: Session, ctx: projection.CheckContext) -> list[proje
 def _rebuild_ratings(session: Session, ctx: projection.CheckContext) -> int:
     """Drop rows of merchants that do not exist, then rate every merchant as of today."""
     _lock_appends(session)  # nothing is appended between reading the records and storing
-    known = select(MERCHANT.c.uscc)
+    known = merchant_queries.registered_usccs()
     gone = session.connection().execute(RATING.delete().where(RATING.c.uscc.not_in(known))).rowcount
-    merchants = [u for (u,) in session.execute(select(MERCHANT.c.uscc))]
+    merchants = merchant_queries.all_usccs(session)
     versions = ensure_policy(session, now=utcnow())
     records = load_records(session, merchants)
     results = [Rated(u, *compute(records[u], versions, ctx.today)) for u in merchants]

@@ -37,10 +37,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import func, insert, select, text
-from sqlmodel import Session, col
+from sqlalchemy import func, select, text
+from sqlmodel import Session
 
 from backend.accounts import security
+from backend.accounts import service as accounts
 from backend.accounts.models import Account
 from backend.accounts.service import Principal
 from backend.config import Settings
@@ -191,7 +192,7 @@ class _Seeder:
         """Merchants' private contact columns by registration record id."""
         self.summary = DemoSummary()
         self.next_account = (
-            int(session.execute(select(func.max(col(Account.id)))).scalar_one_or_none() or 0) + 1
+            accounts.max_account_id(session) + 1
         )
         self.regulator_id: int | None = None
         self.record_ids: dict[tuple[str, str], str] = {}
@@ -220,11 +221,7 @@ class _Seeder:
 
     def staff(self, now: datetime) -> None:
         for username, role, password in DEMO_STAFF:
-            existing = (
-                self.s.execute(select(Account).where(col(Account.username) == username))
-                .scalars()
-                .first()
-            )
+            existing = accounts.get_account_by_username(self.s, username)
             if existing is None:
                 existing = Account(
                     id=self._account_id(),
@@ -563,9 +560,9 @@ class _Seeder:
 
     # --- writing -----------------------------------------------------------------------
 
-    TABLE_ORDER = (("account", Account),)
-    """The rows the demo writes itself: accounts (no record); every other row is a
-    record's projection."""
+    TABLE_ORDER = (("account", accounts.insert_accounts),)
+    """The rows the demo writes itself, and the owner's function that inserts them:
+    accounts (no record); every other row is a record's projection."""
 
     def write(self) -> None:
         """Day by day: append the records and insert their rows, then run the day's
@@ -613,10 +610,10 @@ class _Seeder:
                 self.last_at = at
 
     def _flush_rows(self) -> None:
-        for name, model in self.TABLE_ORDER:
+        for name, insert_rows in self.TABLE_ORDER:
             rows = self.rows.pop(name, None)
             if rows:
-                self.s.execute(insert(model), rows)
+                insert_rows(self.s, rows)
 
 
 def merchant_count(session: Session) -> int:

@@ -23,7 +23,7 @@ from backend.accounts.deps import PasswordWork, client_address, set_session_cook
 from backend.accounts.models import AccountActionWritten, Role
 from backend.accounts.service import Principal, require_role
 from backend.deps import CtxDep, SessionDep
-from backend.disclosure import web
+from backend.disclosure.area_common import area_page, notice_for, status_of, submit
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError
 from backend.merchants import service as merchants
@@ -51,11 +51,6 @@ STAFF_FIELDS = {
 }
 
 
-def _notice(code: str | None) -> dict[str, str] | None:
-    text = NOTICES.get(code or "")
-    return {"text": text, "kind": ""} if text else None
-
-
 def _login(request: Request) -> RedirectResponse:
     return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
 
@@ -80,12 +75,9 @@ def _error(exc: Exception, field: str | None = None) -> FormError:
 def _password_page(
     request: Request, error: FormError | None, status: int = 200, done: str | None = None
 ) -> HTMLResponse:
-    return web.render(
-        request,
-        "account.html",
-        {"title": "修改密码", "nav": "account", "error": error, "notice": _notice(done),
-         "role_names": ROLE_NAMES},
-        status_code=status,
+    return area_page(
+        request, "account.html", {"role_names": ROLE_NAMES}, title="修改密码", nav="account",
+        notice=notice_for(done, NOTICES), error=error, status_code=status,
     )
 
 
@@ -163,20 +155,17 @@ def _admin_page(
     status: int = 200,
 ) -> HTMLResponse:
     listing = accounts.list_accounts(session, principal=admin)
-    return web.render(
+    return area_page(
         request,
         "area/admin.html",
         {
-            "title": "账号管理",
-            "nav": "admin",
             "accounts": listing.items,
             "me": admin.account_id,
             "role_names": ROLE_NAMES,
-            "error": error,
             "values": values or {"username": "", "role": "regulator"},
             "one_time": one_time,
-            "notice": _notice(done),
         },
+        title="账号管理", nav="admin", notice=notice_for(done, NOTICES), error=error,
         status_code=status,
     )
 
@@ -208,37 +197,41 @@ def admin_create(
     if isinstance(p, Response):
         return p
     values = {"username": username, "role": role}
-    try:
-        accounts.create_staff_account(
+    return submit(
+        session,
+        lambda: accounts.create_staff_account(
             session,
             settings=ctx.settings,
             username=username,
             password=password,
             role=role,
             principal=p,
-        )
-    except DomainError as exc:
-        session.rollback()
-        return _admin_page(request, session, p, error=_error(exc), values=values,
-                           status=exc.status_code)
-    return RedirectResponse("/admin?done=created", status_code=303)
+        ),
+        done="/admin?done=created",
+        failed=lambda exc: _admin_page(
+            request, session, p, error=_error(exc), values=values, status=status_of(exc)
+        ),
+        refusals=(DomainError,),
+    )
 
 
 def _act(
     request: Request, session: Session, p: Principal, username: str, act: str,
     run: Callable[[], AccountActionWritten],
 ) -> Response:
-    try:
-        written = run()
-    except DomainError as exc:
-        session.rollback()
+    def failed(exc: Exception) -> Response:
         err = _error(exc)
         err.field = f"row-{username}"
-        return _admin_page(request, session, p, error=err, status=exc.status_code)
-    if written.one_time_password is not None:
+        return _admin_page(request, session, p, error=err, status=status_of(exc))
+
+    def shown(written: AccountActionWritten) -> Response | None:
+        if written.one_time_password is None:
+            return None
         one_time = {"username": written.account.username, "password": written.one_time_password}
         return _admin_page(request, session, p, one_time=one_time)
-    return RedirectResponse(f"/admin?done={act}", status_code=303)
+
+    return submit(session, run, done=f"/admin?done={act}", failed=failed, shown=shown,
+                  refusals=(DomainError,))
 
 
 @pages.post(
@@ -299,19 +292,11 @@ def _desk(
     code = merchants.parse_uscc(uscc)
     view = shops.get_public(session, settings=settings, uscc=code, today=today_shanghai())
     account = accounts.find_account(session, code)
-    notice = DESK_NOTICES.get(done or "")
-    return web.render(
+    return area_page(
         request,
         "area/registration.html",
-        {
-            "title": "登记与账号",
-            "nav": "regulator",
-            "m": view,
-            "account": accounts.status_of(account),
-            "error": error,
-            "one_time": one_time,
-            "notice": {"text": notice, "kind": ""} if notice else None,
-        },
+        {"m": view, "account": accounts.status_of(account), "one_time": one_time},
+        title="登记与账号", nav="regulator", notice=notice_for(done, DESK_NOTICES), error=error,
         status_code=status,
     )
 
@@ -341,18 +326,21 @@ def _desk_act(
     *,
     after: str | None = None,
 ) -> Response:
-    try:
-        written = run()
-    except DomainError as exc:
-        session.rollback()
-        field = exc.extra.get("field") if isinstance(exc.extra.get("field"), str) else None
+    def failed(exc: Exception) -> Response:
+        named = exc.extra.get("field") if isinstance(exc, DomainError) else None
+        field = named if isinstance(named, str) else None
         return _desk(request, session, settings, uscc, error=_error(exc, field or "desk"),
-                     status=exc.status_code)
-    password = getattr(written, "one_time_password", None)
-    if password:
+                     status=status_of(exc))
+
+    def shown(written: Any) -> Response | None:
+        password = getattr(written, "one_time_password", None)
+        if not password:
+            return None
         return _desk(request, session, settings, uscc,
                      one_time={"username": merchants.parse_uscc(uscc), "password": password})
-    return RedirectResponse(after or f"/regulator/merchants/{uscc}?done={done}", status_code=303)
+
+    return submit(session, run, done=after or f"/regulator/merchants/{uscc}?done={done}",
+                  failed=failed, shown=shown, refusals=(DomainError,))
 
 
 @pages.post(

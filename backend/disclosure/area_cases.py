@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlmodel import Session
 
 from backend.accounts.service import Principal, require_role
@@ -17,9 +16,11 @@ from backend.deps import ReadSessionDep, SessionDep
 from backend.disclosure import service, web
 from backend.disclosure.area_common import (
     FormInputError,
+    area_page,
     notice_for,
     staff_or_redirect,
     status_of,
+    submit,
 )
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError
@@ -60,22 +61,19 @@ def _complaints_view(
         error, status_code = FormError.of(exc), exc.status_code
         page = complaints.list_complaints(session, status=status, uscc=None, limit=size, offset=0)
     query = {"status": status, "uscc": uscc}
-    return web.render(
+    return area_page(
         request,
         "area/complaints.html",
         {
-            "title": "投诉举报处理",
-            "nav": "regulator",
             "page": page,
             "names": lists.names(session, sorted({c.uscc for c in page.items})),
             "tickets": tickets.numbers(session, [c.complaint_id for c in page.items]),
             "pager": web.pager(page.total, page_no, size, query),
             "uscc": uscc,
             "status": status,
-            "notice": notice,
-            "error": error,
             "today": today_shanghai(),
         },
+        title="投诉举报处理", nav="regulator", notice=notice, error=error,
         status_code=status_code,
     )
 
@@ -112,23 +110,20 @@ def complaint_review(
     p = staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    try:
-        complaints.review_complaint(
+    return submit(
+        session,
+        lambda: complaints.review_complaint(
             session,
             principal=p,
             complaint_id=complaint_id,
             data=ComplaintReviewCreate(outcome=outcome, summary=summary),  # type: ignore[arg-type]
-        )
-    except (DomainError, ValidationError) as exc:
-        session.rollback()
-        return _complaints_view(
-            request,
-            session,
-            status="pending",
-            error=FormError.of(exc),
+        ),
+        done="/regulator/complaints?done=reviewed",
+        failed=lambda exc: _complaints_view(
+            request, session, status="pending", error=FormError.of(exc),
             status_code=status_of(exc),
-        )
-    return RedirectResponse("/regulator/complaints?done=reviewed", status_code=303)
+        ),
+    )
 
 
 def _repairs_view(
@@ -143,17 +138,9 @@ def _repairs_view(
     page = repair.list_repairs(
         session, principal=principal, status="pending", limit=100, offset=0
     )
-    return web.render(
-        request,
-        "area/repairs.html",
-        {
-            "title": "信用修复审核",
-            "nav": "regulator",
-            "page": page,
-            "notice": notice,
-            "error": error,
-        },
-        status_code=status_code,
+    return area_page(
+        request, "area/repairs.html", {"page": page}, title="信用修复审核", nav="regulator",
+        notice=notice, error=error, status_code=status_code,
     )
 
 
@@ -182,21 +169,25 @@ def repair_decide(
     p = staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    try:
-        repair.decide_repair(
-            session,
-            principal=p,
-            repair_id=repair_id,
-            data=RepairDecisionCreate(decision=decision, reason=reason),  # type: ignore[arg-type]
-        )
-    except (DomainError, ValidationError) as exc:
-        session.rollback()
+
+    def failed(exc: Exception) -> Response:
         error = FormError.of(exc)
         unmet = exc.extra.get("unmet") if isinstance(exc, DomainError) else None
         if unmet:
             error.detail = "；".join(str(u) for u in unmet)
         return _repairs_view(request, session, p, error=error, status_code=status_of(exc))
-    return RedirectResponse("/regulator/repairs?done=decided", status_code=303)
+
+    return submit(
+        session,
+        lambda: repair.decide_repair(
+            session,
+            principal=p,
+            repair_id=repair_id,
+            data=RepairDecisionCreate(decision=decision, reason=reason),  # type: ignore[arg-type]
+        ),
+        done="/regulator/repairs?done=decided",
+        failed=failed,
+    )
 
 
 # --- the credit policy ------------------------------------------------------------------------
@@ -212,18 +203,25 @@ def policy_page(
     p = staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
+    return _policy_page(request, session, p, notice=notice_for(done))
+
+
+def _policy_page(
+    request: Request,
+    session: Session,
+    p: Principal,
+    *,
+    notice: dict[str, str] | None = None,
+    error: FormError | None = None,
+    draft: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     data = service.policy_page(session, today=today_shanghai())
-    return web.render(
-        request,
-        "area/policy.html",
-        {
-            "title": "信用规则",
-            "nav": "regulator",
-            **data,
-            "notice": notice_for(done),
-            "error": None,
-            "can_edit": p.role == "admin",
-        },
+    if draft is not None:
+        data["draft"] = draft
+    return area_page(
+        request, "area/policy.html", {**data, "can_edit": p.role == "admin"},
+        title="信用规则", nav="regulator", notice=notice, error=error, status_code=status_code,
     )
 
 
@@ -252,19 +250,8 @@ def policy_submit(
         public, _ = credit.put_policy(session, principal=p, document=doc)
     except DomainError as exc:
         session.rollback()
-        data = service.policy_page(session, today=today_shanghai())
-        data["draft"] = document
-        return web.render(
-            request,
-            "area/policy.html",
-            {
-                "title": "信用规则",
-                "nav": "regulator",
-                **data,
-                "notice": None,
-                "error": FormError.of(exc),
-                "can_edit": p.role == "admin",
-            },
+        return _policy_page(
+            request, session, p, error=FormError.of(exc), draft=document,
             status_code=exc.status_code,
         )
     worker = getattr(request.app.state, "rerate_worker", None)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlmodel import Session
 
 from backend.accounts.models import Role
 from backend.accounts.service import Principal, require_role
+from backend.disclosure import web
 from backend.errors import DomainError
 
 STAFF: tuple[Role, ...] = ("regulator", "admin")
@@ -30,9 +35,59 @@ NOTICES = {
 }
 
 
-def notice_for(code: str | None) -> dict[str, str] | None:
-    text = NOTICES.get(code or "")
+def notice_for(
+    code: str | None, notices: Mapping[str, str] = NOTICES
+) -> dict[str, str] | None:
+    text = notices.get(code or "")
     return {"text": text, "kind": ""} if text else None
+
+
+def area_page(
+    request: Request,
+    template: str,
+    data: Mapping[str, Any],
+    *,
+    title: str,
+    nav: str,
+    notice: dict[str, str] | None = None,
+    error: web.FormError | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """A page of a logged-in area: its title and menu entry, its ``data``, and the
+    notice of what was just done or the error of the form just sent."""
+    return web.render(
+        request,
+        template,
+        {"title": title, "nav": nav, **data, "notice": notice, "error": error},
+        status_code=status_code,
+    )
+
+
+FORM_ERRORS: tuple[type[Exception], ...] = (DomainError, ValidationError)
+"""What a form's service call may refuse with: a domain rule, or a field that does not
+parse."""
+
+
+def submit(
+    session: Session,
+    action: Callable[[], Any],
+    *,
+    done: str,
+    failed: Callable[[Exception], Response],
+    refusals: tuple[type[Exception], ...] = FORM_ERRORS,
+    shown: Callable[[Any], Response | None] | None = None,
+) -> Response:
+    """A form's POST: run ``action`` (one service call); if it refuses, roll back and
+    answer ``failed(exc)`` (the form again, the error next to its field); else redirect
+    to ``done`` (post/redirect/get), unless ``shown`` makes a page of what the action
+    returned (a one-time password, shown once and never stored, so never redirected)."""
+    try:
+        result = action()
+    except refusals as exc:
+        session.rollback()
+        return failed(exc)
+    page = shown(result) if shown is not None else None
+    return page if page is not None else RedirectResponse(done, status_code=303)
 
 
 def login_redirect(request: Request) -> RedirectResponse:

@@ -6,17 +6,18 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from fastapi.responses import HTMLResponse, Response
 
 from backend.accounts.service import Principal
 from backend.credit import repair
 from backend.credit.models import RepairCreate
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
-from backend.disclosure import service, web
+from backend.disclosure import service
 from backend.disclosure.area_common import (
+    area_page,
     merchant_or_redirect,
     notice_for,
+    submit,
 )
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError
@@ -39,13 +40,25 @@ def merchant_home(
     if isinstance(p, Response):
         return p
     assert p.merchant_uscc is not None
+    return _merchant_page(request, ctx, session, p, notice=notice_for(done))
+
+
+def _merchant_page(
+    request: Request,
+    ctx: Any,
+    session: Any,
+    p: Principal,
+    *,
+    notice: dict[str, str] | None = None,
+    error: FormError | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     data = service.merchant_area(
         session, settings=ctx.settings, principal=p, today=today_shanghai()
     )
-    return web.render(
-        request,
-        "area/merchant.html",
-        {"title": "我的单位", "nav": "merchant", **data, "notice": notice_for(done), "error": None},
+    return area_page(
+        request, "area/merchant.html", data, title="我的单位", nav="merchant",
+        notice=notice, error=error, status_code=status_code,
     )
 
 
@@ -61,19 +74,11 @@ def _pledge_form(
     notice: dict[str, str] | None = None,
 ) -> HTMLResponse:
     data = service.pledge_form(session, principal=p, today=today_shanghai())
-    return web.render(
+    return area_page(
         request,
         "area/pledge.html",
-        {
-            "title": "作出诚信计量承诺",
-            "nav": "merchant",
-            **data,
-            "checked": checked,
-            "extra": extra,
-            "error": error,
-            "notice": notice,
-            "idempotency_key": uuid.uuid4().hex,
-        },
+        {**data, "checked": checked, "extra": extra, "idempotency_key": uuid.uuid4().hex},
+        title="作出诚信计量承诺", nav="merchant", notice=notice, error=error,
         status_code=status,
     )
 
@@ -113,8 +118,9 @@ def pledge_submit(
     if isinstance(p, Response):
         return p
     chosen = list(items or [])
-    try:
-        pledges.make_pledge(
+    return submit(
+        session,
+        lambda: pledges.make_pledge(
             session,
             principal=p,
             data=PledgeCreate(
@@ -123,19 +129,13 @@ def pledge_submit(
                 extra_commitments=extra_commitments.strip() or None,
             ),
             idempotency_key=idempotency_key or None,
-        )
-    except (DomainError, ValidationError) as exc:
-        session.rollback()
-        return _pledge_form(
-            request,
-            session,
-            p,
-            error=FormError.of(exc),
-            checked=set(chosen),
-            extra=extra_commitments,
-            status=422,
-        )
-    return RedirectResponse("/merchant?done=pledged", status_code=303)
+        ),
+        done="/merchant?done=pledged",
+        failed=lambda exc: _pledge_form(
+            request, session, p, error=FormError.of(exc), checked=set(chosen),
+            extra=extra_commitments, status=422,
+        ),
+    )
 
 
 @pages.post("/merchant/pledge/withdraw", response_class=HTMLResponse)
@@ -150,12 +150,13 @@ def pledge_withdraw(
     p = merchant_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    try:
-        pledges.withdraw_pledge(session, principal=p, pledge_id=pledge_id, reason=reason)
-    except DomainError as exc:
-        session.rollback()
-        return _merchant_error(request, ctx, session, p, exc)
-    return RedirectResponse("/merchant?done=withdrawn", status_code=303)
+    return submit(
+        session,
+        lambda: pledges.withdraw_pledge(session, principal=p, pledge_id=pledge_id, reason=reason),
+        done="/merchant?done=withdrawn",
+        failed=lambda exc: _merchant_error(request, ctx, session, p, exc),
+        refusals=(DomainError,),
+    )
 
 
 @pages.post("/merchant/repair", response_class=HTMLResponse)
@@ -170,16 +171,16 @@ def repair_apply(
     p = merchant_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    try:
-        repair.apply_for_repair(
+    return submit(
+        session,
+        lambda: repair.apply_for_repair(
             session,
             principal=p,
             data=RepairCreate(penalty_record_id=penalty_record_id, statement=statement),
-        )
-    except (DomainError, ValidationError) as exc:
-        session.rollback()
-        return _merchant_error(request, ctx, session, p, exc)
-    return RedirectResponse("/merchant?done=repair", status_code=303)
+        ),
+        done="/merchant?done=repair",
+        failed=lambda exc: _merchant_error(request, ctx, session, p, exc),
+    )
 
 
 def _merchant_error(
@@ -189,12 +190,6 @@ def _merchant_error(
     unmet = getattr(exc, "extra", {}).get("unmet") if isinstance(exc, DomainError) else None
     if unmet:
         error.detail = "；".join(str(u) for u in unmet)
-    data = service.merchant_area(
-        session, settings=ctx.settings, principal=p, today=today_shanghai()
-    )
-    return web.render(
-        request,
-        "area/merchant.html",
-        {"title": "我的单位", "nav": "merchant", **data, "notice": None, "error": error},
-        status_code=getattr(exc, "status_code", 422),
+    return _merchant_page(
+        request, ctx, session, p, error=error, status_code=getattr(exc, "status_code", 422)
     )

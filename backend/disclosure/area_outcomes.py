@@ -7,16 +7,20 @@ import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import TypeAdapter, ValidationError
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from backend.deps import CtxDep, ReadSessionDep, SessionDep
 from backend.disclosure import amounts, service, web
 from backend.disclosure.area_common import (
     FormInputError,
+    area_page,
     notice_for,
     staff_or_redirect,
+    status_of,
+    submit,
 )
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, PayloadTooLarge
@@ -39,17 +43,20 @@ def regulator_home(
     p = staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    data = service.regulator_home(session, today=today_shanghai())
-    return web.render(
-        request,
-        "area/regulator.html",
-        {
-            "title": "监管工作台",
-            "nav": "regulator",
-            **data,
-            "notice": notice_for(done),
-            "error": None,
-        },
+    return _regulator_home(request, session, notice=notice_for(done))
+
+
+def _regulator_home(
+    request: Request,
+    session: Session,
+    *,
+    notice: dict[str, str] | None = None,
+    error: FormError | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return area_page(
+        request, "area/regulator.html", service.regulator_home(session, today=today_shanghai()),
+        title="监管工作台", nav="regulator", notice=notice, error=error, status_code=status_code,
     )
 
 
@@ -64,27 +71,18 @@ def verify_merchant(
     p = staff_or_redirect(request, user)
     if isinstance(p, Response):
         return p
-    try:
-        merchants.verify_merchant(session, principal=p, uscc=uscc, verified_on=None)
-    except DomainError as exc:
-        session.rollback()
-        data = service.regulator_home(session, today=today_shanghai())
-        return web.render(
-            request,
-            "area/regulator.html",
-            {
-                "title": "监管工作台",
-                "nav": "regulator",
-                **data,
-                "notice": None,
-                "error": FormError.of(exc),
-            },
-            status_code=exc.status_code,
-        )
     # One click from a list or a merchant's page: back to where it was made.
     target = web.safe_next(back) or "/regulator"
     sep = "&" if "?" in target else "?"
-    return RedirectResponse(f"{target}{sep}done=verified", status_code=303)
+    return submit(
+        session,
+        lambda: merchants.verify_merchant(session, principal=p, uscc=uscc, verified_on=None),
+        done=f"{target}{sep}done=verified",
+        failed=lambda exc: _regulator_home(
+            request, session, error=FormError.of(exc), status_code=status_of(exc)
+        ),
+        refusals=(DomainError,),
+    )
 
 
 # --- supervision outcomes: one at a time, or a file -------------------------------------------

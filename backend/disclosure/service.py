@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from backend.accounts import service as accounts_service
 from backend.accounts.service import Principal
 from backend.config import Settings
+from backend.credit import queries as credit_queries
 from backend.credit import repair
 from backend.credit import service as credit
-from backend.credit.models import CreditRepair, CreditRepairDecision, MerchantRating
 from backend.disclosure.charts import BAR_X, CHART_WIDTH, TIER_LABELS, TIERS, tier_bars
 from backend.disclosure.describe import describe_draw_record
 from backend.disclosure.shop import merchant_page
@@ -42,9 +41,9 @@ from backend.inspections import directory
 from backend.inspections.draws import reading as draws
 from backend.ledger import service as ledger
 from backend.ledger.kinds import FormField, Option
+from backend.merchants import queries as merchant_queries
 from backend.merchants import reference
 from backend.merchants import service as merchants
-from backend.merchants.models import Merchant, MerchantVerification
 from backend.pledges import queries
 from backend.pledges import service as pledges
 from backend.pledges.templates import current_template
@@ -164,15 +163,7 @@ class SearchResult:
 
 def cached_tiers(session: Session, usccs: Iterable[str]) -> dict[str, str]:
     """Tiers to show next to search results: the credit service's maintained ratings."""
-    wanted = list(usccs)
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(col(MerchantRating.uscc), col(MerchantRating.tier)).where(
-            col(MerchantRating.uscc).in_(wanted)
-        )
-    )
-    return {u: t for u, t in rows}
+    return credit_queries.tiers_of(session, usccs)
 
 
 def search(
@@ -302,19 +293,7 @@ def pledge_form(session: Session, *, principal: Principal, today: date) -> dict[
 
 def unverified_merchants(session: Session, *, limit: int = 50) -> tuple[int, list[Any]]:
     """Registrations waiting for a regulator's verification, oldest first (a listing, no rule)."""
-    waiting = ~col(Merchant.uscc).in_(select(col(MerchantVerification.uscc))) & col(
-        Merchant.rejected_by
-    ).is_(None)  # a rejected registration waits for nothing (issue 15 M5)
-    total = int(
-        session.execute(select(func.count()).select_from(Merchant).where(waiting)).scalar_one()
-    )
-    rows = (
-        session.execute(
-            select(Merchant).where(waiting).order_by(col(Merchant.registered_at)).limit(limit)
-        )
-        .scalars()
-        .all()
-    )
+    total, rows = merchant_queries.waiting_for_verification(session, limit=limit)
     return total, [
         {
             "uscc": m.uscc,
@@ -351,13 +330,7 @@ def regulator_home(session: Session, *, today: date) -> dict[str, Any]:
 
 
 def _pending_repairs(session: Session) -> int:
-    return int(
-        session.execute(
-            select(func.count())
-            .select_from(CreditRepair)
-            .where(~col(CreditRepair.id).in_(select(col(CreditRepairDecision.repair_id))))
-        ).scalar_one()
-    )
+    return credit_queries.count_undecided_repairs(session)
 
 
 def _draws_summary(session: Session, *, today: date) -> dict[str, int]:
@@ -459,11 +432,7 @@ def draw_page(
     if d.assignments:
 
         wanted = [a.uscc for a in d.assignments]
-        names = dict(
-            session.execute(
-                select(col(Merchant.uscc), col(Merchant.name)).where(col(Merchant.uscc).in_(wanted))
-            ).all()
-        )
+        names = merchant_queries.names_of(session, wanted)
     return {
         "draw": d,
         "records": records,

@@ -316,3 +316,62 @@ def records_for_subject(session: Session, subject: str) -> list[dict[str, Any]]:
         env["leaf_index"] = int(idx)
         out.append(env)
     return out
+
+
+# --- by subject, for the packages above (they call these instead of querying log_leaf) --
+# Statements rather than results where a caller streams or batches them its own way
+# (the credit sweep reads 10^6 records as DBAPI rows).
+
+_LEAF_C = LogLeaf.__table__.c  # type: ignore[attr-defined]
+
+
+def leaves_of_subjects(subjects: Sequence[str]) -> Select[Any]:
+    """(subject, record_id, canonical, leaf_index, record_type) of every record about
+    these subjects, in no order. Give at most one ``IN`` chunk of subjects."""
+    c = _LEAF_C
+    return select(c.subject, c.record_id, c.canonical, c.leaf_index, c.record_type).where(
+        c.subject.in_(subjects)
+    )
+
+
+def leaves_by_subject(size: int) -> Select[Any]:
+    """(subject, record_id, canonical, leaf_index, record_type) of every record that
+    has a subject, below leaf ``size``, in subject order (one pass over the subject
+    index)."""
+    c = _LEAF_C
+    return (
+        select(c.subject, c.record_id, c.canonical, c.leaf_index, c.record_type)
+        .where(c.subject > "", c.leaf_index < size)
+        .order_by(c.subject)
+    )
+
+
+def subjects_and_types_between(
+    start: int, end: int, subjects: Sequence[str], record_type: str
+) -> Select[Any]:
+    """Distinct (subject, record_type) of the records in ``[start, end)`` that are about
+    one of ``subjects`` or are of ``record_type``."""
+    c = _LEAF_C
+    return select(c.subject, c.record_type).distinct().where(
+        c.leaf_index >= start,
+        c.leaf_index < end,
+        c.subject.in_(subjects) | (c.record_type == record_type),
+    )
+
+
+def subjects_since(session: Session, size: int) -> set[str]:
+    """The subjects of the records at leaf ``size`` and after."""
+    c = _LEAF_C
+    return {
+        str(u)
+        for (u,) in session.execute(
+            select(c.subject).where(c.leaf_index >= size, c.subject.is_not(None)).distinct()
+        )
+    }
+
+
+def last_leaf_of(subject: Any) -> Any:
+    """A scalar subquery: the newest leaf index about ``subject`` (a column or a
+    parameter), NULL if none."""
+    c = _LEAF_C
+    return select(func.max(c.leaf_index)).where(c.subject == subject).scalar_subquery()

@@ -7,10 +7,10 @@ greater than its index.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from backend.ledger.log import AppendedRecord
@@ -78,3 +78,15 @@ def written(session: Session, record: AppendedRecord) -> WrittenRecord:
         leaf_index=record.leaf_index,
         anchor_status=anchor_status(session, record.leaf_index),
     )
+
+
+def anchored_size(session: Session) -> int:
+    """How many records (the first ones) the newest checkpoint covers; 0 before any."""
+    return int(
+        session.execute(select(func.max(col(Checkpoint.tree_size)))).scalar_one_or_none() or 0
+    )
+
+
+def anchored_size_subquery() -> Any:
+    """:func:`anchored_size` as a scalar subquery, for a caller's one query."""
+    return select(func.coalesce(func.max(col(Checkpoint.tree_size)), 0)).scalar_subquery()

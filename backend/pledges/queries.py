@@ -15,7 +15,7 @@ the date, never stored. This module only reads; it imports no other domain.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -401,3 +401,48 @@ def records_as_held(session: Session, wanted: Mapping[str, str]) -> dict[str, di
                 "refs": [{"rel": "revokes", "record": awarded}],
             }
     return out
+
+
+# --- for the packages above: they call these instead of querying the tables ------------------
+
+
+def _newest(rows: Iterable[Any]) -> dict[str, Any]:
+    """The last row of each merchant from rows in ascending order."""
+    return {row.uscc: row for row in rows}
+
+
+def current_pledges(session: Session, usccs: Sequence[str], today: date) -> dict[str, Pledge]:
+    """uscc -> the pledge active ``today`` (the newest if ever more than one); one query,
+    one ``IN`` chunk."""
+    return _newest(
+        session.execute(
+            select(Pledge)
+            .where(col(Pledge.uscc).in_(usccs), active_pledge_clause(today))
+            .order_by(col(Pledge.made_at))
+        ).scalars()
+    )
+
+
+def current_awards(
+    session: Session, usccs: Sequence[str], today: date
+) -> dict[str, DemonstrationAward]:
+    """uscc -> the demonstration award active ``today`` (the newest if more than one)."""
+    return _newest(
+        session.execute(
+            select(DemonstrationAward)
+            .where(col(DemonstrationAward.uscc).in_(usccs), active_award_clause(today))
+            .order_by(col(DemonstrationAward.awarded_on))
+        ).scalars()
+    )
+
+
+def pledged_among(usccs: Sequence[str], today: date) -> Any:
+    """Those of ``usccs`` with a pledge active ``today`` (a statement, for a ``UNION``)."""
+    return select(col(Pledge.uscc)).where(col(Pledge.uscc).in_(usccs), active_pledge_clause(today))
+
+
+def awarded_among(usccs: Sequence[str], today: date) -> Any:
+    """Those of ``usccs`` that are demonstration units ``today`` (a statement)."""
+    return select(col(DemonstrationAward.uscc)).where(
+        col(DemonstrationAward.uscc).in_(usccs), active_award_clause(today)
+    )

@@ -12,25 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, or_, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from backend.credit.models import MerchantRating
+from backend.credit import queries as credit_queries
 from backend.credit.policy import TIERS
+from backend.merchants import queries as merchant_queries
 from backend.merchants import reference
-from backend.merchants.models import QUERY_MAX, Merchant, MerchantVerification
+from backend.merchants.models import QUERY_MAX
 from backend.merchants.service import parse_region, parse_sector, parse_sub_area
 from backend.merchants.text import clean_text
 from backend.shops.service import InvalidTier
 from backend.uscc import ALPHABET, LENGTH, normalize_uscc
 
 Status = Literal["unverified", "verified", "all"]
-SORTS: dict[str, Any] = {
-    "oldest": (col(Merchant.registered_at), col(Merchant.uscc)),
-    "newest": (col(Merchant.registered_at).desc(), col(Merchant.uscc)),
-    "name": (col(Merchant.name), col(Merchant.uscc)),
-    "code": (col(Merchant.uscc),),
-}
+SORTS = merchant_queries.STAFF_SORTS
 
 
 def search_conditions(
@@ -47,46 +42,29 @@ def search_conditions(
     conditions = []
     if q is not None and q.strip():  # an empty search box means "everything"
         text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        # ILIKE: case-insensitive for Latin letters in names on both databases.
-        by_name = col(Merchant.name).ilike(f"%{escaped}%", escape="\\")
         code = normalize_uscc(text)
-        if 0 < len(code) <= 18 and all(c in ALPHABET for c in code):
-            by_code = and_(col(Merchant.uscc) >= code, col(Merchant.uscc) < code + "~")
-            conditions.append(or_(by_code, by_name))
-        else:
-            conditions.append(by_name)
+        as_code = 0 < len(code) <= 18 and all(c in ALPHABET for c in code)
+        conditions.append(merchant_queries.name_or_code_clause(text, code if as_code else None))
     if region:
-        conditions.append(col(Merchant.region_code) == parse_region(region))
+        conditions.append(merchant_queries.in_region(parse_region(region)))
     if sector:
-        conditions.append(col(Merchant.sector) == parse_sector(sector))
+        conditions.append(merchant_queries.in_sector(parse_sector(sector)))
     if sub_area:
-        conditions.append(col(Merchant.sub_area) == parse_sub_area(sub_area))
+        conditions.append(merchant_queries.in_sub_area(parse_sub_area(sub_area)))
     if tier:
         wanted = tier.strip().upper()
         if wanted not in TIERS:
             raise InvalidTier(f"unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
-        # The displayed tier, from the rating cache owned by backend/credit. A correlated
-        # EXISTS, not IN (subquery): SQLite builds the IN list (half the city) on every query,
-        # 5x slower at 10^5 merchants (scripts/bench.py site).
+        # The displayed tier, from the rating cache owned by backend/credit.
         conditions.append(
-            select(col(MerchantRating.uscc))
-            .where(
-                col(MerchantRating.uscc) == col(Merchant.uscc),
-                col(MerchantRating.tier) == wanted,
-            )
-            .exists()
+            credit_queries.has_tier_clause(merchant_queries.merchant_uscc_column(), wanted)
         )
     if tier and public:
         # An unverified registration shows the public no tier, so no tier filter finds it.
-        conditions.append(
-            select(col(MerchantVerification.uscc))
-            .where(col(MerchantVerification.uscc) == col(Merchant.uscc))
-            .exists()
-        )
+        conditions.append(merchant_queries.is_verified_clause())
     # Last, so that a row the other conditions refuse is never read that far (a rejected
     # registration is shown as no merchant).
-    conditions.append(col(Merchant.rejected_by).is_(None))
+    conditions.append(merchant_queries.not_rejected())
     return conditions
 
 
@@ -125,23 +103,14 @@ def staff_merchants(
     conditions = search_conditions(
         q=q, region=region, sector=sector, sub_area=None, tier=tier, public=False
     )
-    verified = select(col(MerchantVerification.uscc)).where(
-        col(MerchantVerification.uscc) == col(Merchant.uscc)
+    total, rows = merchant_queries.staff_page(
+        session,
+        conditions,
+        verified={"unverified": False, "verified": True}.get(status),
+        sort=sort,
+        limit=limit,
+        offset=offset,
     )
-    if status == "unverified":
-        conditions.append(~verified.exists())
-    elif status == "verified":
-        conditions.append(verified.exists())
-    total = int(
-        session.execute(select(func.count()).select_from(Merchant).where(*conditions)).scalar_one()
-    )
-    rows = session.execute(
-        select(Merchant, verified.exists().label("verified"))
-        .where(*conditions)
-        .order_by(*SORTS.get(sort, SORTS["oldest"]))
-        .limit(limit)
-        .offset(offset)
-    ).all()
     items = [
         StaffMerchant(
             uscc=m.uscc,
@@ -150,7 +119,7 @@ def staff_merchants(
             region_name=reference.DIVISIONS.get(m.region_code, m.region_code),
             address=m.address,
             registered_at=m.registered_at,
-            verified=bool(v),
+            verified=v,
         )
         for m, v in rows
     ]
@@ -159,12 +128,7 @@ def staff_merchants(
 
 def names(session: Session, usccs: list[str]) -> dict[str, str]:
     """The names of these merchants (for staff lists of other domains' rows)."""
-    if not usccs:
-        return {}
-    rows = session.execute(
-        select(col(Merchant.uscc), col(Merchant.name)).where(col(Merchant.uscc).in_(usccs))
-    )
-    return {u: n for u, n in rows}
+    return merchant_queries.names_of(session, usccs)
 
 
 NAME_MATCHES_MAX = 1000
@@ -182,8 +146,4 @@ def who(session: Session, q: str) -> tuple[str | None, list[str] | None]:
     if len(code) == LENGTH and code.isascii() and code.isalnum():
         return code, None
     conditions = search_conditions(q=text, region=None, sector=None, sub_area=None, tier=None)
-    rows = session.execute(
-        select(col(Merchant.uscc)).where(*conditions).order_by(col(Merchant.uscc))
-        .limit(NAME_MATCHES_MAX)
-    )
-    return None, [u for (u,) in rows]
+    return None, merchant_queries.usccs_matching(session, conditions, limit=NAME_MATCHES_MAX)

@@ -23,6 +23,7 @@ from backend.errors import ValidationFailed
 from backend.ledger.records import RecordDraft, Ref
 from backend.ledger.status import written
 from backend.ledger.write import write
+from backend.merchants import queries as merchant_queries
 from backend.merchants.models import REASON_MAX, Merchant, RegistrationActionWritten
 from backend.merchants.records import REF_OF, REJECTED, TRANSFERRED
 from backend.merchants.service import (
@@ -49,7 +50,7 @@ def _registration_action(
     in force, a reason."""
     p = require_role(principal, "regulator")
     code = parse_uscc(uscc)
-    row = session.get(Merchant, code, with_for_update=True)
+    row = merchant_queries.lock_merchant(session, code)
     if row is None:
         raise MerchantNotFound(f"no merchant with credit code {code}")
     if row.rejected_by is not None:

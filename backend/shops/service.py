@@ -10,26 +10,25 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import literal, select, union_all
-from sqlmodel import Session, col
+from sqlalchemy import literal, union_all
+from sqlmodel import Session
 
 from backend.config import Settings
-from backend.credit.models import MerchantRating
+from backend.credit import queries as credit_queries
 from backend.credit.policy import TIERS
 from backend.errors import ValidationFailed
 from backend.ledger.status import WrittenRecord, anchor_statuses
+from backend.merchants import queries as merchant_queries
 from backend.merchants import reference
 from backend.merchants import service as registry
 from backend.merchants.models import (
     QUERY_MAX,
     Merchant,
     MerchantRegistration,
-    MerchantVerification,
     VerificationPublic,
 )
 from backend.merchants.text import clean_text
 from backend.pledges import queries
-from backend.pledges.models import DemonstrationAward, Pledge
 from backend.shops.models import MerchantPage, MerchantPublic, MerchantRegistered, MerchantSummary
 
 
@@ -56,38 +55,15 @@ def public_views(
     return out
 
 
-def _newest(rows: Iterable[Any]) -> dict[str, Any]:
-    """The last row of each merchant from rows in ascending order."""
-    return {row.uscc: row for row in rows}
-
-
 def _public_views(
     session: Session, usccs: list[str], *, settings: Settings, today: date
 ) -> dict[str, MerchantPublic]:
-    merchants = session.execute(
-        select(Merchant).where(col(Merchant.uscc).in_(usccs), col(Merchant.rejected_by).is_(None))
-    ).scalars().all()
-    verified = _newest(
-        session.execute(
-            select(MerchantVerification).where(col(MerchantVerification.uscc).in_(usccs))
-        ).scalars()
-    )
+    merchants = merchant_queries.registered_not_rejected(session, usccs)
+    verified = merchant_queries.verifications_of(session, usccs)
     wallets = registry.current_wallets(session, usccs)
     # The current pledge and award: active today, the newest if ever more than one.
-    pledges = _newest(
-        session.execute(
-            select(Pledge)
-            .where(col(Pledge.uscc).in_(usccs), queries.active_pledge_clause(today))
-            .order_by(col(Pledge.made_at))
-        ).scalars()
-    )
-    awards = _newest(
-        session.execute(
-            select(DemonstrationAward)
-            .where(col(DemonstrationAward.uscc).in_(usccs), queries.active_award_clause(today))
-            .order_by(col(DemonstrationAward.awarded_on))
-        ).scalars()
-    )
+    pledges = queries.current_pledges(session, usccs, today)
+    awards = queries.current_awards(session, usccs, today)
     status = anchor_statuses(
         session,
         [m.leaf_index for m in merchants]
@@ -172,34 +148,24 @@ def search(
     if q is not None and q.strip():  # an empty search box means "everything"
         text = clean_text(q, field="q", max_len=QUERY_MAX).strip()
     if region:
-        conditions.append(col(Merchant.region_code) == registry.parse_region(region))
+        conditions.append(merchant_queries.in_region(registry.parse_region(region)))
     if sector:
-        conditions.append(col(Merchant.sector) == registry.parse_sector(sector))
+        conditions.append(merchant_queries.in_sector(registry.parse_sector(sector)))
     if sub_area:
-        conditions.append(col(Merchant.sub_area) == registry.parse_sub_area(sub_area))
+        conditions.append(merchant_queries.in_sub_area(registry.parse_sub_area(sub_area)))
     if tier:
         wanted = tier.strip().upper()
         if wanted not in TIERS:
             raise InvalidTier(f"unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
-        # The displayed tier, from the rating cache owned by backend/credit. A correlated
-        # EXISTS, not IN (subquery): SQLite builds the IN list (half the city) on every query,
-        # 5x slower at 10^5 merchants (scripts/bench.py site).
+        # The displayed tier, from the rating cache owned by backend/credit (a correlated
+        # EXISTS on the merchant row).
         conditions.append(
-            select(col(MerchantRating.uscc))
-            .where(
-                col(MerchantRating.uscc) == col(Merchant.uscc),
-                col(MerchantRating.tier) == wanted,
-            )
-            .exists()
+            credit_queries.has_tier_clause(merchant_queries.merchant_uscc_column(), wanted)
         )
         # An unverified registration shows the public no tier, so no tier filter finds it.
-        conditions.append(
-            select(col(MerchantVerification.uscc))
-            .where(col(MerchantVerification.uscc) == col(Merchant.uscc))
-            .exists()
-        )
+        conditions.append(merchant_queries.is_verified_clause())
     # A rejected registration is shown as no merchant.
-    conditions.append(col(Merchant.rejected_by).is_(None))
+    conditions.append(merchant_queries.not_rejected())
     rows, total = registry.find(session, text, conditions, limit=limit, offset=offset)
     flags = _flags(session, [m.uscc for m in rows], today)
     verified, pledged, awarded = flags["verified"], flags["pledged"], flags["awarded"]
@@ -230,19 +196,15 @@ def _flags(session: Session, usccs: list[str], today: date) -> dict[str, set[str
     out: dict[str, set[str]] = {"verified": set(), "pledged": set(), "awarded": set()}
     if not usccs:
         return out
-    mv, p, a = MerchantVerification, Pledge, DemonstrationAward
+    # Each owner's statement, tagged: still one query.
     rows = session.execute(
         union_all(
-            select(literal("verified"), col(mv.uscc)).where(col(mv.uscc).in_(usccs)),
-            select(literal("pledged"), col(p.uscc)).where(
-                col(p.uscc).in_(usccs), queries.active_pledge_clause(today)
-            ),
-            select(literal("awarded"), col(a.uscc)).where(
-                col(a.uscc).in_(usccs), queries.active_award_clause(today)
-            ),
+            merchant_queries.verified_among(usccs).add_columns(literal("verified")),
+            queries.pledged_among(usccs, today).add_columns(literal("pledged")),
+            queries.awarded_among(usccs, today).add_columns(literal("awarded")),
         )
     )
-    for flag, uscc in rows:
+    for uscc, flag in rows:
         out[flag].add(uscc)
     return out
 

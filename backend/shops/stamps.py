@@ -26,21 +26,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import bindparam
 
-from backend.credit.models import CreditPolicyVersion, MerchantRating
+from backend.credit import queries as credit_queries
 from backend.merchants.service import MerchantNotFound
 from backend.shops.views import ANCHORED_SIZE, last_leaf_of, last_wallet_of
-
-RATING: Table = MerchantRating.__table__  # type: ignore[attr-defined]
-POLICY: Table = CreditPolicyVersion.__table__  # type: ignore[attr-defined]
 
 STAMP_COLUMNS = (
     last_leaf_of(bindparam("uscc")),
     last_wallet_of(bindparam("uscc")),
     ANCHORED_SIZE,
-    select(func.max(POLICY.c.leaf_index)).scalar_subquery(),
-    select(RATING.c.next_change_on).where(RATING.c.uscc == bindparam("uscc")).scalar_subquery(),
+    credit_queries.newest_policy_leaf(),
+    credit_queries.next_change_of(bindparam("uscc")),
 )
 """The stamp's columns, for a query with the ``uscc`` parameter (a page's kept copy can
 be read in the same query)."""

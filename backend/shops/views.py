@@ -46,9 +46,10 @@ from backend.background import BackgroundThread
 from backend.config import Settings
 from backend.context import AppContext
 from backend.db import Database, upsert
+from backend.ledger import log as ledger_log
 from backend.ledger import projection
-from backend.ledger.models import Checkpoint, LogLeaf
-from backend.merchants.models import Merchant, MerchantWallet
+from backend.ledger.status import anchored_size_subquery
+from backend.merchants import queries as merchant_queries
 from backend.merchants.service import MerchantNotFound, parse_uscc
 from backend.shops import service
 from backend.shops.models import MerchantPublic, MerchantView
@@ -57,25 +58,16 @@ from backend.timeutil import today_shanghai, utcnow
 log = logging.getLogger("honest_metering.views")
 
 VIEW: Table = MerchantView.__table__  # type: ignore[attr-defined]
-LEAF: Table = LogLeaf.__table__  # type: ignore[attr-defined]
-WALLET: Table = MerchantWallet.__table__  # type: ignore[attr-defined]
-MERCHANT: Table = Merchant.__table__  # type: ignore[attr-defined]
-CHECKPOINT: Table = Checkpoint.__table__  # type: ignore[attr-defined]
 WARM_LOCK_KEY = 7340003  # PostgreSQL advisory lock: one warmer at a time
 BATCH = 500
 
 Stamp = tuple[int, int | None]
 """(newest leaf index about the merchant, newest wallet binding id)."""
 
-ANCHORED_SIZE = select(func.coalesce(func.max(CHECKPOINT.c.tree_size), 0)).scalar_subquery()
-
-
-def last_leaf_of(uscc: Any) -> Any:
-    return select(func.max(LEAF.c.leaf_index)).where(LEAF.c.subject == uscc).scalar_subquery()
-
-
-def last_wallet_of(uscc: Any) -> Any:
-    return select(func.max(WALLET.c.id)).where(WALLET.c.uscc == uscc).scalar_subquery()
+# The owners' scalar subqueries that make a stamp (read in the lookup's one query).
+ANCHORED_SIZE = anchored_size_subquery()
+last_leaf_of = ledger_log.last_leaf_of
+last_wallet_of = merchant_queries.last_wallet_of
 
 
 _ONE = select(literal(1).label("one")).subquery()
@@ -158,11 +150,12 @@ def stamps(session: Session, usccs: Iterable[str]) -> dict[str, Stamp]:
     subqueries as a lookup's, for a batch)."""
     wanted = sorted(set(usccs))
     out: dict[str, Stamp] = {}
-    m = MERCHANT.c
+    registered = merchant_queries.registered_usccs()
+    uscc = registered.selected_columns.uscc
     for i in range(0, len(wanted), BATCH):
         rows = session.execute(
-            select(m.uscc, last_leaf_of(m.uscc), last_wallet_of(m.uscc)).where(
-                m.uscc.in_(wanted[i : i + BATCH])
+            registered.add_columns(last_leaf_of(uscc), last_wallet_of(uscc)).where(
+                uscc.in_(wanted[i : i + BATCH])
             )
         )
         for uscc, leaf, wallet in rows:
@@ -230,22 +223,22 @@ def _pending_from(node: Any) -> int | None:
 
 def stale(session: Session, *, today: date) -> list[str]:
     """Merchants whose kept view is missing or no longer holds."""
-    m = MERCHANT.c
+    registered = merchant_queries.registered_usccs()
+    uscc = registered.selected_columns.uscc
     v = VIEW.c
     query = (
-        select(m.uscc)
-        .select_from(MERCHANT.outerjoin(VIEW, v.uscc == m.uscc))
+        registered.outerjoin(VIEW, v.uscc == uscc)
         .where(
             or_(
                 v.uscc.is_(None),
                 v.built_on > today,
                 v.valid_until <= today,
                 v.pending_from < ANCHORED_SIZE,
-                v.last_leaf != last_leaf_of(m.uscc),
-                func.coalesce(v.last_wallet, 0) != func.coalesce(last_wallet_of(m.uscc), 0),
+                v.last_leaf != last_leaf_of(uscc),
+                func.coalesce(v.last_wallet, 0) != func.coalesce(last_wallet_of(uscc), 0),
             )
         )
-        .order_by(m.uscc)
+        .order_by(uscc)
     )
     return [u for (u,) in session.execute(query)]
 

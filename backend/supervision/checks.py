@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, select, tuple_
-from sqlmodel import Session, col
+from sqlalchemy import Table, select
+from sqlmodel import Session
 
 from backend.accounts.service import Principal
 from backend.credit import service as credit
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.inputs import validate_horizon
-from backend.inspections.models import Draw, DrawAssignment
+from backend.inspections.draws import results as inspection_draws
 from backend.ledger.records import RecordDraft, Ref
-from backend.merchants.models import Merchant
+from backend.merchants import queries as merchant_queries
 from backend.merchants.service import parse_uscc
 from backend.merchants.text import InvalidText, clean_text
 from backend.supervision.models import RECORD_TYPE_PREFIX, SpotCheckInput, SupervisionRecord
@@ -297,17 +297,10 @@ class Checker:
         merchant: two queries for a whole batch (per 500), none for pairs seen before;
         a draw named by its number costs one more."""
         pairs = list(pairs)
-        conn = self.session.connection()
         numbers = sorted({int(d) for d, _ in pairs if d.isdigit()} - self.numbers.keys())
-        for i in range(0, len(numbers), 500):
-            nums = numbers[i : i + 500]
-            by_number: dict[int, str] = {
-                int(n): str(did)
-                for n, did in conn.execute(
-                    select(col(Draw.number), col(Draw.id)).where(col(Draw.number).in_(nums))
-                )
-            }
-            for n in nums:
+        if numbers:
+            by_number = inspection_draws.draw_ids_by_number(self.session, numbers)
+            for n in numbers:
                 self.numbers[n] = by_number.get(n)
         todo = {
             (did, u) for ref, u in pairs if (did := self._draw_id_of(ref)) is not None
@@ -315,33 +308,16 @@ class Checker:
         if not todo:
             return
         ids = sorted({d for d, _ in todo} - self.draws.keys())
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            found = {
-                d: (int(n), str(st))
-                for d, n, st in conn.execute(
-                    select(col(Draw.id), col(Draw.number), col(Draw.status)).where(
-                        col(Draw.id).in_(chunk)
-                    )
-                )
-            }
-            for d in chunk:
+        if ids:
+            found = inspection_draws.draw_facts(self.session, ids)
+            for d in ids:
                 self.draws[d] = found.get(d)
         # Only a revealed draw has a plan (its assignments) to look the merchant up in.
-        wanted = sorted(
+        wanted = [
             (d, u) for d, u in todo if (info := self.draws[d]) is not None and info[1] == "revealed"
-        )
-        for i in range(0, len(wanted), 500):
-            self.selected.update(
-                (d, u)
-                for d, u in conn.execute(
-                    select(col(DrawAssignment.draw_id), col(DrawAssignment.uscc)).where(
-                        tuple_(col(DrawAssignment.draw_id), col(DrawAssignment.uscc)).in_(
-                            wanted[i : i + 500]
-                        )
-                    )
-                )
-            )
+        ]
+        if wanted:
+            self.selected.update(inspection_draws.selected_pairs(self.session, wanted))
         self.looked_up |= todo
 
     def draw(self, ref: str, uscc: str) -> str:
@@ -430,14 +406,7 @@ def checker_for(
     (default: of all ``usccs``) loaded, and the ``draws`` (:func:`draw_refs`) looked
     up; others load when first needed."""
     codes = {c for c in map(normalised, usccs) if c is not None}
-    known: set[str] = set()
-    wanted = sorted(codes)
-    for i in range(0, len(wanted), 500):
-        known.update(
-            session.execute(
-                select(col(Merchant.uscc)).where(col(Merchant.uscc).in_(wanted[i : i + 500]))
-            ).scalars()
-        )
+    known = merchant_queries.registered_among(session, codes)
     stateful = known if with_state is None else known.intersection(
         c for c in map(normalised, with_state) if c is not None
     )

@@ -20,7 +20,7 @@ from backend.accounts import ratelimit
 from backend.accounts.service import Principal, require_role
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.ledger.status import anchor_status
-from backend.merchants.models import Merchant
+from backend.merchants import queries as merchant_queries
 from backend.merchants.service import parse_uscc
 from backend.supervision import tickets
 from backend.supervision.checks import (
@@ -78,7 +78,7 @@ def submit_complaint(
         what="complaints from this address",
     )
     code = parse_uscc(data.uscc)
-    if session.get(Merchant, code) is None:
+    if not merchant_queries.is_registered(session, code):
         raise SupervisionRecordNotFound(
             f"no registered merchant with credit code {code}", field="uscc"
         )

@@ -111,19 +111,29 @@ def _check_spot_check(
     )
 
 
+def _refuse_duplicate(
+    st: MerchantState, kind: str, key: str, value: str, replaced: StateRow | None,
+    message: Callable[[str], str],
+) -> None:
+    """DuplicateOutcome (on field ``key``) if a current ``kind`` outcome of the merchant,
+    other than the one being replaced, already has this ``key``: one decision number,
+    one complaint id, is recorded once."""
+    for r in st.current(kind):
+        if r.body.get(key) == value and r is not replaced:
+            raise DuplicateOutcome(message(r.record_id), field=key)
+
+
 def _check_penalty(
     c: Checker, inp: PenaltyInput, uscc: str, st: MerchantState, replaced: StateRow | None,
     refs: list[Ref],
 ) -> Checked:
     decided_on = validate_date(inp.decided_on, "decided_on", c.today)
     decision_no = text_field(inp.decision_no, "decision_no", 200)
-    for r in st.current("penalty"):
-        if r.body.get("decision_no") == decision_no and r is not replaced:
-            raise DuplicateOutcome(
-                f"merchant {uscc} already has penalty {decision_no} (record "
-                f"{r.record_id}); correct it with supersedes instead",
-                field="decision_no",
-            )
+    _refuse_duplicate(
+        st, "penalty", "decision_no", decision_no, replaced,
+        lambda rid: f"merchant {uscc} already has penalty {decision_no} (record {rid}); "
+        "correct it with supersedes instead",
+    )
     lower = inp.lower_amount
     if lower is None:
         try:
@@ -153,13 +163,10 @@ def _check_complaint(
     replaced: StateRow | None, refs: list[Ref],
 ) -> Checked:
     cid = text_field(inp.complaint_id, "complaint_id", 64)
-    for r in st.current("complaint_verified"):
-        if r.body.get("complaint_id") == cid and r is not replaced:
-            raise DuplicateOutcome(
-                f"complaint {cid} about merchant {uscc} is already recorded (record "
-                f"{r.record_id})",
-                field="complaint_id",
-            )
+    _refuse_duplicate(
+        st, "complaint_verified", "complaint_id", cid, replaced,
+        lambda rid: f"complaint {cid} about merchant {uscc} is already recorded (record {rid})",
+    )
     return (
         {
             "complaint_id": cid,

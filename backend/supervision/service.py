@@ -38,7 +38,6 @@ from backend.credit import service as credit
 from backend.errors import DomainError, ValidationFailed
 from backend.groupcommit import GroupCommit
 from backend.inspections.draws import results as inspection_draws
-from backend.inspections.models import Draw
 from backend.ledger import log
 from backend.ledger.records import Ref
 from backend.ledger.status import AnchorStatus
@@ -401,10 +400,8 @@ def list_records(
         except ValueError as exc:
             raise ValidationFailed(f"draw_id {draw_id!r} {exc}") from None
         if ref.isdigit():
-            found = session.execute(
-                select(col(Draw.id)).where(col(Draw.number) == int(ref))
-            ).scalar_one_or_none()
-            ref = found or ""  # no such draw: no records
+            found = inspection_draws.draw_ids_by_number(session, [int(ref)])
+            ref = found.get(int(ref), "")  # no such draw: no records
         conditions.append(col(SupervisionRecord.draw_id) == ref)
     total = int(
         session.execute(

@@ -10,14 +10,14 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
+from backend.credit import queries as credit_queries
 from backend.credit import service as credit
-from backend.credit.models import MerchantRating
 from backend.inspections import directory, selection
 from backend.inspections.models import Draw, DrawAssignment
-from backend.merchants.models import Merchant, MerchantVerification
+from backend.merchants import queries as merchant_queries
 
 _FETCH_CHUNK = 20_000
 
@@ -38,37 +38,15 @@ def build_snapshot(
     stored: the rating cache has its own owner).
     """
     current_policy = credit.in_force(versions, today).version
-    # The same staleness rule as the credit sweep (backend/credit/service.py, _due),
-    # evaluated in SQL so that 10^6 rows come back as four short strings each.
-    current = case(
-        (
-            and_(
-                or_(
-                    col(MerchantRating.next_change_on).is_(None),
-                    col(MerchantRating.next_change_on) > today,
-                ),
-                col(MerchantRating.policy_version) == current_policy,
-                col(MerchantRating.as_of) <= today,
-            ),
-            col(MerchantRating.tier),
+    # One statement for 10^6 rows of four short strings each: the verified merchants
+    # in scope (merchants' statement), with the tier where it is current (credit's).
+    query = credit_queries.with_current_tier(
+        merchant_queries.verified_in_scope(
+            sectors=sectors, regions=regions, sector_index=not _wide_scope(session, sectors)
         ),
-        else_=None,
+        today=today,
+        policy_version=current_policy,
     )
-    sector: Any = col(Merchant.sector)
-    if _wide_scope(session, sectors):
-        # SQLite has no statistics: it would find the scope through the sector index
-        # and then sort 10^6 rows by USCC. For a scope covering most merchants, walking
-        # the USCC index is about twice as fast; `sector || ''` keeps the index out.
-        sector = sector + ""
-    query = (
-        select(col(Merchant.uscc), col(Merchant.region_code), col(Merchant.sector), current)
-        .join(MerchantVerification, col(MerchantVerification.uscc) == col(Merchant.uscc))
-        .outerjoin(MerchantRating, col(MerchantRating.uscc) == col(Merchant.uscc))
-        .where(sector.in_(list(sectors)))
-        .order_by(col(Merchant.uscc))
-    )
-    if regions:
-        query = query.where(col(Merchant.region_code).in_(list(regions)))
     entries: list[selection.SnapshotEntry] = []
     stale: dict[str, tuple[str, str]] = {}
     entry = selection.SnapshotEntry
@@ -97,13 +75,10 @@ def _wide_scope(session: Session, sectors: Sequence[str]) -> bool:
     """Whether the sectors in scope hold more than a quarter of the merchants (SQLite only)."""
     if session.get_bind().dialect.name != "sqlite":
         return False
-    total = session.execute(select(func.count()).select_from(Merchant)).scalar_one()
+    total = merchant_queries.count_registered(session)
     if total < 10_000:
         return False
-    in_scope = session.execute(
-        select(func.count()).select_from(Merchant).where(col(Merchant.sector).in_(list(sectors)))
-    ).scalar_one()
-    return bool(in_scope * 4 > total)
+    return merchant_queries.count_in_sectors(session, sectors) * 4 > total
 
 
 def previous_assignments(
