@@ -329,6 +329,7 @@ DOMAIN_MESSAGES: dict[str, str] = {
     "DrawNotDue": "尚未到达揭示区块，请稍后再揭示",
     "DrawAlreadyRevealed": "这次抽查已经揭示过",
     "DrawExpired": "这次抽查已过期",
+    "DocumentNotFound": "没有这份文档",
     "InvalidTreeSize": "树的大小超出日志范围",
     "InvalidIdempotencyKey": "幂等键（Idempotency-Key）格式不正确",
     "IdempotencyKeyReused": "这个幂等键（Idempotency-Key）已用于另一个不同的请求",

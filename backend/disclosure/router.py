@@ -28,6 +28,7 @@ from backend.disclosure import (
     accounts_pages,
     areas,
     complaint_status,
+    documents,
     forms,
     kept,
     service,
@@ -513,6 +514,7 @@ def install(app: FastAPI) -> None:
     app.include_router(workbench.pages)
     app.include_router(accounts_pages.pages)
     app.include_router(complaint_status.pages)
+    app.include_router(documents.pages)
     app.state.home_stats = service.StatsCache()
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))
