@@ -29,6 +29,7 @@ from backend.disclosure import (
     areas,
     complaint_status,
     documents,
+    draw_lists,
     forms,
     kept,
     service,
@@ -515,6 +516,7 @@ def install(app: FastAPI) -> None:
     app.include_router(accounts_pages.pages)
     app.include_router(complaint_status.pages)
     app.include_router(documents.pages)
+    app.include_router(draw_lists.pages)
     app.state.home_stats = service.StatsCache()
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))
