@@ -268,6 +268,8 @@ class TestMinimumInterval:
         assert not checked_d & set(in_snapshot)
         assert {u for u in checked if u not in checked_d} <= set(in_snapshot)
         assert again["commitment"]["snapshot_size"] == len(TIERS) - len(checked_d)
+        page = client.get(f"/inspections/{again['number']}", headers=HTML).text
+        assert re.search(r'id="draw-intervals">A 级 不限，B 级 不限，C 级 不限，D 级 12 个月', page)
 
     def test_interval_errors_in_chinese(self, client: TestClient) -> None:
         factories.create_staff(client, username="reg.ie", role="regulator")
