@@ -83,9 +83,9 @@ class TestTwoPersonApproval:
         page = client.get("/regulator/frequencies", headers=HTML)
         assert page.status_code == 200
         # The current rates (3/10/30/100 %) and their effect on 5/6/3/2 merchants.
-        row = r"<th scope=\"row\">{} 级</th><td>{}</td><td>{}%</td><td>不限</td><td>{}</td>"
-        assert re.search(row.format("A", 5, 3, 1), page.text)
-        assert re.search(row.format("D", 2, 100, 2), page.text)
+        cells = r"<th scope=\"row\">{} 级</th><td>{}</td><td>{}%</td><td>不限</td><td>{}</td>"
+        assert re.search(cells.format("A", 5, 3, 1), page.text)
+        assert re.search(cells.format("D", 2, 100, 2), page.text)
         assert "须由另一名工作人员批准" in page.text
 
         r = _propose(client, csrf, A="20", B="40", C="60", D="100")
