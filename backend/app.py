@@ -83,8 +83,10 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, "HTTPError"
         )
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        # Middleware errors may carry their own Chinese, with the values (BodyReadTimeout).
+        zh = getattr(exc, "detail_zh", None) or summary(name, exc.status_code)
         return JSONResponse(
-            {"error": name, "detail": detail, "detail_zh": summary(name, exc.status_code)},
+            {"error": name, "detail": detail, "detail_zh": zh},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )

@@ -69,6 +69,10 @@ ADDRESS_LOGIN = Limit(max_events=20, window_s=15 * 60)
 ACCOUNT_LOGIN = Limit(max_events=20, window_s=60 * 60)
 # Self-registration is public and costs an Argon2 hash: cap it per address.
 ADDRESS_REGISTRATION = Limit(max_events=20, window_s=60 * 60)
+# The complaint status page (受理编号 + 查询码): failed lookups per address, and per
+# ticket across addresses, so neither numbers nor codes can be guessed in bulk.
+ADDRESS_TICKET_LOOKUP = Limit(max_events=10, window_s=15 * 60)
+TICKET_LOOKUP = Limit(max_events=20, window_s=60 * 60)
 # Rows whose time has passed are swept this often (per process); they mean nothing.
 SWEEP_EVERY_S = 600.0
 
@@ -100,6 +104,14 @@ def pair_key(username: str, address: str | None) -> str:
 
 def registration_key(address: str | None) -> str:
     return f"register:{address or 'unknown'}"[:200]
+
+
+def ticket_address_key(address: str | None) -> str:
+    return f"ticket:addr:{address or 'unknown'}"[:200]
+
+
+def ticket_key(ticket: str) -> str:
+    return f"ticket:number:{ticket.strip().upper()}"[:200]
 
 
 def epoch_ms(now: datetime) -> int:

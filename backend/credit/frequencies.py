@@ -1,6 +1,8 @@
 """Graded spot-check frequencies (分级抽查比例): propose, approve, publish.
 
-A staff account proposes the yearly spot-check rate of each tier (basis points) and a
+A staff account proposes the yearly spot-check rate of each tier (basis points),
+optionally a minimum interval per tier (whole months between two checks of one
+merchant; a merchant checked more recently is not drawn, ``docs/draws.md`` §8.4), and a
 date they take effect; the proposal is a ``credit.rates_proposed`` record. Who may
 publish is the setting ``HM_RATE_PUBLISH``:
 
@@ -12,9 +14,11 @@ publish is the setting ``HM_RATE_PUBLISH``:
 
 An approval (``credit.rates_decided``) publishes the next ``credit.policy`` version
 through :func:`backend.credit.service.put_policy`, the one path of policy versions:
-the policy in force with ``spot_check_rates`` replaced. Draws read the rates of the
-policy in force, so the next draw uses them. A rejection only records the decision.
-The proposal, the decision and the policy commit together or not at all.
+the policy in force with ``spot_check_rate_bp`` and ``spot_check_min_interval_months``
+replaced (a proposal states both; no interval, or every interval 0, is no minimum).
+Draws read the rates and intervals of the policy in force, so the next draw uses them.
+A rejection only records the decision. The proposal, the decision and the policy
+commit together or not at all.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from backend.accounts.service import Principal, RoleNotPermitted, require_role
 from backend.credit import service as credit
 from backend.credit.frequency_records import DECIDED, PROPOSED
 from backend.credit.models import RateProposal
-from backend.credit.policy import SpotCheckRates
+from backend.credit.policy import SpotCheckIntervals, SpotCheckRates
 from backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from backend.inputs import validate_horizon
 from backend.ledger.records import RecordDraft, Ref
@@ -71,6 +75,15 @@ class Decided:
     policy_version: int | None
 
 
+def intervals_of(months: dict[str, int] | None) -> dict[str, int] | None:
+    """Minimum intervals as a proposal and a policy hold them: validated
+    (:class:`SpotCheckIntervals`), and ``None`` when there is no minimum at all."""
+    if months is None:
+        return None
+    valid = SpotCheckIntervals.model_validate(months).model_dump()
+    return valid if any(valid.values()) else None
+
+
 def publishes_at_once(rule: PublishRule, role: str) -> bool:
     """Whether a proposal by ``role`` is published without a second account."""
     return rule == "regulator" or (rule == "admin" and role == "admin")
@@ -88,6 +101,7 @@ def propose(
     rates_bp: dict[str, int],
     effective_from: date,
     note: str = "",
+    min_interval_months: dict[str, int] | None = None,
     now: datetime | None = None,
 ) -> Decided:
     """Record a proposal (and, where the rule allows, publish it at once)."""
@@ -95,6 +109,7 @@ def propose(
     now = now or utcnow()
     today = today_shanghai(now)
     rates = SpotCheckRates.model_validate(rates_bp).model_dump()
+    intervals = intervals_of(min_interval_months)
     validate_horizon(effective_from, field="effective_from", today=today)
     if effective_from < today:
         raise credit.PolicyBackdated(
@@ -104,8 +119,17 @@ def propose(
         )
     versions = credit.ensure_policy(session, now=now)
     current = credit.in_force(versions, today)
-    if rates == current.policy.spot_check_rate_bp.model_dump() and effective_from == today:
-        raise NothingProposed("the proposed rates are the rates in force")
+    in_force_intervals = intervals_of(
+        current.policy.spot_check_min_interval_months.model_dump()
+        if current.policy.spot_check_min_interval_months is not None
+        else None
+    )
+    if (
+        rates == current.policy.spot_check_rate_bp.model_dump()
+        and intervals == in_force_intervals
+        and effective_from == today
+    ):
+        raise NothingProposed("the proposed rates and intervals are the ones in force")
     text = clean_text(note, field="note", max_len=500, multiline=True, required=False).strip()
     proposal_id = uuid.uuid4().hex
     write(
@@ -117,6 +141,7 @@ def propose(
             body={
                 "proposal_id": proposal_id,
                 "rates_bp": rates,
+                "min_interval_months": intervals,
                 "effective_from": effective_from.isoformat(),
                 "note": text,
                 "base_version": versions[-1].version,
@@ -196,6 +221,9 @@ def _decide(
         doc: dict[str, Any] = current.policy.model_dump(mode="json")
         doc.pop("version", None)
         doc["spot_check_rate_bp"] = dict(row.rates_bp)
+        doc["spot_check_min_interval_months"] = (
+            dict(row.min_interval_months) if row.min_interval_months else None
+        )
         doc["effective_from"] = max(row.effective_from, today).isoformat()
         public, _ = credit.put_policy(session, principal=p, document=doc, now=now)  # commits
         version = public.version

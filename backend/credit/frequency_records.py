@@ -28,6 +28,10 @@ def _proposed(rec: Rec, rows: Rows) -> None:
         {
             "id": b["proposal_id"],
             "rates_bp": dict(b["rates_bp"]),
+            # Proposals recorded before minimum intervals existed carry none.
+            "min_interval_months": (
+                dict(b["min_interval_months"]) if b.get("min_interval_months") else None
+            ),
             "effective_from": day(b["effective_from"]),
             "note": b["note"],
             "base_version": b["base_version"],

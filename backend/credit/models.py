@@ -281,6 +281,11 @@ class RateProposal(SQLModel, table=True):
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
     rates_bp: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    min_interval_months: dict[str, Any] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="minimum interval per tier, months (None: no minimum)",
+    )
     effective_from: date
     note: str = Field(sa_column=Column(Text, nullable=False))
     base_version: int

@@ -1,7 +1,7 @@
 """The metering-credit policy: every number the rating uses, as one versioned document.
 
 A :class:`CreditPolicy` is the body of a ``credit.policy`` record
-(``policy.model_dump(mode="json")``); a new version is a new record that
+(:func:`policy_body`); a new version is a new record that
 ``supersedes`` the previous one. Because the rating is a pure function of
 (records, policy, date), publishing the policy is what makes a displayed tier
 reproducible by anyone.
@@ -39,9 +39,17 @@ import calendar
 import hashlib
 from collections.abc import Iterable
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from backend.ledger.records import MAX_SAFE_INT
 from backend.merchants.reference import SPOT_CHECK_RESULTS
@@ -80,11 +88,18 @@ Months = Annotated[int, Field(strict=True, ge=1, le=MONTHS_MAX)]
 Fen = Annotated[int, Field(strict=True, gt=0, le=INT_MAX)]
 
 RATING_SPEC_PATH = "docs/credit-rating.md"
-RATING_SPEC_SHA256 = "1793a6079e8180b2e2393d7e7c1af90112d65a02e585b4d085045715d5fbdf98"
+RATING_SPEC_SHA256 = "fb929ac893d87621fbd1668f517cafd3caf03165a48e369a888d2043e968e347"
 """SHA-256 of ``docs/credit-rating.md`` (its UTF-8 bytes, CRLF read as LF): the rules this
 code implements. ``tests/credit/test_rating_spec.py`` holds the two together."""
 
-SAME_RULES_SPEC_SHA256: frozenset[str] = frozenset({RATING_SPEC_SHA256})
+SAME_RULES_SPEC_SHA256: frozenset[str] = frozenset(
+    {
+        RATING_SPEC_SHA256,
+        # Before the optional spot_check_min_interval_months (read by draws, not by the
+        # rating): the same rules.
+        "1793a6079e8180b2e2393d7e7c1af90112d65a02e585b4d085045715d5fbdf98",
+    }
+)
 """Every specification hash whose rules are exactly this code's. An edit of
 ``docs/credit-rating.md`` that changes no rule (a typo, a clearer sentence) adds the new
 hash here and keeps the old one, so policy versions recorded under the old text still
@@ -213,6 +228,16 @@ class SpotCheckRates(_Document):
         return self
 
 
+class SpotCheckIntervals(_Document):
+    """Minimum interval per tier, in whole months, between two checks of one merchant
+    (0: no minimum). Read by draws (``docs/draws.md`` §8.4), not by the rating."""
+
+    A: Annotated[int, Field(strict=True, ge=0, le=MONTHS_MAX)]
+    B: Annotated[int, Field(strict=True, ge=0, le=MONTHS_MAX)]
+    C: Annotated[int, Field(strict=True, ge=0, le=MONTHS_MAX)]
+    D: Annotated[int, Field(strict=True, ge=0, le=MONTHS_MAX)]
+
+
 class LowerAmountThresholds(_Document):
     """A fine strictly below these amounts (integer fen) is a "lower amount" (*local*)."""
 
@@ -268,6 +293,10 @@ class CreditPolicy(_Document):
     repair: RepairRule
     spot_check_results: dict[str, SpotCheckOutcome]
     """Published result value → outcome. Must classify all seven published values."""
+    spot_check_min_interval_months: SpotCheckIntervals | None = None
+    """Optional: the minimum interval of each tier (:class:`SpotCheckIntervals`); absent
+    (``None``) in documents that set none, which have no minimum. Left out of the record
+    body when absent (:func:`policy_body`), so such documents are as they always were."""
     spec_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     """SHA-256 of the rating specification this version follows (:func:`hash_spec` of
     ``docs/credit-rating.md``); absent (``None``) in documents recorded before the field
@@ -339,6 +368,21 @@ class CreditPolicy(_Document):
         """The yearly spot-check rate of ``tier`` in basis points."""
         return int(getattr(self.spot_check_rate_bp, tier))
 
+    @model_serializer(mode="wrap")
+    def _omit_absent_intervals(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        # A document that sets no minimum interval is dumped (and recorded) without the
+        # key, exactly as documents were before the field existed. (No return annotation:
+        # with one, pydantic would document the model as a bare object in OpenAPI.)
+        data: dict[str, Any] = handler(self)
+        if data.get("spot_check_min_interval_months", 0) is None:
+            del data["spot_check_min_interval_months"]
+        return data
+
+    def min_interval_months_for(self, tier: str) -> int:
+        """The minimum interval of ``tier`` in months between two checks (0: none)."""
+        intervals = self.spot_check_min_interval_months
+        return 0 if intervals is None else int(getattr(intervals, tier))
+
     def is_lower_amount(self, *, amount_fen: int, person: bool) -> bool:
         """Whether a fine is a "lower amount" (strictly below the threshold).
 
@@ -351,6 +395,13 @@ class CreditPolicy(_Document):
             else (self.lower_amount.organisation_below_fen)
         )
         return amount_fen < limit
+
+
+def policy_body(policy: CreditPolicy) -> dict[str, Any]:
+    """The body of the ``credit.policy`` record of ``policy``: its JSON, without the
+    optional minimum intervals when it sets none (documents recorded before the field
+    existed never carried it)."""
+    return policy.model_dump(mode="json")
 
 
 def select_policy(policies: Iterable[CreditPolicy], as_of: date) -> CreditPolicy:

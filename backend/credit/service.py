@@ -61,6 +61,7 @@ from backend.credit.policy import (
     RATING_SPEC_SHA256,
     TIERS,
     CreditPolicy,
+    policy_body,
     select_policy,
 )
 from backend.credit.records import POLICY
@@ -178,7 +179,7 @@ def _append_policy(
     rec = write(
         session,
         RecordDraft(
-            type=POLICY, subject=None, actor=actor, body=policy.model_dump(mode="json"), refs=refs
+            type=POLICY, subject=None, actor=actor, body=policy_body(policy), refs=refs
         ),
         now=now,
     ).one

@@ -10,11 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from backend.deps import ReadSessionDep
+from backend.accounts.deps import client_address
+from backend.accounts.ratelimit import TooManyAttempts
+from backend.deps import SessionDep
 from backend.disclosure import service, web
 from backend.disclosure.web import FORM_INVALID, FormError, PageUser
 from backend.errors import DomainError
 from backend.supervision import tickets
+from backend.timeutil import utcnow
 
 pages = APIRouter(include_in_schema=False)
 
@@ -33,6 +36,7 @@ def _view(
     merchant_name: str | None = None,
     error: FormError | None = None,
     status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     return web.render(
         request,
@@ -48,6 +52,7 @@ def _view(
             "form_token": web.anon_form_token(request),
         },
         status_code=status,
+        headers=headers,
     )
 
 
@@ -59,7 +64,7 @@ def status_page(request: Request, _user: PageUser) -> HTMLResponse:
 @pages.post("/complaint/status", response_class=HTMLResponse)
 def status_lookup(
     request: Request,
-    session: ReadSessionDep,
+    session: SessionDep,
     _user: PageUser,
     ticket: Annotated[str, Form(max_length=2000)] = "",
     code: Annotated[str, Form(max_length=2000)] = "",
@@ -77,7 +82,18 @@ def status_lookup(
     if error is not None:
         return _view(request, values, error=error, status=422)
     try:
-        result = tickets.status_of(session, ticket=ticket, code=code)
+        result = tickets.lookup(
+            session, ticket=ticket, code=code, address=client_address(request), now=utcnow()
+        )
+    except TooManyAttempts as exc:
+        minutes = max(1, -(-int(exc.extra["retry_after_s"]) // 60))
+        busy: list[tuple[str | None, str]] = [
+            (None, f"查询失败次数过多，为防止他人猜测受理编号和查询码，请 {minutes} 分钟后再试")
+        ]
+        return _view(
+            request, values, error=FormError("查询过于频繁。", problems=busy),
+            status=exc.status_code, headers=exc.headers,
+        )
     except DomainError as exc:
         wrong: list[tuple[str | None, str]] = [("ticket", "受理编号或查询码不正确，请核对回执")]
         return _view(

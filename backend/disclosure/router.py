@@ -28,6 +28,8 @@ from backend.disclosure import (
     accounts_pages,
     areas,
     complaint_status,
+    documents,
+    draw_lists,
     forms,
     kept,
     service,
@@ -518,6 +520,8 @@ def install(app: FastAPI) -> None:
     app.include_router(workbench.pages)
     app.include_router(accounts_pages.pages)
     app.include_router(complaint_status.pages)
+    app.include_router(documents.pages)
+    app.include_router(draw_lists.pages)
     app.state.home_stats = service.StatsCache()
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(web.SecurityHeaders, csp=web.content_security_policy(app.state.settings))

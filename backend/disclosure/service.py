@@ -433,9 +433,14 @@ def draw_page(
 
         wanted = [a.uscc for a in d.assignments]
         names = merchant_queries.names_of(session, wanted)
+    # The minimum intervals of the policy the draw committed to (docs/draws.md §8.4).
+    version = int(d.commitment["policy"]["version"])
+    policy = next((v.policy for v in credit.policy_versions(session) if v.version == version), None)
+    intervals = {t: policy.min_interval_months_for(t) for t in TIERS} if policy else {}
     return {
         "draw": d,
         "records": records,
+        "min_intervals": intervals if any(intervals.values()) else None,
         "selected_counts": {t: len(selected.get(t, [])) for t in TIERS},
         "names": names,
         "status": DRAW_STATUS.get(d.status, (d.status, "muted")),

@@ -485,7 +485,7 @@ def install_page_errors(app: FastAPI) -> None:
         name = getattr(e, "error_name", None) or (
             "NotFound" if e.status_code == 404 else "HTTPError"
         )
-        return e.status_code, name, "", getattr(e, "headers", None)
+        return e.status_code, name, getattr(e, "detail_zh", "") or "", getattr(e, "headers", None)
 
     wrap(StarletteHTTPException, _http)
 

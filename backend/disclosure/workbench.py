@@ -69,6 +69,7 @@ def _view(
     today = today_shanghai()
     current = credit.in_force(credit.policy_versions(session), today)
     rates = current.policy.spot_check_rate_bp.model_dump()
+    intervals = {t: current.policy.min_interval_months_for(t) for t in TIERS}
     counts = credit.tier_stats(session, today=today).by_tier
     proposed: dict[str, int | None] = {}
     for t in TIERS:
@@ -81,6 +82,7 @@ def _view(
             "tier": t,
             "merchants": counts.get(t, 0),
             "rate": _percent(rates[t]),
+            "interval": intervals[t],
             "checks": selection.tier_count(counts.get(t, 0), rates[t]),
             "proposed_checks": (
                 selection.tier_count(counts.get(t, 0), proposed[t])  # type: ignore[arg-type]
@@ -92,6 +94,7 @@ def _view(
     ]
     form_values = values or {
         **{f"rate_{t}": _percent(rates[t]) for t in TIERS},
+        **{f"interval_{t}": str(intervals[t]) if intervals[t] else "" for t in TIERS},
         "effective_from": today.isoformat(),
         "note": "",
     }
@@ -113,7 +116,14 @@ def _view(
             "at_once": frequencies.publishes_at_once(rule, p.role),
             "may_approve": frequencies.may_approve(rule, p.role),
             "me": p.account_id,
-            "proposals": [(r, {t: _percent(int(r.rates_bp[t])) for t in TIERS}) for r in proposals],
+            "proposals": [
+                (
+                    r,
+                    {t: _percent(int(r.rates_bp[t])) for t in TIERS},
+                    {t: int((r.min_interval_months or {}).get(t, 0)) for t in TIERS},
+                )
+                for r in proposals
+            ],
             "percent": _percent,
         },
         status_code=status,
@@ -154,6 +164,26 @@ def _rates(values: dict[str, str]) -> tuple[dict[str, int], list[FormError]]:
     return rates, found
 
 
+INTERVAL_MAX = 120  # ten years; the policy allows up to 1200 months
+
+
+def _intervals(values: dict[str, str]) -> tuple[dict[str, int], list[FormError]]:
+    """The optional minimum interval per tier, in whole months (blank: no minimum)."""
+    months: dict[str, int] = {}
+    found = []
+    for t in TIERS:
+        raw = values[f"interval_{t}"].strip()
+        if not raw:
+            months[t] = 0
+            continue
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > INTERVAL_MAX:
+            problem = f"{t} 级最短间隔应为 0 到 {INTERVAL_MAX} 之间的整数（月），不设间隔请留空"
+            found.append(FormError(FORM_INVALID, problems=[(f"interval_{t}", problem)]))
+        else:
+            months[t] = int(raw)
+    return months, found
+
+
 @pages.post("/regulator/frequencies", response_class=HTMLResponse)
 def frequencies_propose(
     request: Request,
@@ -163,6 +193,10 @@ def frequencies_propose(
     rate_B: Annotated[str, Form(max_length=200)] = "",
     rate_C: Annotated[str, Form(max_length=200)] = "",
     rate_D: Annotated[str, Form(max_length=200)] = "",
+    interval_A: Annotated[str, Form(max_length=200)] = "",
+    interval_B: Annotated[str, Form(max_length=200)] = "",
+    interval_C: Annotated[str, Form(max_length=200)] = "",
+    interval_D: Annotated[str, Form(max_length=200)] = "",
     effective_from: Annotated[str, Form(max_length=200)] = "",
     note: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
@@ -174,10 +208,16 @@ def frequencies_propose(
         "rate_B": rate_B,
         "rate_C": rate_C,
         "rate_D": rate_D,
+        "interval_A": interval_A,
+        "interval_B": interval_B,
+        "interval_C": interval_C,
+        "interval_D": interval_D,
         "effective_from": effective_from,
         "note": note,
     }
     rates, found = _rates(values)
+    months, interval_errors = _intervals(values)
+    found.extend(interval_errors)
     day = None
     try:
         day = date.fromisoformat(effective_from.strip())
@@ -192,6 +232,7 @@ def frequencies_propose(
                 principal=p,
                 rule=request.app.state.settings.rate_publish,
                 rates_bp=rates,
+                min_interval_months=months,
                 effective_from=day,
                 note=note,
             )

@@ -41,6 +41,7 @@ def timeout_response(timeout_s: float, default_headers: list[tuple[bytes, bytes]
             "error": "RequestTimeout",
             "detail": f"the request headers did not arrive within {timeout_s:g} s; "
             "send them at once",
+            "detail_zh": f"请求头未在 {timeout_s:g} 秒内传完，请检查网络后重试",
         },
         separators=(",", ":"),
     ).encode()

@@ -37,6 +37,9 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int, *, declared: int | None = None) -> None:
         said = f" (Content-Length {declared})" if declared is not None else ""
+        self.detail_zh = f"提交的内容超过 {_size_zh(limit)} 的上限，请减少内容" + (
+            "或把文件分成几份上传" if limit > 1024 * 1024 else ""
+        )
         super().__init__(
             413,
             f"the request body is larger than {limit} bytes{said}; send less"
@@ -49,12 +52,23 @@ class BodyReadTimeout(HTTPException):
     """The request body did not arrive in time (408 ``RequestTimeout``)."""
 
     def __init__(self, timeout_s: float, received: int) -> None:
+        self.detail_zh = (
+            f"请求内容未在 {timeout_s:g} 秒内传完（只收到 {received} 字节），请检查网络后重新提交"
+        )
         super().__init__(
             408,
             f"the request body did not arrive within {timeout_s:g} s (got {received} bytes); "
             "send it at once",
             headers=CLOSE,
         )
+
+
+def _size_zh(n: int) -> str:
+    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)} MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024} KiB"
+    return f"{n} 字节"
 
 
 def _declared_length(headers: Headers) -> int | None:

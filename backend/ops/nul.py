@@ -36,12 +36,28 @@ _JSON_TYPES = ("application/json", "application/x-ndjson", "application/ndjson",
                "application/jsonl", "application/x-jsonlines")
 
 
+# Where a NUL was found, as a person reads it (the ``where`` of :class:`NulCharacter`).
+_WHERE_ZH = {
+    "path": "网址路径",
+    "query string": "网址的查询参数",
+    "form": "表单",
+    "form field": "表单项",
+    "form field name or file name": "表单项的名称或文件名",
+    "JSON body": "提交的 JSON 内容",
+    "body": "提交的内容",
+}
+
+
 class NulCharacter(HTTPException):
     """A request carries U+0000 (422 ``NulCharacter``)."""
 
     error_name = "NulCharacter"
 
     def __init__(self, where: str) -> None:
+        self.detail_zh = (
+            f"{_WHERE_ZH.get(where, '提交的内容')}含有空字符（U+0000 或 %00），"
+            "这里的文字都不能含有它，请删除后重新提交"
+        )
         super().__init__(
             422,
             f"the {where} contains a NUL character (U+0000 or %00), which no text here may "
@@ -150,7 +166,8 @@ class RefuseNul:
         if where is not None:
             err = NulCharacter(where)
             await JSONResponse(
-                {"error": err.error_name, "detail": err.detail}, status_code=err.status_code
+                {"error": err.error_name, "detail": err.detail, "detail_zh": err.detail_zh},
+                status_code=err.status_code,
             )(scope, receive, send)
             return
         if scope.get("path") in self.exempt:

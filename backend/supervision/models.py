@@ -392,6 +392,28 @@ class RowError(BaseModel):
     problem: str
 
 
+class ComplaintStatusQuery(BaseModel):
+    """The 受理编号 and check code of a complaint's receipt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket: str = PField(min_length=1, max_length=40, description="受理编号, e.g. TS-2026-000123")
+    code: str = PField(min_length=1, max_length=40, description="the check code on the receipt")
+
+
+class ComplaintStatusPublic(BaseModel):
+    """How a complaint stands, as its complainant may see it."""
+
+    ticket: str
+    uscc: str
+    submitted_at: datetime
+    status: Literal["pending", "verified", "rejected"]
+    decided_on: date | None = None
+    summary: str | None = PField(
+        default=None, description="the public summary, or the reason it was not verified"
+    )
+
+
 class ComplaintReceived(BaseModel):
     complaint_id: str
     uscc: str

@@ -11,7 +11,7 @@ from backend.accounts.deps import OptionalUser, client_address, require_role
 from backend.accounts.service import Principal
 from backend.deps import CtxDep, Offset, ReadSessionDep, SessionDep
 from backend.errors import PayloadTooLarge, error_responses
-from backend.supervision import bulk, complaints, service
+from backend.supervision import bulk, complaints, service, tickets
 from backend.supervision.kinds import CSV_COLUMNS
 from backend.supervision.models import (
     BulkWritten,
@@ -21,11 +21,14 @@ from backend.supervision.models import (
     ComplaintReceived,
     ComplaintReviewCreate,
     ComplaintReviewed,
+    ComplaintStatusPublic,
+    ComplaintStatusQuery,
     SupervisionInput,
     SupervisionRecordPage,
     SupervisionRecordPublic,
     SupervisionRecordWritten,
 )
+from backend.timeutil import utcnow
 
 router = APIRouter(
     tags=["supervision"], responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429)
@@ -135,6 +138,20 @@ def submit_complaint(
     return complaints.submit_complaint(
         session, principal=user, data=body, address=client_address(request)
     )
+
+
+@router.post("/api/complaints/status", response_model=ComplaintStatusPublic)
+def complaint_status(
+    session: SessionDep, request: Request, body: ComplaintStatusQuery
+) -> ComplaintStatusPublic:
+    """How a complaint stands, by the 受理编号 and check code of its receipt. Failed
+    lookups are limited per client address and per number (429 `TooManyAttempts`, with
+    Retry-After); a wrong number or code is 404 `ComplaintTicketNotFound` (never which)."""
+    found = tickets.lookup(
+        session, ticket=body.ticket, code=body.code, address=client_address(request),
+        now=utcnow(),
+    )
+    return ComplaintStatusPublic.model_validate(found, from_attributes=True)
 
 
 @router.get("/api/complaints", response_model=ComplaintPage)

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from sqlalchemy import Column, Integer, String
 from sqlmodel import Field, Session, SQLModel, select
 
+from backend.accounts import ratelimit
 from backend.errors import NotFound
 from backend.supervision.models import Complaint, ComplaintReview
 from backend.timeutil import shanghai_date
@@ -114,6 +115,30 @@ def numbers(session: Session, complaint_ids: list[str]) -> dict[str, str]:
         )
     ).scalars()
     return {r.complaint_id: ticket_number(r.year, r.seq or 0) for r in rows}
+
+
+def lookup(
+    session: Session, *, ticket: str, code: str, address: str | None, now: datetime
+) -> TicketStatus:
+    """:func:`status_of` for the public, limited against guessing: a failed lookup takes
+    a slot per client address and per ticket number (``backend/accounts/ratelimit.py``);
+    past either limit, ``TooManyAttempts`` (429, ``Retry-After``) before anything is
+    looked up. A lookup that succeeds gives its slots back (only failures count)."""
+    taken: list[tuple[str, ratelimit.Limit]] = []
+    for key, limit, what in (
+        (ratelimit.ticket_address_key(address), ratelimit.ADDRESS_TICKET_LOOKUP,
+         "failed complaint status lookups from this address"),
+        (ratelimit.ticket_key(ticket), ratelimit.TICKET_LOOKUP,
+         "failed status lookups of this complaint number"),
+    ):
+        ratelimit.take(session, key=key, limit=limit, now=now, what=what)
+        taken.append((key, limit))
+    session.commit()
+    found = status_of(session, ticket=ticket, code=code)
+    for key, limit in taken:
+        ratelimit.give_back(session, key=key, limit=limit)
+    session.commit()
+    return found
 
 
 def status_of(session: Session, *, ticket: str, code: str) -> TicketStatus:

@@ -246,6 +246,16 @@ def _complaint(w: World, fresh: bool) -> Req:
     return Req("/api/complaints", json={"uscc": w.uscc, "content": "少称"})
 
 
+def _complaint_status(w: World, fresh: bool) -> Req:
+    def receipt() -> dict[str, str]:
+        w.forget_limits()
+        body = w.client.post("/api/complaints", json={"uscc": w.uscc, "content": "少称"}).json()
+        return {"ticket": body["ticket"], "code": body["check_code"]}
+
+    w.forget_limits()
+    return Req("/api/complaints/status", json=_fresh(w, fresh, "receipt", receipt))
+
+
 def _review(w: World, fresh: bool) -> Req:
     complaint = _fresh(w, fresh, "complaint", w.new_complaint)
     return Req(
@@ -537,6 +547,9 @@ MATRIX: dict[str, Row] = {
     "POST /api/supervision/records": Row(_record, STAFF_ONLY),
     "POST /api/supervision/records/bulk": Row(_bulk, STAFF_ONLY),
     "POST /api/complaints": Row(_complaint, (OK, OK, OK, OK, OK)),
+    "POST /api/complaints/status": Row(
+        _complaint_status, (OK, OK, OK, OK, OK), credentials="ignored"
+    ),
     "POST /api/complaints/{complaint_id}/verification": Row(_review, STAFF_ONLY),
     "PUT /api/credit/policy": Row(_policy, (401, 403, 403, 403, OK)),
     "POST /api/credit-repairs": Row(_apply_repair, (401, OK, 403, 403, 403)),

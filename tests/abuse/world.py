@@ -318,6 +318,7 @@ def build_world(client: TestClient) -> World:
     w.ids["uscc"] = w.uscc
     # The C2SP tiles: the first entry bundle (the records' own bytes) at width 1.
     w.ids["level"], w.ids["index"] = "entries", "000.p/1"
+    w.ids["name"] = "draws"  # a document the site cites (/documents/{name})
     w.ids["pledge_id"] = w.new_pledge()
     w.ids["record_id"] = w.new_penalty()
     w.ids["repair_id"] = w.new_repair()

@@ -23,7 +23,14 @@ from tests import factories
 from tests.conftest import make_settings
 from tests.disclosure.test_form_errors import assert_chinese_only, field_error
 from tests.disclosure.test_pages import HTML, _login
-from tests.inspections.helpers import add_inspectors, add_item, ctx_of, seed_merchants
+from tests.inspections.helpers import (
+    add_inspectors,
+    add_item,
+    create_draw,
+    ctx_of,
+    reveal,
+    seed_merchants,
+)
 
 TIERS = ["A"] * 5 + ["B"] * 6 + ["C"] * 3 + ["D"] * 2
 
@@ -76,8 +83,9 @@ class TestTwoPersonApproval:
         page = client.get("/regulator/frequencies", headers=HTML)
         assert page.status_code == 200
         # The current rates (3/10/30/100 %) and their effect on 5/6/3/2 merchants.
-        assert re.search(r"<th scope=\"row\">A 级</th><td>5</td><td>3%</td><td>1</td>", page.text)
-        assert re.search(r"<th scope=\"row\">D 级</th><td>2</td><td>100%</td><td>2</td>", page.text)
+        cells = r"<th scope=\"row\">{} 级</th><td>{}</td><td>{}%</td><td>不限</td><td>{}</td>"
+        assert re.search(cells.format("A", 5, 3, 1), page.text)
+        assert re.search(cells.format("D", 2, 100, 2), page.text)
         assert "须由另一名工作人员批准" in page.text
 
         r = _propose(client, csrf, A="20", B="40", C="60", D="100")
@@ -212,3 +220,68 @@ class TestAdminRule:
         assert r.status_code == 303 and r.headers["location"].endswith("done=published")
         c.cookies.clear()
         assert c.get("/api/credit/policy").json()["document"]["spot_check_rate_bp"]["A"] == 400
+
+
+class TestMinimumInterval:
+    """A minimum interval per tier (months): a merchant a revealed draw assigned is not
+    in the next snapshot until ``add_months(that draw's planned_end, interval)``."""
+
+    def test_a_merchant_checked_within_its_interval_is_not_drawn_again(
+        self, client: TestClient
+    ) -> None:
+        reg = factories.create_staff(client, username="reg.int", role="regulator")
+        second = factories.create_staff(client, username="adm.int", role="admin")
+        seed_merchants(client, tiers=TIERS)
+        add_inspectors(client, reg, count=6)
+        item = add_item(client, reg)
+        # Version 1 sets no interval, and its record body has no such key.
+        v1 = client.get("/api/credit/policy/1").json()["document"]
+        assert "spot_check_min_interval_months" not in v1
+
+        csrf = _login(client, "reg.int", factories.STAFF_PASSWORD)
+        data = {
+            "csrf_token": csrf, "effective_from": today_shanghai().isoformat(), "note": "",
+            "rate_A": "20", "rate_B": "40", "rate_C": "60", "rate_D": "100",
+            "interval_A": "", "interval_B": "0", "interval_C": "", "interval_D": "12",
+        }
+        r = client.post("/regulator/frequencies", data=data, headers=HTML, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        client.cookies.clear()
+        csrf2 = _login(client, "adm.int", factories.STAFF_PASSWORD)
+        assert _decide(client, csrf2, _pending_id(client), "approve").status_code == 303
+        page = client.get("/regulator/frequencies", headers=HTML).text
+        assert "12 个月" in page and "不限" in page
+        client.cookies.clear()
+        doc = client.get("/api/credit/policy").json()["document"]
+        assert doc["spot_check_min_interval_months"] == {"A": 0, "B": 0, "C": 0, "D": 12}
+
+        first = create_draw(client, second, item_id=item)
+        plan = reveal(client, second, first["id"])
+        checked = {a["uscc"]: a["tier"] for a in plan["assignments"]}
+        checked_d = {u for u, t in checked.items() if t == "D"}
+        assert checked_d and len(checked) > len(checked_d)
+
+        again = create_draw(client, second, item_id=item)
+        snap = client.get(f"/api/draws/{again['id']}/snapshot").json()["entries"]
+        in_snapshot = {e["uscc"]: e["tier"] for e in snap}
+        # D merchants checked in the first draw wait 12 months; other tiers have no minimum.
+        assert not checked_d & set(in_snapshot)
+        assert {u for u in checked if u not in checked_d} <= set(in_snapshot)
+        assert again["commitment"]["snapshot_size"] == len(TIERS) - len(checked_d)
+        page = client.get(f"/inspections/{again['number']}", headers=HTML).text
+        assert re.search(r'id="draw-intervals">A 级 不限，B 级 不限，C 级 不限，D 级 12 个月', page)
+
+    def test_interval_errors_in_chinese(self, client: TestClient) -> None:
+        factories.create_staff(client, username="reg.ie", role="regulator")
+        csrf = _login(client, "reg.ie", factories.STAFF_PASSWORD)
+        data = {
+            "csrf_token": csrf, "effective_from": today_shanghai().isoformat(),
+            "rate_A": "3", "rate_B": "10", "rate_C": "30", "rate_D": "100",
+            "interval_A": "-1", "interval_B": "1.5", "interval_C": "９", "interval_D": "9999",
+        }
+        r = client.post("/regulator/frequencies", data=data, headers=HTML)
+        assert r.status_code == 422
+        for t in "ABCD":
+            assert field_error(r.text, f"interval_{t}").startswith(f"{t} 级最短间隔应为 0 到")
+        assert 'value="-1"' in r.text
+        assert_chinese_only(r.text)

@@ -73,6 +73,7 @@ def _assert_header_timeout(resp: RawResponse) -> None:
     body = json.loads(resp.body)
     assert body["error"] == "RequestTimeout"
     assert "headers" in body["detail"] and "1 s" in body["detail"]
+    assert body["detail_zh"] == "请求头未在 1 秒内传完，请检查网络后重试"
 
 
 class TestSlowHeaders:

@@ -55,7 +55,7 @@ def _head(path: str, extra: str) -> bytes:
 
 def _error(resp: object) -> dict[str, str]:
     body = json.loads(resp.body)  # type: ignore[attr-defined]
-    assert set(body) >= {"error", "detail"}, body
+    assert set(body) >= {"error", "detail", "detail_zh"}, body
     return body  # type: ignore[no-any-return]
 
 
@@ -168,6 +168,7 @@ class TestSlowClients:
             assert resp.status == 408
             body = _error(resp)
             assert body["error"] == "RequestTimeout" and "1 s" in body["detail"]
+            assert body["detail_zh"].startswith("请求内容未在 1 秒内传完")
             assert resp.headers["connection"] == "close"
             assert 0.8 <= waited < 4.0, waited
             assert closed_by_server(sock, within=2)

@@ -59,6 +59,9 @@ def refused(resp: Any, where: str) -> None:
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"] == "NulCharacter"
     assert where in resp.json()["detail"]
+    # Every API error carries its Chinese, naming where the NUL was (this path and query
+    # refusal answered before the app's handlers and had none).
+    assert "含有空字符" in resp.json()["detail_zh"], resp.json()
 
 
 # The red team's eight: three anonymous, five for staff.

@@ -149,6 +149,15 @@ def create_draw(
         entries = snapshot.build_snapshot(
             s, regions=checked.regions, sectors=checked.sectors, today=today, versions=versions
         )
+        # A merchant checked within its tier's minimum interval is not eligible (§8.4).
+        intervals: dict[str, int] = {
+            t: policy.policy.min_interval_months_for(t) for t in TIERS
+        }
+        if any(intervals.values()):
+            recent = snapshot.recently_checked(
+                s, entries, min_interval_months=intervals, today=today
+            )
+            entries = [e for e in entries if e.uscc not in recent]
         if not entries:
             raise EmptySnapshot(
                 "no verified merchant is in scope "

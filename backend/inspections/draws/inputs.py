@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlmodel import Session, col
 
 from backend.inspections import selection
@@ -105,6 +105,42 @@ def recused_pairs(session: Session, draw_id: str) -> set[tuple[str, str]]:
             )
         )
     }
+
+
+def snapshot_page(
+    session: Session,
+    draw_id: str,
+    *,
+    usccs: list[str] | None = None,
+    tier: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[int, list[tuple[str, str, str, str]]]:
+    """One page of a draw's snapshot in USCC order, and how many entries match:
+    ``usccs`` (a search's matches) and ``tier`` narrow it."""
+    where: list[Any] = [col(DrawSnapshotEntry.draw_id) == draw_id]
+    if usccs is not None:
+        where.append(col(DrawSnapshotEntry.uscc).in_(usccs))
+    if tier:
+        where.append(col(DrawSnapshotEntry.tier) == tier)
+    total = int(
+        session.execute(
+            select(func.count()).select_from(DrawSnapshotEntry).where(*where)
+        ).scalar_one()
+    )
+    rows = session.execute(
+        select(
+            col(DrawSnapshotEntry.uscc),
+            col(DrawSnapshotEntry.tier),
+            col(DrawSnapshotEntry.region_code),
+            col(DrawSnapshotEntry.sector),
+        )
+        .where(*where)
+        .order_by(col(DrawSnapshotEntry.uscc))
+        .offset(offset)
+        .limit(limit)
+    )
+    return total, [(u, t, r, sec) for u, t, r, sec in rows]
 
 
 def recusal_rows(session: Session, draw_id: str) -> list[tuple[str, str, str, str | None]]:

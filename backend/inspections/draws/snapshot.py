@@ -6,15 +6,16 @@ Reads only; the committed rows are kept by :mod:`backend.inspections.draws.input
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from backend.credit import queries as credit_queries
 from backend.credit import service as credit
+from backend.credit.policy import add_months
 from backend.inspections import directory, selection
 from backend.inspections.models import Draw, DrawAssignment
 from backend.merchants import queries as merchant_queries
@@ -79,6 +80,40 @@ def _wide_scope(session: Session, sectors: Sequence[str]) -> bool:
     if total < 10_000:
         return False
     return merchant_queries.count_in_sectors(session, sectors) * 4 > total
+
+
+def recently_checked(
+    session: Session,
+    entries: Iterable[selection.SnapshotEntry],
+    *,
+    min_interval_months: Mapping[str, int],
+    today: date,
+) -> set[str]:
+    """The merchants of ``entries`` checked within their tier's minimum interval
+    (``docs/draws.md`` §8.4): a revealed draw assigned the merchant, and ``today`` is
+    before ``add_months(that draw's planned_end, interval of the merchant's tier)``. Only
+    draws revealed by now count (committing holds the reveal lock)."""
+    tiers = {e.uscc: e.tier for e in entries if min_interval_months.get(e.tier, 0) > 0}
+    if not tiers:
+        return set()
+    query = (
+        select(col(DrawAssignment.uscc), func.max(col(Draw.planned_end)))
+        .join(Draw, col(Draw.id) == col(DrawAssignment.draw_id))
+        .where(col(Draw.status) == "revealed")
+        .group_by(col(DrawAssignment.uscc))
+    )
+    recent: set[str] = set()
+    for uscc, last_end in session.execute(query):
+        tier = tiers.get(uscc)
+        if tier is None:
+            continue
+        if today < add_months(_as_date(last_end), min_interval_months[tier]):
+            recent.add(uscc)
+    return recent
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def previous_assignments(
