@@ -392,7 +392,10 @@ def record_bulk(
         merchants=len(ratings),
         anchor_status=anchor_status(session, appended[-1].leaf_index),
         records=[
-            BulkRowWritten(row=n, record_id=rec.record_id, leaf_index=rec.leaf_index)
-            for (n, _), rec in zip(checked.prepared, appended, strict=True)
+            BulkRowWritten(
+                row=n, record_id=rec.record_id, leaf_index=rec.leaf_index, kind=x.kind,
+                uscc=x.uscc,
+            )
+            for (n, x), rec in zip(checked.prepared, appended, strict=True)
         ],
     )

@@ -377,6 +377,8 @@ class BulkRowWritten(BaseModel):
     row: int
     record_id: str
     leaf_index: int
+    kind: str = ""
+    uscc: str = ""
 
 
 class BulkWritten(BaseModel):
