@@ -676,7 +676,7 @@ order of the kinds."""
 
 KIND_HEADER = "记录类型"
 """The Chinese header of the ``kind`` column; its cells take a kind's name or label."""
-_EXAMPLE_PREFIX = "91511902MA600000"
+_EXAMPLE_PREFIX = "91511900MA6XXXXX"
 EXAMPLE_USCC = _EXAMPLE_PREFIX + compute_check_chars(_EXAMPLE_PREFIX)
 """The credit code of a template's example row: a well-formed code that a bulk import
 refuses as "the example row" (so a template sent back unedited records nothing)."""
