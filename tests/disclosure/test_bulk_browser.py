@@ -102,6 +102,8 @@ def test_upload_dry_run_errors_and_real_run(
     assert "第 6 行" in browser.find_element(By.ID, "bulk-row-5").text
     assert_chinese_only(browser.page_source)
     _fits(browser)
+    screenshot(browser, "bulk-import-errors", size)
+    browser.set_window_size(*size)
 
     good = tmp_path / "抽查结果.xlsx"
     good.write_bytes(fmt.rows_as_xlsx(HEADER, _rows(shops, bad=False)))
@@ -112,6 +114,8 @@ def test_upload_dry_run_errors_and_real_run(
     assert NAMES[0] in table and "监督抽查：未发现问题" in table and "强制检定计量器具" in table
     assert_chinese_only(browser.page_source)
     _fits(browser)
+    screenshot(browser, "bulk-import-preview", size)
+    browser.set_window_size(*size)
 
     submit(browser, "/regulator/outcomes/bulk/record")
     done = wait_for(browser, "#bulk-done")

@@ -145,9 +145,11 @@ class TestChineseFiles:
         self, client: TestClient, regulator: dict[str, str], merchants: list[str]
     ) -> None:
         header = ["记录类型", "统一社会信用代码", "检查结果", "检查日期", "检查机关"]
-        rows = [["监督抽查", merchants[0], "未发现问题", o.days_ago(3), o.AUTHORITY],
-                ["监督抽查", merchants[0], "合格", "2026/13/01", o.AUTHORITY],
-                ["示范单位", merchants[1], None, None, None]]
+        rows: list[list[Any]] = [
+            ["监督抽查", merchants[0], "未发现问题", o.days_ago(3), o.AUTHORITY],
+            ["监督抽查", merchants[0], "合格", "2026/13/01", o.AUTHORITY],
+            ["示范单位", merchants[1], None, None, None],
+        ]
         before = counts(client)
         resp = client.post(BULK, content=fmt.rows_as_xlsx(header, rows),
                            headers={**regulator, **XLSX})
@@ -215,3 +217,29 @@ class TestTemplates:
         assert resp.status_code == 200, resp.text
         assert resp.json()["rows"][0]["kind"] == kind
         assert wb.sheetnames[1] == "填写说明"
+
+
+def test_a_failure_while_writing_leaves_nothing_half_written(
+    client: TestClient, regulator: dict[str, str], merchants: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from backend.accounts.service import Principal
+    from backend.supervision import bulk
+
+    real = bulk.write_prepared
+
+    def dies_after_writing(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)  # every record appended and projected, not yet committed
+        raise RuntimeError("the process dies here")
+
+    monkeypatch.setattr(bulk, "write_prepared", dies_after_writing)
+    rows = [["监督抽查", merchants[i % 5], "未发现问题", o.days_ago(1 + i), o.AUTHORITY]
+            for i in range(50)]
+    data = fmt.rows_as_xlsx(["记录类型", "统一社会信用代码", "检查结果", "检查日期", "检查机关"],
+                            rows)
+    who = Principal(account_id=1, username="regulator1", role="regulator", merchant_uscc=None)
+    before = counts(client)
+    db = client.app.state.ctx.db  # type: ignore[attr-defined]
+    with db.session() as s, pytest.raises(RuntimeError):
+        bulk.record_bulk(s, principal=who, content_type=XLSX["Content-Type"], data=data)
+    assert counts(client) == before
