@@ -60,9 +60,10 @@ def _strip_note(label: str) -> str:
 
 
 def header_key(text: str) -> str:
-    """A header as compared: trimmed, ASCII brackets as Chinese ones, no required mark."""
+    """A header as compared: trimmed, ASCII brackets as Chinese ones, no required mark, no
+    spaces, English in lower case (``Checked_On``)."""
     t = text.strip().strip("*＊").strip()
-    return t.replace("(", "（").replace(")", "）").replace(" ", "")
+    return t.replace("(", "（").replace(")", "）").replace(" ", "").replace("\u3000", "").lower()
 
 
 def _headers() -> dict[str, str]:

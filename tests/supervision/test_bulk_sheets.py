@@ -65,6 +65,8 @@ class TestCells:
         assert fmt.HEADERS[fmt.header_key("双随机抽查编号")] == "draw_id"
         assert fmt.HEADERS[fmt.header_key("罚没金额(元)")] == "amount_yuan"
         assert fmt.HEADERS[fmt.header_key("记录类型")] == "kind"
+        assert fmt.HEADERS[fmt.header_key(" Checked_On ")] == "checked_on"
+        assert fmt.HEADERS[fmt.header_key("*检查日期")] == "checked_on"
 
     def test_yuan(self) -> None:
         assert fmt.yuan_to_fen("3000") == 300_000
