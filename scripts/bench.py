@@ -4,6 +4,7 @@ because this machine is shared and noisy: compare ratios, not raw numbers.
     python scripts/bench.py log       appends/s and proof time at 10^4..10^6 leaves
     python scripts/bench.py anchor    records/s through anchoring, gas per record
     python scripts/bench.py credit    full re-rating, incremental update, bulk ingest rows/s
+    python scripts/bench.py bulk      bulk import of 10,000 rows: Chinese XLSX, dry and real run
     python scripts/bench.py draw      draw snapshot + selection at 10^5 and 10^6 merchants
     python scripts/bench.py site      merchant page and search server time at 10^5 merchants
     python scripts/bench.py audit     the projection audit at 10^4/10^5 and 10^5/10^6
@@ -109,6 +110,10 @@ def main() -> None:
     import bench_credit  # scripts/bench_credit.py: the credit benchmark's own module
 
     bench_credit.add_parser(sub)
+
+    import bench_bulk  # scripts/bench_bulk.py: the regulator's bulk import (XLSX, dry run)
+
+    bench_bulk.add_parser(sub)
 
     import bench_draw  # scripts/bench_draw.py: snapshot and selection of a draw
 

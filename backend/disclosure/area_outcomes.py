@@ -1,18 +1,18 @@
 """The regulator's workbench: its home, verifying a registration, and recording
-supervision outcomes one at a time or from a file."""
+supervision outcomes one at a time (from a file: ``area_bulk.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from backend.deps import CtxDep, ReadSessionDep, SessionDep
+from backend.deps import ReadSessionDep, SessionDep
 from backend.disclosure import amounts, service, web
 from backend.disclosure.area_common import (
     FormInputError,
@@ -23,9 +23,8 @@ from backend.disclosure.area_common import (
     submit,
 )
 from backend.disclosure.web import FormError, PageUser
-from backend.errors import DomainError, PayloadTooLarge
+from backend.errors import DomainError
 from backend.merchants import service as merchants
-from backend.supervision import bulk
 from backend.supervision import service as supervision
 from backend.supervision.models import SupervisionInput
 from backend.timeutil import today_shanghai
@@ -96,8 +95,6 @@ def _outcome_form(
     error: FormError | None,
     status: int = 200,
     written: Any = None,
-    bulk_error: FormError | None = None,
-    bulk_rows: list[Any] | None = None,
 ) -> HTMLResponse:
     return web.render(
         request,
@@ -111,9 +108,6 @@ def _outcome_form(
             "values": values,
             "error": error,
             "written": written,
-            "bulk_error": bulk_error,
-            "bulk_rows": bulk_rows or [],
-            "csv_columns": service.csv_columns(),
         },
         status_code=status,
     )
@@ -196,53 +190,3 @@ async def outcomes_submit(request: Request, session: SessionDep, user: PageUser)
         return _outcome_form(request, kind=kind, values=values, error=error, status=422)
     fresh = service.outcome_defaults(kind, today=today_shanghai())
     return _outcome_form(request, kind=kind, values=fresh, error=None, written=written, status=201)
-
-
-@pages.post("/regulator/outcomes/bulk", response_class=HTMLResponse)
-async def outcomes_bulk(
-    request: Request, ctx: CtxDep, session: SessionDep, user: PageUser, file: UploadFile
-) -> Response:
-    p = staff_or_redirect(request, user)
-    if isinstance(p, Response):
-        return p
-    limit = ctx.settings.max_bulk_body_bytes
-    data = await file.read(limit + 1)
-    name = (file.filename or "").lower()
-    kind = "spot_check"
-    values = service.outcome_defaults(kind, today=today_shanghai())
-    if len(data) > limit:
-        err = FormError.of(PayloadTooLarge(f"the file is larger than {limit} bytes; split it"))
-        return _outcome_form(
-            request, kind=kind, values=values, error=None, bulk_error=err, status=413
-        )
-    content_type = (
-        "application/x-ndjson"
-        if name.endswith((".ndjson", ".jsonl"))
-        else "text/csv"
-        if name.endswith(".csv")
-        else file.content_type
-    )
-    try:
-        result = await run_in_threadpool(
-            lambda: bulk.record_bulk(
-                session, principal=p, content_type=content_type, data=data
-            )
-        )
-    except DomainError as exc:
-        await run_in_threadpool(session.rollback)
-        rows = exc.extra.get("errors") or []
-        return _outcome_form(
-            request,
-            kind=kind,
-            values=values,
-            error=None,
-            bulk_error=FormError.of(exc),
-            bulk_rows=rows,
-            status=exc.status_code,
-        )
-    return web.render(
-        request,
-        "area/bulk_done.html",
-        {"title": "批量导入完成", "nav": "regulator", "result": result},
-        status_code=201,
-    )

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.disclosure import area_cases, area_inspections, area_merchant, area_outcomes
+from backend.disclosure import (
+    area_bulk,
+    area_cases,
+    area_inspections,
+    area_merchant,
+    area_outcomes,
+)
 
 pages = APIRouter(include_in_schema=False)
-for _area in (area_merchant, area_outcomes, area_cases, area_inspections):
+for _area in (area_merchant, area_outcomes, area_bulk, area_cases, area_inspections):
     pages.include_router(_area.pages)

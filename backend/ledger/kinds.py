@@ -64,6 +64,9 @@ class FormField:
     """The input field this one fills when the form converts what is typed (元 into
     ``amount_fen``, a file into its ``evidence_sha256``); empty: the field of the
     same name."""
+    example: str = ""
+    """What the example row of a bulk-import template holds in this column (empty: the
+    default, or the first option's label)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,6 +54,7 @@ from backend.supervision.models import (
     SpotCheckInput,
     SupervisionRecord,
 )
+from backend.uscc import compute_check_chars
 
 Checked = tuple[dict[str, Any], date | None, str | None]
 """What a kind's check makes of an input: the record's body, its date of legal
@@ -457,7 +458,7 @@ SPOT_CHECK = _kind(
         FormField(
             "result", "检查结果", "select", True, tuple(Option(r, r) for r in SPOT_CHECK_RESULTS)
         ),
-        FormField("checked_on", "检查日期", "date", True),
+        FormField("checked_on", "检查日期", "date", True, example="2026/11/24"),
         FormField("authority", "检查机关", required=True, default=_AUTHORITY_DEFAULT),
         FormField("draw_id", "双随机抽查编号（可选）"),
         FormField("evidence_sha256", "检查记录文件的 SHA-256（可选）"),
@@ -470,11 +471,16 @@ PENALTY = _kind(
     check=_check_penalty,
     tell=_tell_penalty,
     fields=(
-        FormField("decision_no", "决定书文号", required=True),
-        FormField("decided_on", "决定日期", "date", True),
+        FormField("decision_no", "决定书文号", required=True, example="巴市监罚〔2026〕12号"),
+        FormField("decided_on", "决定日期", "date", True, example="2026/11/24"),
         FormField("authority", "处罚机关", required=True, default=_AUTHORITY_DEFAULT),
         FormField(
-            "amount_yuan", "罚没金额（元）", required=True, hint="没有罚款填 0", into="amount_fen"
+            "amount_yuan",
+            "罚没金额（元）",
+            required=True,
+            hint="没有罚款填 0",
+            into="amount_fen",
+            example="3000",
         ),
         FormField(
             "lower_amount",
@@ -499,6 +505,7 @@ PENALTY = _kind(
             "决定书文件的 SHA-256",
             required=True,
             hint="选择上面的文件后由浏览器自动计算；也可直接填写",
+            example="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         ),
     ),
 )
@@ -509,9 +516,22 @@ COMPLAINT_VERIFIED = _kind(
     check=_check_complaint,
     tell=_tell_complaint,
     fields=(
-        FormField("complaint_id", "投诉编号", required=True, hint="如 12315 平台的投诉编号"),
-        FormField("verified_on", "核实日期", "date", True),
-        FormField("summary", "公示摘要", "textarea", True, hint="不得包含投诉人个人信息"),
+        FormField(
+            "complaint_id",
+            "投诉编号",
+            required=True,
+            hint="如 12315 平台的投诉编号",
+            example="12315-2026-000123",
+        ),
+        FormField("verified_on", "核实日期", "date", True, example="2026/11/24"),
+        FormField(
+            "summary",
+            "公示摘要",
+            "textarea",
+            True,
+            hint="不得包含投诉人个人信息",
+            example="电子计价秤少称约 50 克，已责令改正",
+        ),
     ),
 )
 ABNORMAL_LIST = _kind(
@@ -522,7 +542,7 @@ ABNORMAL_LIST = _kind(
     tell=_tell_listing("经营异常名录"),
     fields=(
         FormField("action", "操作", "select", True, _ACTION_IN_OUT),
-        FormField("on", "日期", "date", True),
+        FormField("on", "日期", "date", True, example="2026/11/24"),
         FormField(
             "reason",
             "列入原因 / 移出依据",
@@ -542,8 +562,8 @@ SERIOUS_LIST = _kind(
     tell=_tell_listing("严重违法失信名单"),
     fields=(
         FormField("action", "操作", "select", True, _ACTION_IN_OUT),
-        FormField("on", "日期", "date", True),
-        FormField("reason", "原因", "textarea", True),
+        FormField("on", "日期", "date", True, example="2026/11/24"),
+        FormField("reason", "原因", "textarea", True, example="因计量违法行为受到较重行政处罚"),
         _LIST_CLOSES,
     ),
 )
@@ -556,12 +576,16 @@ INSTRUMENT = _kind(
     tell=_tell_instrument,
     fields=(
         FormField(
-            "instrument_type", "计量器具名称", required=True, hint="例如：电子计价秤、燃油加油机"
+            "instrument_type",
+            "计量器具名称",
+            required=True,
+            hint="例如：电子计价秤、燃油加油机",
+            example="电子计价秤",
         ),
-        FormField("serial", "出厂编号", required=True),
-        FormField("certificate_no", "检定证书编号", required=True),
-        FormField("verified_on", "检定日期", "date", True),
-        FormField("valid_until", "有效期至（含当天）", "date", True),
+        FormField("serial", "出厂编号", required=True, example="SN20260001"),
+        FormField("certificate_no", "检定证书编号", required=True, example="JD-2026-00123"),
+        FormField("verified_on", "检定日期", "date", True, example="2026/11/24"),
+        FormField("valid_until", "有效期至（含当天）", "date", True, example="2027/11/23"),
     ),
 )
 DEMONSTRATION = _kind(
@@ -595,8 +619,13 @@ REVOCATION = _kind(
     correctable=False,
     tell=_tell_revocation,
     fields=(
-        FormField("revokes", "要撤销的记录编号", required=True),
-        FormField("reason", "撤销原因", "textarea", True),
+        FormField(
+            "revokes",
+            "要撤销的记录编号",
+            required=True,
+            example="3f2a9c0d5b7e41a68d0c2e9f7b1a4c6d8e0f2a4b6c8d0e2f4a6b8c0d2e4f6a8b",
+        ),
+        FormField("reason", "撤销原因", "textarea", True, example="录入错误，该记录不属于该经营者"),
     ),
 )
 
@@ -648,3 +677,24 @@ CSV_COLUMNS: tuple[str, ...] = _csv_columns()
 """Every column a bulk file may have (any subset, any order; empty cells mean "not
 given"): ``kind``, then the input fields of every kind a file may hold, in the
 order of the kinds."""
+
+
+# --- bulk files: columns in Chinese ------------------------------------------------------------
+
+KIND_HEADER = "记录类型"
+"""The Chinese header of the ``kind`` column; its cells take a kind's name or label."""
+_EXAMPLE_PREFIX = "91511900MA6XXXXX"
+EXAMPLE_USCC = _EXAMPLE_PREFIX + compute_check_chars(_EXAMPLE_PREFIX)
+"""The credit code of a template's example row: a well-formed code that a bulk import
+refuses as "the example row" (so a template sent back unedited records nothing)."""
+
+BULK_KINDS: tuple[OutcomeKind, ...] = tuple(
+    OUTCOMES[k] for k in FORM_ORDER if OUTCOMES[k].check is not None
+)
+"""The kinds a bulk file may hold, in the form's order (a template each)."""
+
+
+def bulk_fields(kind: OutcomeKind) -> list[FormField]:
+    """The columns of ``kind``'s template: its form without the file pickers (a file's
+    digest has its own column)."""
+    return [f for f in form_fields(kind) if f.type != "file"]

@@ -377,6 +377,8 @@ class BulkRowWritten(BaseModel):
     row: int
     record_id: str
     leaf_index: int
+    kind: str = ""
+    uscc: str = ""
 
 
 class BulkWritten(BaseModel):
@@ -386,10 +388,32 @@ class BulkWritten(BaseModel):
     records: list[BulkRowWritten]
 
 
+class BulkRowPreview(BaseModel):
+    row: int
+    kind: str
+    uscc: str
+    body: dict[str, Any] = PField(description="the record's body, as it would be written")
+    effective_on: date | None = PField(description="its date of legal effect (None: today)")
+
+
+class BulkPreview(BaseModel):
+    """A dry run: what the file would record. Nothing is written."""
+
+    dry_run: Literal[True] = True
+    count: int
+    merchants: int = PField(description="distinct merchants the rows name")
+    kinds: dict[str, int] = PField(description="rows per kind")
+    rows: list[BulkRowPreview]
+
+
 class RowError(BaseModel):
-    row: int = PField(description="1 = the first data row (after a CSV header)")
+    row: int = PField(description="1 = the first data row (after the header); 0 = the header")
     field: str | None
     problem: str
+    column: str | None = PField(
+        default=None, description="the column as the file names it (e.g. 检查日期)"
+    )
+    problem_zh: str = PField(default="", description="the problem in Chinese, naming the column")
 
 
 class ComplaintStatusQuery(BaseModel):

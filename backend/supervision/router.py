@@ -14,6 +14,7 @@ from backend.errors import PayloadTooLarge, error_responses
 from backend.supervision import bulk, complaints, service, tickets
 from backend.supervision.kinds import CSV_COLUMNS
 from backend.supervision.models import (
+    BulkPreview,
     BulkWritten,
     ComplaintCreate,
     ComplaintPage,
@@ -37,13 +38,19 @@ router = APIRouter(
 StaffUser = Annotated[Principal, require_role("regulator", "admin")]
 
 _BULK_DOC = (
-    "A CSV file (`Content-Type: text/csv`, UTF-8 or GB18030, a header row naming any of the "
-    f"columns {', '.join(CSV_COLUMNS)}; empty cells mean \"not given\") or JSON lines "
+    "A CSV file (`Content-Type: text/csv`, UTF-8 or GB18030), an XLSX workbook (`Content-Type: "
+    f"{sorted(bulk.XLSX_TYPES)[0]}`, its first sheet) or JSON lines "
     "(`Content-Type: application/x-ndjson`, one outcome object per line, as for "
-    "POST /api/supervision/records). Every row is validated first — against the database and "
-    "the rows above it — and the file is written all or nothing. On any problem: 422 "
-    "`BulkValidationFailed` with `errors` (row, field, problem; row 1 is the first data row, "
-    "row 0 the CSV header), at most 1000 of them, and `error_count`."
+    "POST /api/supervision/records). A CSV or XLSX file has a header row naming its columns "
+    "in Chinese, as the templates on the regulator's bulk-import page do (检查日期, "
+    "罚没金额（元）), or by the API's names "
+    f"({', '.join(CSV_COLUMNS)}); empty cells mean \"not given\"; dates may be written as "
+    "spreadsheets do (2026/11/24, 2026-11-24, a date cell, an Excel serial number). Every row "
+    "is validated first — against the database and the rows above it — and the file is written "
+    "all or nothing. `dry_run=true`: nothing is written; 200 with what would be recorded. On "
+    "any problem: 422 `BulkValidationFailed` with `errors` (row, field, column, problem, "
+    "problem_zh; row 1 is the first data row, row 0 the header), at most 1000 of them, "
+    "`error_count`, `row_count` and `invalid_rows`."
 )
 
 
@@ -78,27 +85,38 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     response_model=BulkWritten,
     status_code=201,
     description=_BULK_DOC,
+    responses={200: {"model": BulkPreview, "description": "dry_run=true: what would be recorded"}},
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
                 "text/csv": {"schema": {"type": "string"}},
+                sorted(bulk.XLSX_TYPES)[0]: {"schema": {"type": "string", "format": "binary"}},
                 "application/x-ndjson": {"schema": {"type": "string"}},
             },
         }
     },
 )
 async def create_records_bulk(
-    ctx: CtxDep, request: Request, session: SessionDep, user: StaffUser
-) -> BulkWritten:
+    ctx: CtxDep,
+    request: Request,
+    session: SessionDep,
+    user: StaffUser,
+    dry_run: Annotated[bool, Query(description="check and preview only; write nothing")] = False,
+) -> Any:
     """Import many outcomes at once (10,000 rows take a few seconds)."""
     data = await _read_limited(request, ctx.settings.max_bulk_body_bytes)
+    content_type = request.headers.get("content-type")
+    if dry_run:
+        preview = await run_in_threadpool(
+            lambda: bulk.preview_bulk(
+                session, principal=user, content_type=content_type, data=data
+            )
+        )
+        return Response(preview.model_dump_json(), media_type="application/json")
     return await run_in_threadpool(
         lambda: bulk.record_bulk(
-            session,
-            principal=user,
-            content_type=request.headers.get("content-type"),
-            data=data,
+            session, principal=user, content_type=content_type, data=data
         )
     )
 

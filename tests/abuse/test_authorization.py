@@ -463,6 +463,11 @@ def _form_bulk(w: World, fresh: bool) -> Req:
     )
 
 
+def _form_bulk_record(w: World, fresh: bool) -> Req:
+    # A token no upload made: staff get the page saying so (409), the rest never get there.
+    return Req("/regulator/outcomes/bulk/record", data={"token": "0" * 16 + "-" + "0" * 64})
+
+
 def _form_review(w: World, fresh: bool) -> Req:
     complaint = _fresh(w, fresh, "complaint", w.new_complaint)
     return Req(
@@ -584,6 +589,9 @@ MATRIX: dict[str, Row] = {
     "POST /regulator/merchants/{uscc}/verify": Row(_form_verify, (LOGIN, 403, 403, OK, 403)),
     "POST /regulator/outcomes": Row(_form_outcome, FORM_STAFF_ONLY),
     "POST /regulator/outcomes/bulk": Row(_form_bulk, FORM_STAFF_ONLY),
+    "POST /regulator/outcomes/bulk/record": Row(
+        _form_bulk_record, FORM_STAFF_ONLY, must_succeed=False
+    ),
     "POST /regulator/complaints/{complaint_id}/review": Row(_form_review, FORM_STAFF_ONLY),
     "POST /regulator/repairs/{repair_id}/decision": Row(_form_decide, FORM_STAFF_ONLY),
     "POST /regulator/policy": Row(_form_policy, (LOGIN, 403, 403, 403, OK)),

@@ -83,9 +83,11 @@ class TestBulk:
         assert body["error"] == "BulkValidationFailed"
         assert "nothing was written" in body["detail"]
         assert body["error_count"] == 1
-        assert body["errors"] == [
-            {"row": 1234, "field": "checked_on", "problem": body["errors"][0]["problem"]}
+        assert [(e["row"], e["field"], e["column"]) for e in body["errors"]] == [
+            (1234, "checked_on", "checked_on")
         ]
+        assert body["errors"][0]["problem_zh"].startswith("检查日期：")
+        assert body["row_count"] == 2000 and body["invalid_rows"] == 1
         assert counts(client) == before
 
     def test_errors_name_row_field_problem_and_are_capped(
@@ -101,9 +103,7 @@ class TestBulk:
         assert body["errors"][0]["row"] == 1 and body["errors"][0]["field"] == "result"
         resp = client.post(BULK, content=to_ndjson(rows[-1:]).encode(),
                            headers={**regulator, **NDJSON})
-        assert resp.json()["errors"] == [
-            {"row": 1, "field": "uscc", "problem": resp.json()["errors"][0]["problem"]}
-        ]
+        assert [(e["row"], e["field"]) for e in resp.json()["errors"]] == [(1, "uscc")]
         assert "register it first" in resp.json()["errors"][0]["problem"]
 
     def test_rows_are_checked_against_earlier_rows(
