@@ -273,6 +273,15 @@ def entries_of(session: Session, subject: str, covers: int) -> list[tuple[int, s
     return [(int(i), str(r), bytes(d)) for i, r, d in rows]
 
 
+def record_ids_of(session: Session, subject: str) -> list[str]:
+    """Every record id the log table holds for ``subject``, in log order (what a page
+    accounts for; the completeness proof says what it must hold)."""
+    rows = session.execute(
+        select(LEAF.c.record_id).where(LEAF.c.subject == subject).order_by(LEAF.c.leaf_index)
+    )
+    return [str(r) for (r,) in rows]
+
+
 # --- audit ----------------------------------------------------------------------------
 
 
