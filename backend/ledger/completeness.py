@@ -79,9 +79,8 @@ def completeness(
             "index record: it was anchored before the index existed; ask for a later one",
             checkpoint=cp.seq,
         )
-    tree = index_store.trees.get(session, rec)
     key = si.subject_key(code)
-    proof = tree.prove(key)
+    proof = index_store.trees.prove(session, rec, key)
     entries = index_store.entries_of(session, code, rec.covers)
     leaf = proof.leaf
     member = leaf is not None and leaf.key == key

@@ -234,30 +234,66 @@ def append_index_record(
 class _Cache:
     """Trees for the proof route, by the id of the index record they were built for (an
     index over a given prefix of the log never changes; a record id is salted, so two
-    logs never share one); the two used last are kept."""
+    logs never share one); the two used last are kept.
+
+    A checkpoint's tree is made from the newest cached tree before it by applying the
+    rows in between (O(k log n) for k changed subjects), else built from the table.
+    Trees are changed and proofs made under one lock, so no proof sees a tree midway.
+    """
 
     def __init__(self, size: int = 2) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._trees: dict[str, si.SubjectIndex] = {}
+        self._trees: dict[str, tuple[int, si.SubjectIndex]] = {}
 
-    def get(self, session: Session, rec: IndexRecord) -> si.SubjectIndex:
+    def prove(self, session: Session, rec: IndexRecord, key: bytes) -> si.IndexProof:
         with self._lock:
-            tree = self._trees.pop(rec.record_id, None)
-            if tree is not None:
-                self._trees[rec.record_id] = tree  # most recently used last
-        if tree is not None:
-            return tree
-        tree = build(session, rec.covers)
-        with self._lock:
-            self._trees[rec.record_id] = tree
+            entry = self._trees.pop(rec.record_id, None)
+            if entry is None:
+                prev = _index_before(session, rec.leaf_index)
+                held = self._trees.pop(prev.record_id, None) if prev is not None else None
+                if prev is not None and held is not None:
+                    tree = held[1]
+                    for subject, count, digest in _changes(session, prev.covers, rec.covers):
+                        tree.put(si.subject_key(subject), count, digest)
+                else:
+                    tree = build(session, rec.covers)
+                if tree.root() != rec.root:  # never carry a wrong tree over: rebuild
+                    tree = build(session, rec.covers)
+                entry = (rec.covers, tree)
+            self._trees[rec.record_id] = entry  # most recently used last
             while len(self._trees) > self.size:
                 self._trees.pop(next(iter(self._trees)))
-        return tree
+            return entry[1].prove(key)
 
     def clear(self) -> None:
         with self._lock:
             self._trees.clear()
+
+
+def _index_before(session: Session, leaf_index: int) -> IndexRecord | None:
+    """The index record before the one at ``leaf_index`` (its predecessor's tree is the
+    one to carry over: record ids are salted, so it is this log's)."""
+    row = session.execute(
+        select(LEAF.c.leaf_index, LEAF.c.record_id, LEAF.c.canonical)
+        .where(and_(LEAF.c.record_type == INDEX_TYPE, LEAF.c.leaf_index < leaf_index))
+        .order_by(LEAF.c.leaf_index.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else parse_index_record(int(row[0]), row[1], bytes(row[2]))
+
+
+def _changes(session: Session, start: int, end: int) -> list[tuple[str, int, bytes]]:
+    """Each subject's newest (count, digest) among the rows of leaves ``[start, end)``."""
+    newest: dict[str, tuple[int, bytes]] = {}
+    rows = session.execute(
+        select(TABLE.c.subject, TABLE.c.seq, TABLE.c.ids_digest)
+        .where(and_(TABLE.c.leaf_index >= start, TABLE.c.leaf_index < end))
+        .order_by(TABLE.c.leaf_index)
+    )
+    for subject, seq, digest in rows:
+        newest[str(subject)] = (int(seq), bytes(digest))
+    return [(s, c, d) for s, (c, d) in newest.items()]
 
 
 trees = _Cache()

@@ -73,7 +73,9 @@ def check(body: dict[str, Any], subject: str) -> tuple[bytes, si.IndexProof]:
     return bytes.fromhex(record["body"]["root"]), si.IndexProof.from_json(body["proof"])
 
 
-def test_membership_then_absence_and_history(client: TestClient) -> None:
+def test_membership_then_absence_and_history(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx = ctx_of(client)
     recs = append_records(ctx, 3)
     mine = [r.record_id for r in recs]
@@ -106,7 +108,15 @@ def test_membership_then_absence_and_history(client: TestClient) -> None:
     # Two more records: the next checkpoint proves 5, checkpoint 0 still proves 3.
     mine += [r.record_id for r in append_records(ctx, 2, start=5)]
     anchor(ctx)
+    builds: list[int] = []
+    build = index_store.build
+    def counted(session: Any, covers: int) -> si.SubjectIndex:
+        builds.append(covers)
+        return build(session, covers)
+
+    monkeypatch.setattr(index_store, "build", counted)
     latest = client.get(f"/api/merchants/{SUBJECT}/completeness").json()
+    assert builds == []  # checkpoint 0's tree, carried over to checkpoint 1
     assert (latest["checkpoint"], latest["count"], latest["record_ids"]) == (1, 5, mine)
     old = client.get(f"/api/merchants/{SUBJECT}/completeness", params={"checkpoint": 0}).json()
     assert (old["checkpoint"], old["count"]) == (0, 3)
