@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from backend.accounts import service as accounts
+from backend.ledger import subject_index as si
 from backend.ledger.trustroot_load import load_trust_root
 from backend.timeutil import today_shanghai
 from backend.verification.credit import verify_credit
@@ -137,3 +138,59 @@ def test_the_cli_reports_the_same_page_incomplete(
     assert not verdict.ok
     assert "INCOMPLETE" in verdict.summary(), verdict.render()
     assert "proves 5 record(s)" in verdict.summary(), verdict.render()
+
+
+def _py_index_root(key: bytes, proof: dict[str, Any]) -> str | None:
+    try:
+        return si.root_from_proof(key, si.IndexProof.from_json(proof)).hex()
+    except si.SubjectIndexError:
+        return None
+
+
+def test_the_sparse_merkle_check_matches_python(
+    browser: Any, live_server: LiveServer, shops: dict[str, Any]
+) -> None:
+    """completeness.js's proof check and ids digest agree with subject_index.py on valid,
+    absent and mutated proofs."""
+    index = si.SubjectIndex()
+    ids = {f"code-{i}": [bytes([i, j]) * 16 for j in range(1 + i % 3)] for i in range(60)}
+    for code, rids in ids.items():
+        index.put(si.subject_key(code), *si.ids_digest(rids))
+    cases = []
+    for code in [*list(ids)[:15], "absent-1", "absent-2", "absent-3"]:
+        key = si.subject_key(code)
+        proof = index.prove(key).to_json()
+        variants = [("valid", proof)]
+        sibs = list(proof["siblings"])  # type: ignore[call-overload]
+        if sibs:
+            flipped = ("0" if sibs[0][0] != "0" else "1") + sibs[0][1:]
+            variants.append(("flipped", {**proof, "siblings": [flipped, *sibs[1:]]}))
+            variants.append(("truncated", {**proof, "siblings": sibs[:-1]}))
+        for name, p in variants:
+            cases.append({"name": f"{name} {code}", "key": key.hex(), "proof": p,
+                          "expected": _py_index_root(key, p),
+                          "ids": [r.hex() for r in ids.get(code, [])],
+                          "digest": si.ids_digest(ids.get(code, []))[1].hex()})
+    assert sum(c["expected"] == index.root().hex() for c in cases) == 18
+    _open(browser, live_server, shops["honest"]["merchant"]["uscc"])
+    got = browser.execute_async_script(
+        """
+const [cases, done] = [arguments[0], arguments[arguments.length - 1]];
+(async () => {
+  const V = window.HMVerify;
+  const out = [];
+  for (const c of cases) {
+    let root = null;
+    try { root = V.bytesToHex(await V.indexRootFromProof(V.hexToBytes(c.key), c.proof)); }
+    catch (e) { root = null; }
+    out.push([root, V.bytesToHex(await V.idsDigest(c.ids))]);
+  }
+  return out;
+})().then(done, e => done('ERROR ' + e));
+""",
+        cases,
+    )
+    assert isinstance(got, list), got
+    assert [(c["name"], c["expected"], c["digest"]) for c in cases] == [
+        (c["name"], g[0], g[1]) for c, g in zip(cases, got, strict=True)
+    ]
