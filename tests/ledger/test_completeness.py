@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from backend import cli
 from backend.app import create_app
 from backend.config import Settings
 from backend.context import AppContext
@@ -171,6 +172,14 @@ def test_a_forged_index_is_caught_by_audit(
     code, out, err = audit_cli(ctx, monkeypatch, capsys)
     assert code != 0, out + err
     assert "subject_index_entry" in out and SUBJECT in out
+
+    # The rows are the log's to say: rebuild --from-log restores them.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["rebuild", "--from-log", "--quiet"])
+    assert exit_.value.code == 0, capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["audit", "--quiet"])
+    assert exit_.value.code == 0, capsys.readouterr()
 
 
 def test_the_anchorer_reuses_a_trailing_index_record(ctx: AppContext) -> None:
