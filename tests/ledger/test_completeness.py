@@ -193,3 +193,24 @@ def test_the_anchorer_reuses_a_trailing_index_record(ctx: AppContext) -> None:
         s.commit()
     out = Anchorer(ctx).run_once(force=True)
     assert out.tree_size == rec.leaf_index + 1 == 3
+
+
+def test_a_checkpoint_from_before_the_index(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint anchored by a version without the index (its last leaf is an
+    ordinary record): 409 NoSubjectIndex in the error shape; the next one has it."""
+    ctx = ctx_of(client)
+    append_records(ctx, 2)
+    with monkeypatch.context() as m:
+        m.setattr(Anchorer, "_close_with_index", lambda self, size: size)
+        anchor(ctx)
+    r = client.get(f"/api/merchants/{SUBJECT}/completeness")
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == "NoSubjectIndex" and r.json()["detail_zh"]
+    append_records(ctx, 1, start=2)
+    anchor(ctx)
+    body = client.get(f"/api/merchants/{SUBJECT}/completeness").json()
+    assert (body["checkpoint"], body["count"]) == (1, 3)
+    old = client.get(f"/api/merchants/{SUBJECT}/completeness", params={"checkpoint": 0})
+    assert old.status_code == 409 and old.json()["error"] == "NoSubjectIndex"
