@@ -159,6 +159,7 @@ def test_search_merchant_page_and_verify(
         "checkpoint",
         "transaction",
         "page",
+        "complete",  # 记录完整性: every record of the shop is on the page
     ]
     assert all(s.get_attribute("data-status") == "ok" for s in steps)
     bundle = live_server.http.get(f"/api/records/{pledge_rid}/proof").json()
