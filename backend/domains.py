@@ -18,7 +18,7 @@ from backend.inspections import records as inspections_records  # noqa: F401
 from backend.inspections.draws import inputs as draw_inputs
 from backend.inspections.draws import records as draw_records  # noqa: F401
 from backend.inspections.draws import results as draw_results
-from backend.ledger import projection, write
+from backend.ledger import index_store, projection, write
 from backend.merchants import records as merchants_records  # noqa: F401
 from backend.pledges import records as pledges_records  # noqa: F401
 from backend.shops import views as merchant_views
@@ -32,5 +32,6 @@ projection.register_check(merchant_views.VIEWS_CHECK)
 projection.register_check(draw_inputs.INPUTS_CHECK)
 draw_results.set_results_reader(supervision_service.draw_results)
 projection.register_check(kept.PAGES_CHECK)
+projection.register_check(index_store.SUBJECT_INDEX_CHECK)
 write.mark_ready()
 

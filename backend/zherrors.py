@@ -278,6 +278,9 @@ DOMAIN_MESSAGES: dict[str, str] = {
     "PledgeItemsInvalid": "承诺事项不完整：必选事项都要勾选",
     "RecordNotFound": "没有找到这条记录",
     "RecordNotAnchored": "这条记录尚未锚定到区块链，下一个检查点锚定后即可验证",
+    "CheckpointNotFound": "没有这个检查点",
+    "InvalidSubjectCode": "不是有效的统一社会信用代码",
+    "NoSubjectIndex": "这个检查点锚定于记录索引启用之前，无法证明记录完整性，请选择更新的检查点",
     "LedgerUnavailable": "暂时无法连接区块链节点，请稍后再试",
     "LogKeyError": (
         "本平台的日志签名密钥缺失或不可用，暂时无法提供签名检查点和信任根；记录和链上锚定不受影响"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -24,6 +24,7 @@ from backend.disclosure.charts import TIER_LABELS, TIER_MEANING, HistoryChart, h
 from backend.disclosure.describe import SECTION_OF, RecordView, describe, missing_view
 from backend.disclosure.shown import BodyReader, Shown, lookup, plain_text
 from backend.errors import DomainError
+from backend.ledger import index_store
 from backend.merchants import queries as merchant_queries
 from backend.merchants import service as merchants
 from backend.merchants.records import REGISTERED, VERIFIED
@@ -74,6 +75,10 @@ class MerchantPage:
     """The header's name, sector, region and address: the registration record's fields."""
     pledge_shown: Shown | None = None
     """The current pledge's dates, items and signer: its ``pledge.made`` record's fields."""
+    not_shown: list[str] = field(default_factory=list)
+    """The merchant's records the page does not list (past their publicity period, or of
+    a kind the page does not show): 验证's 记录完整性 step accounts for every record the
+    completeness proof names as shown or as one of these."""
 
 
 def _instruments(
@@ -226,6 +231,8 @@ def merchant_page(
         listed.extend(
             (item.record_id, item.type, item.leaf_index, item.anchored) for item in records.items
         )
+    listed_ids = {rid for rid, _, _, _ in listed}
+    not_shown = [rid for rid in index_store.record_ids_of(session, code) if rid not in listed_ids]
     held = records_as_held(session, {rid: rtype for rid, rtype, _, _ in listed})
     views: list[RecordView] = []
     for rid, rtype, idx, anchored in listed:
@@ -269,6 +276,7 @@ def merchant_page(
         credit_error=credit_error,
         merchant_shown=_header_shown(merchant),
         pledge_shown=_pledge_shown(pledge) if pledge is not None else None,
+        not_shown=not_shown,
     )
 
 

@@ -42,8 +42,8 @@ from sqlmodel import Session, col
 from backend.background import BackgroundThread
 from backend.context import AppContext
 from backend.errors import LedgerUnavailable
+from backend.ledger import index_store, merkle, onchain
 from backend.ledger import log as ledger_log
-from backend.ledger import merkle, onchain
 from backend.ledger.chain import LedgerClient, TxResult
 from backend.ledger.models import Checkpoint, LogLeaf
 from backend.ops import metrics
@@ -315,6 +315,7 @@ class Anchorer:
         self.settings = ctx.settings
         self._clock = clock or (lambda: datetime.now(UTC))
         self._reconciled = False
+        self._kept_index: index_store.KeptIndex | None = None
 
     # reconciliation ---------------------------------------------------------
 
@@ -423,6 +424,26 @@ class Anchorer:
                     "checkpoint table holds a different row"
                 )
 
+    def _close_with_index(self, size: int) -> int:
+        """The tree size to anchor: one past a ``ledger.subject_index`` record over every
+        leaf before it, so that each checkpoint ends with the index it commits to
+        (``backend/ledger/index_store.py``). Appends that record unless the log's last
+        leaf is one already (a pass that crashed after appending it)."""
+        with self.ctx.db.read() as s:
+            if size and index_store.index_record_at(s, size - 1) is not None:
+                return size
+        with self.ctx.db.session() as s:
+            try:
+                rec, kept = index_store.append_index_record(
+                    s, now=self._clock(), kept=self._kept_index
+                )
+                s.commit()
+            except BaseException:
+                self._kept_index = None
+                raise
+        self._kept_index = kept
+        return rec.leaf_index + 1
+
     # one pass -----------------------------------------------------------------
 
     def run_once(self, *, force: bool = False) -> AnchorOutcome:
@@ -480,6 +501,7 @@ class Anchorer:
         self, ledger: LedgerClient, size: int, last: Checkpoint | None, reconciled: int
     ) -> AnchorOutcome:
         old_size = last.tree_size if last else 0
+        size = self._close_with_index(size)
         with self.ctx.db.read() as s:
             root = ledger_log.root_at(s, size)
             proof = ledger_log.consistency_proof(s, old_size, size) if old_size else []

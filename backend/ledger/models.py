@@ -72,3 +72,22 @@ class LedgerState(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=100)
     value: str = Field(max_length=2000)
+
+
+class SubjectIndexEntry(SQLModel, table=True):
+    """The subject index (backend/ledger/subject_index.py) as rows: one per record that
+    names a subject, numbered per subject in log order, with the ids digest of that
+    subject's records up to and including it. A derived table: written by the anchorer
+    when it appends a ``ledger.subject_index`` record, for every record before it, and
+    audited against the log (``backend/ledger/index_store.py``)."""
+
+    __tablename__ = "subject_index_entry"
+
+    subject: str = Field(max_length=18, primary_key=True)
+    seq: int = Field(
+        sa_column=Column(BigInteger, primary_key=True, autoincrement=False),
+        description="1 for the subject's first record, 2 for its second, …",
+    )
+    leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    ids_digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))

@@ -16,7 +16,15 @@ from backend.context import AppContext
 from backend.db import INT_KEY_MAX
 from backend.deps import CtxDep, Offset, ReadSessionDep
 from backend.errors import ErrorResponse, ValidationFailed, error_responses
-from backend.ledger import health, published, service, tiles, trustroot_store, witnessing
+from backend.ledger import (
+    completeness,
+    health,
+    published,
+    service,
+    tiles,
+    trustroot_store,
+    witnessing,
+)
 from backend.ledger.bundle import ProofBundle
 from backend.ledger.logkey import LogKeyError, load_log_key
 from backend.ledger.note import Signer
@@ -123,6 +131,37 @@ def record_proof(
         checkpoint=checkpoint,
         version=version,
         log_key=_log_key(ctx) if version == 2 else None,
+    )
+
+
+@log_router.get(
+    "/merchants/{uscc}/completeness",
+    response_model=completeness.CompletenessProof,
+    responses={
+        409: {
+            "model": ErrorResponse,
+            "description": "NoSubjectIndex: the checkpoint was anchored before the index",
+        }
+    },
+)
+def merchant_completeness(
+    uscc: str,
+    session: ReadSessionDep,
+    ctx: CtxDep,
+    response: Response,
+    checkpoint: Annotated[
+        int | None, Query(ge=0, le=INT_KEY_MAX, description="default: the latest")
+    ] = None,
+) -> completeness.CompletenessProof:
+    """Proof that the code has exactly these records as of the checkpoint (membership), or
+    none (absence), against the subject index the checkpoint ends with
+    (docs/proof-bundle.md, "Completeness proofs")."""
+    response.headers["Cache-Control"] = (
+        PINNED_BUNDLE_CACHE if checkpoint is not None else LATEST_BUNDLE_CACHE
+    )
+    return completeness.completeness(
+        session, uscc=uscc, checkpoint=checkpoint,
+        ledger_url=service.ledger_url_for(ctx.settings),
     )
 
 

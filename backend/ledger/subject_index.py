@@ -9,9 +9,11 @@ the service prove both
 
 against one 32-byte root, in O(log n) hashes for n subjects.
 
-Not yet wired: nothing commits this root with a checkpoint, serves its proofs
-or audits it (issue 17, items 2 and 3). This module is the hashing and the
-proofs only. It is pure: bytes in, bytes out, no I/O, and it imports only
+Every checkpoint commits to this root through its last leaf, a
+``ledger.subject_index`` record; ``backend/ledger/index_store.py`` keeps and
+audits the index, ``backend/ledger/completeness.py`` serves its proofs
+(docs/proof-bundle.md, "Completeness proofs"). This module is the hashing and
+the proofs only. It is pure: bytes in, bytes out, no I/O, and it imports only
 ``hashlib`` (and ``collections.abc`` for types).
 
 Definitions (every hash SHA-256; the prefixes differ from RFC 9162's 0x00/0x01

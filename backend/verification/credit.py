@@ -16,12 +16,17 @@ specification's first rules, ``docs/credit-rating.md`` §11),
 recomputes the rating with the pure :func:`backend.credit.rating.rate`, and
 compares score, tier and policy version with what the service displays.
 
+4. the completeness proof (``GET /api/merchants/{uscc}/completeness``, checked by
+   :mod:`backend.verification.completeness`): exactly which records name the
+   merchant as of the latest checkpoint; each is fetched and verified, and every
+   one the disclosure rule shows today must be among the shown records.
+
 What it proves: the displayed rating follows, by the published rules, from
-records that are provably in the anchored log. What it cannot prove from
-outside: that no record was withheld. Records past their publicity period
-(停止公示) are withheld by law; by construction (``rating.disclosure``) they
-cannot change the rating on the rating date, and ``honest-metering audit``
-(run by anyone holding the database) checks the log as a whole.
+records that are provably in the anchored log, and no record the rating reads
+was withheld or added up to the proof's checkpoint (it fails naming the count
+proved against the count shown). Records past their publicity period (停止公示)
+are withheld by law; by construction (``rating.disclosure``) they cannot change
+the rating on the rating date; the rating is recomputed from every proven record.
 
 This module must never import the service's database layer or its settings.
 """
@@ -45,6 +50,7 @@ from backend.credit.policy import (
 )
 from backend.ledger.trustroot import TrustRoot
 from backend.verification.bundle import connect, verify_bundle
+from backend.verification.completeness import verify_completeness
 
 Status = Literal["ok", "FAIL"]
 
@@ -176,6 +182,103 @@ def _prove(
         env["record_id"] = rid
         envelopes[rid] = env
     return envelopes, None, False, w3
+
+
+def _complete(
+    v: CreditVerdict,
+    fetch: _Fetch,
+    listing: dict[str, Any],
+    records: list[dict[str, Any]],
+    policy: CreditPolicy,
+    as_of: date,
+    *,
+    ledger_url: str | None,
+    w3: Any,
+    trust_root: TrustRoot | None,
+) -> tuple[list[dict[str, Any]] | None, Any]:
+    """Fetch and check the completeness proof, fetch and verify every record it names,
+    and compare with what the service shows. Returns the records to rate (every proven
+    rated record, and the shown ones newer than the proof's checkpoint), or ``None``
+    after failing ``v``."""
+    uscc = v.uscc
+    resp = fetch.get(f"/api/merchants/{uscc}/completeness")
+    if resp.status_code != 200:
+        body = _json(resp) or {}
+        v.fail(
+            "completeness",
+            f"the service has no completeness proof for {uscc} (HTTP {resp.status_code}: "
+            f"{body.get('detail', resp.text[:200])})",
+            incomplete=True,
+        )
+        return None, w3
+    proof = verify_completeness(
+        _json(resp), uscc, trust_root=trust_root, ledger_url=ledger_url, w3=w3
+    )
+    if not proof.ok:
+        v.fail("completeness", f"{proof.problem}", incomplete=proof.incomplete)
+        return None, w3
+    assert proof.covers is not None
+    have = {env["record_id"]: env for env in records}
+    missing = [rid for rid in proof.record_ids if rid not in have]
+    envs, problem, incomplete, w3 = _prove(
+        fetch, missing, ledger_url=ledger_url, w3=w3, trust_root=trust_root
+    )
+    proven = {**have, **envs}
+    shown_items = {item["record_id"]: item for item in listing["items"]}
+    if problem:
+        shown_proven = sum(1 for rid in proof.record_ids if rid in shown_items)
+        v.fail(
+            "completeness",
+            f"INCOMPLETE: the completeness proof at checkpoint {proof.checkpoint} proves "
+            f"{proof.count} record(s) about {uscc}; the service shows {shown_proven} of them "
+            "in its list of the records the rating reads, and a record it does not show "
+            f"cannot be fetched and verified: {problem}",
+            incomplete=incomplete,
+        )
+        return None, w3
+    for rid in proof.record_ids:
+        if proven[rid].get("subject") != uscc:
+            v.fail("completeness", f"record {rid} in the proof is not about {uscc}")
+            return None, w3
+    proved = [proven[rid] for rid in proof.record_ids]
+    added = [
+        rid for rid, item in shown_items.items()
+        if item.get("leaf_index", proof.covers) < proof.covers and rid not in proof.record_ids
+    ]
+    newer = [have[rid] for rid, item in shown_items.items()
+             if item.get("leaf_index", proof.covers) >= proof.covers and rid in have]
+    rated = [e for e in proved if e.get("type") in rating.RATED_TYPES] + newer
+    try:
+        must_show = set(rating.disclosure(rated, policy, as_of).shown)
+    except rating.RatingError as exc:
+        v.fail("completeness", f"the proven records cannot be rated: {exc}")
+        return None, w3
+    due = [e["record_id"] for e in proved if e["record_id"] in must_show]
+    withheld = [rid for rid in due if rid not in shown_items]
+    shown_due = len(due) - len(withheld)
+    if withheld or added:
+        what = []
+        if withheld:
+            what.append(f"withholds {', '.join(withheld)}")
+        if added:
+            what.append(f"shows {', '.join(added)}, which the proof does not contain")
+        v.fail(
+            "completeness",
+            f"INCOMPLETE: the completeness proof at checkpoint {proof.checkpoint} proves "
+            f"{proof.count} record(s) about {uscc}, {len(due)} of them to be shown on {as_of}; "
+            f"the service shows {shown_due + len(added)} of those: it {'; it '.join(what)}",
+        )
+        return None, w3
+    v.add(
+        "completeness",
+        "ok",
+        f"{proof.count} record(s) about {uscc} as of checkpoint {proof.checkpoint} (tree size "
+        f"{proof.tree_size}), all fetched and verified; the {len(due)} to be shown on "
+        f"{as_of} are all shown"
+        if proof.count
+        else f"no record names {uscc} as of checkpoint {proof.checkpoint} (absence proven)",
+    )
+    return rated, w3
 
 
 def verify_credit(
@@ -353,8 +456,16 @@ def _verify(
            if withheld else ""),
     )
 
+    # Completeness: every record about the merchant as of a checkpoint, proven.
+    rated, w3 = _complete(
+        v, fetch, listing, records, policy, as_of,
+        ledger_url=ledger_url, w3=w3, trust_root=trust_root,
+    )
+    if rated is None:
+        return v
+
     try:
-        computed = rating.rate(records, policy, as_of)
+        computed = rating.rate(rated, policy, as_of)
     except rating.RatingError as exc:
         return v.fail("rating", f"the disclosed records cannot be rated: {exc}")
     v.computed = computed

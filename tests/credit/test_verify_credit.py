@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from backend import cli
 from backend.accounts import service as accounts
@@ -144,3 +144,55 @@ def test_verify_credit_cannot_complete_for_unanchored_records(live: Live) -> Non
     assert "not anchored" in verdict.summary()
     bad = verify_credit(factories.make_uscc(n=999_995), base_url=live.url, trust_root=_root(live))
     assert not bad.ok and "404" in bad.summary()
+
+
+def withhold(live: Live, record_id: str) -> None:
+    """An insider removes a record from what the page and the API list: its row in the
+    table the listing reads (``log_leaf``) and its projection row. The stored Merkle
+    nodes, the chain and the subject index are untouched."""
+    with live.app.state.ctx.db.session() as s:
+        s.execute(text("DELETE FROM supervision_record WHERE record_id = :r"), {"r": record_id})
+        s.execute(text("DELETE FROM log_leaf WHERE record_id = :r"), {"r": record_id})
+        s.execute(text("DELETE FROM kept_page"))
+        s.commit()
+
+
+@pytest.mark.slow
+def test_verify_credit_proves_completeness_and_names_a_withheld_record(
+    live: Live, capsys: pytest.CaptureFixture[str]
+) -> None:
+    regulator = live.staff("reg-complete", "regulator")
+    uscc = live.http.post("/api/merchants", json=factories.merchant_body()).json()["uscc"]
+    assert live.http.post(f"/api/merchants/{uscc}/verification", headers=regulator).is_success
+    live.post(o.spot_check(uscc=uscc), regulator)
+    penalty = live.post(o.penalty(uscc=uscc, decided_on=o.days_ago(20)), regulator)
+    last = live.post(o.listing(uscc=uscc, on=o.days_ago(10)), regulator)
+    live.wait_anchored(last["record_id"])
+
+    verdict = verify_credit(uscc, base_url=live.url, trust_root=_root(live))
+    assert verdict.ok, verdict.render()
+    [step] = [s for s in verdict.steps if s.name == "completeness"]
+    # registration, verification, spot check, penalty, listing
+    assert step.detail.startswith(f"5 record(s) about {uscc} as of checkpoint"), step.detail
+
+    # A code nobody registered: absence proven, and the verifier says so (no merchant to rate).
+    nobody = factories.make_uscc(n=999_990)
+    r = live.http.get(f"/api/merchants/{nobody}/completeness")
+    assert r.status_code == 200 and r.json()["proves"] == "absence"
+
+    withhold(live, penalty["record_id"])
+    listed = live.http.get(f"/api/merchants/{uscc}/records").json()["items"]
+    assert penalty["record_id"] not in {i["record_id"] for i in listed}
+    verdict = verify_credit(uscc, base_url=live.url, trust_root=_root(live))
+    assert not verdict.ok
+    summary = verdict.summary()
+    assert "INCOMPLETE" in summary and "proves 5 record(s)" in summary, summary
+    # The API lists the records the rating reads: spot check, penalty, listing; the
+    # registration and its verification are shown on the page, not in that list.
+    assert "the service shows 2 of them" in summary, summary
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["verify", "--credit", uscc, "--url", live.url, "--trust-root", _root_url(live)])
+    out = capsys.readouterr().out
+    assert exit_.value.code != 0
+    assert "INCOMPLETE" in out and "proves 5 record(s)" in out and "shows 2 of them" in out

@@ -162,6 +162,7 @@ def test_search_merchant_page_and_verify(
         "transaction",
         "contract",
         "page",
+        "complete",  # 记录完整性: every record of the shop is on the page
     ]
     # The page's 验证 asks for a version 2 bundle: the log key's signature is checked;
     # this service names no witnesses, so their step says so and fails nothing.

@@ -60,15 +60,16 @@ class TestRunOnce:
         recs = append_records(ctx, 37)
         out = Anchorer(ctx).run_once(force=True)
         assert out.action == "anchored"
-        assert (out.checkpoint, out.tree_size, out.pending) == (0, 37, 37)
+        # 37 records and the subject index record that ends every checkpoint.
+        assert (out.checkpoint, out.tree_size, out.pending) == (0, 38, 38)
         [cp] = chain_checkpoints(ctx)
         with ctx.db.read() as s:
-            assert cp.root == log.root_at(s, 37)
+            assert cp.root == log.root_at(s, 38)
             from backend.ledger.status import anchor_status
 
             assert {anchor_status(s, r.leaf_index).status for r in recs} == {"anchored"}
         [row] = db_checkpoints(ctx)
-        assert (row.seq, row.tree_size, bytes(row.root)) == (0, 37, cp.root)
+        assert (row.seq, row.tree_size, bytes(row.root)) == (0, 38, cp.root)
         assert row.tx_hash == out.tx_hash and row.gas_used == out.gas_used
         assert row.block_number == cp.block_number
         # One transaction for 37 records: a few thousand gas each, not ~45k.
@@ -79,12 +80,13 @@ class TestRunOnce:
         Anchorer(ctx).run_once(force=True)
         append_records(ctx, 9, start=5)
         out = Anchorer(ctx).run_once(force=True)
-        assert (out.checkpoint, out.tree_size, out.pending) == (1, 14, 9)
+        # Each checkpoint ends with its subject index record.
+        assert (out.checkpoint, out.tree_size, out.pending) == (1, 16, 10)
         cps = chain_checkpoints(ctx)
-        assert [c.tree_size for c in cps] == [5, 14]
+        assert [c.tree_size for c in cps] == [6, 16]
         with ctx.db.read() as s:
-            proof = log.consistency_proof(s, 5, 14)
-        merkle.verify_consistency(5, 14, cps[0].root, cps[1].root, proof)
+            proof = log.consistency_proof(s, 6, 16)
+        merkle.verify_consistency(6, 16, cps[0].root, cps[1].root, proof)
 
     def test_not_due_until_interval_or_max_pending(self, ledger_settings: Settings) -> None:
         settings = ledger_settings.model_copy(
@@ -107,7 +109,8 @@ class TestRunOnce:
             assert anchorer.run_once().action == "not_due"
             append_records(ctx, 1, start=18)  # 10 pending = HM_ANCHOR_MAX_PENDING
             out = anchorer.run_once()
-            assert (out.action, out.tree_size, out.pending) == ("anchored", 19, 10)
+            # (each checkpoint ends with its subject index record)
+            assert (out.action, out.tree_size, out.pending) == ("anchored", 21, 11)
         finally:
             ctx.close()
 
@@ -170,7 +173,8 @@ class TestCrashSafety:
         try:
             # The transaction made it on chain; the database never heard of it.
             assert db_checkpoints(ctx2) == []
-            assert [c.tree_size for c in chain_checkpoints(ctx2)] == [6]
+            # 6 records and the subject index record.
+            assert [c.tree_size for c in chain_checkpoints(ctx2)] == [7]
             append_records(ctx2, 2, start=6)  # written while "down", before the restart
 
             out = Anchorer(ctx2).run_once(force=True)
@@ -178,11 +182,11 @@ class TestCrashSafety:
             assert (out.action, out.checkpoint, out.tree_size, out.pending) == (
                 "anchored",
                 1,
-                8,
-                2,
+                10,
+                3,
             )
             cps = chain_checkpoints(ctx2)
-            assert [c.tree_size for c in cps] == [6, 8]  # exactly one checkpoint of size 6
+            assert [c.tree_size for c in cps] == [7, 10]  # exactly one checkpoint of size 7
             rows = db_checkpoints(ctx2)
             assert [(r.seq, r.tree_size, bytes(r.root)) for r in rows] == [
                 (c.index, c.tree_size, c.root) for c in cps
@@ -202,12 +206,12 @@ class TestCrashSafety:
         # A restart through the real command: it reconciles and finds nothing to anchor.
         done = run_cli(["anchor", "--once"], env=settings_env(settings))
         assert done.returncode == 0, done.stderr
-        assert "all 4 record(s) are anchored" in done.stdout
+        assert "all 5 record(s) are anchored" in done.stdout  # 4 and the index record
         assert "recorded 1 checkpoint(s) found on chain" in done.stdout
         ctx2 = AppContext.create(settings)
         try:
-            assert [c.tree_size for c in chain_checkpoints(ctx2)] == [4]
-            assert [r.tree_size for r in db_checkpoints(ctx2)] == [4]
+            assert [c.tree_size for c in chain_checkpoints(ctx2)] == [5]
+            assert [r.tree_size for r in db_checkpoints(ctx2)] == [5]
         finally:
             ctx2.close()
 
@@ -381,7 +385,8 @@ class TestLock:
             time.sleep(0.25)
             worker.step()
             assert worker.status.state == "anchorer", worker.status.detail
-            assert [c.tree_size for c in chain_checkpoints(ctx)] == [5]
+            # 5 records and the subject index record
+            assert [c.tree_size for c in chain_checkpoints(ctx)] == [6]
             worker.lock.release()  # type: ignore[union-attr]
         finally:
             ctx.close()

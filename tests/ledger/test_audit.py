@@ -19,7 +19,8 @@ from tests.ledger.conftest import append_records, settings_env
 
 @pytest.fixture
 def anchored(ctx: AppContext) -> Iterator[tuple[AppContext, list[AppendedRecord]]]:
-    """Eight records under two checkpoints, two more not yet anchored."""
+    """Eight records under two checkpoints (leaves 0-4 and 6-8, each checkpoint ending
+    with its subject index record at leaves 5 and 9), two more not yet anchored."""
     recs = append_records(ctx, 5)
     Anchorer(ctx).run_once(force=True)
     recs += append_records(ctx, 3, start=5)
@@ -65,9 +66,9 @@ class TestAuditCommand:
         ctx, _ = anchored
         code, out, err = audit_cli(ctx, monkeypatch, capsys)
         assert code == 0, out + err
-        assert "audit passed: all 10 record(s) match the 2 on-chain checkpoint(s)" in out
+        assert "audit passed: all 12 record(s) match the 2 on-chain checkpoint(s)" in out
         assert "2 record(s) are not anchored yet" in out
-        assert "audit: 10 / 10 records (100%)" in err  # progress
+        assert "audit: 12 / 12 records (100%)" in err  # progress
 
     def test_sql_update_is_named(
         self,
@@ -97,11 +98,13 @@ class TestAuditCommand:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         ctx, recs = anchored
-        sql(ctx, "DELETE FROM log_leaf WHERE leaf_index = 6")
+        leaf = recs[6].leaf_index
+        sql(ctx, "DELETE FROM log_leaf WHERE leaf_index = :i", i=leaf)
         code, out, _ = audit_cli(ctx, monkeypatch, capsys)
         assert code == 1
         assert any(
-            line.startswith("FINDING missing") and "leaf 6 " in line and recs[6].record_id in line
+            line.startswith("FINDING missing") and f"leaf {leaf} " in line
+            and recs[6].record_id in line
             for line in out.splitlines()
         ), out
         # The first checkpoint (5 records) is untouched; the second is not.
@@ -139,14 +142,14 @@ class TestFindings:
         sql(
             ctx,
             "INSERT INTO log_leaf (leaf_index, record_id, record_type, subject, canonical, "
-            "appended_at) VALUES (10, :r, 'supervision.spot_check', NULL, :c, "
+            "appended_at) VALUES (12, :r, 'supervision.spot_check', NULL, :c, "
             "'2026-01-01 00:00:00.000000')",
             r=rid,
             c=fake,
         )
         report = report_for(ctx)
         assert [(f.kind, f.leaf_index, f.record_id) for f in report.findings] == [
-            ("inserted", 10, rid)
+            ("inserted", 12, rid)
         ]
 
     def test_record_replaced_with_a_new_id(
@@ -202,7 +205,7 @@ class TestFindings:
         sql(ctx, "UPDATE log_head SET size = 6")
         report = report_for(ctx)
         assert [f.kind for f in report.findings] == ["truncated"]
-        assert "covers 8 records" in report.findings[0].detail
+        assert "covers 10 records" in report.findings[0].detail
 
 
 @pytest.mark.parametrize("n", [*range(0, 34), 64, 65, 100])

@@ -37,10 +37,13 @@ def ctx_of(client: TestClient) -> AppContext:
 
 
 def grow_to(ctx: AppContext, size: int) -> None:
+    """Records up to ``size - 1`` leaves, then a checkpoint: its subject index record is
+    leaf ``size - 1``, so the checkpoint's tree size is ``size``."""
     with ctx.db.session() as s:
         have = ledger_log.tree_size(s)
-    while have < size:
-        n = min(size - have, 20_000)
+    assert have < size - 1, "a checkpoint adds at least one record and its index record"
+    while have < size - 1:
+        n = min(size - 1 - have, 20_000)
         append_records(ctx, n, start=have)
         have += n
     Anchorer(ctx).run_once(force=True)
@@ -137,7 +140,8 @@ def test_roots_rebuilt_from_tiles_across_tile_boundaries(client: TestClient) -> 
     log_key = load_log_key(ctx.settings).verifier
     assert read_checkpoint(client, log_key).size == 0  # before the first checkpoint
     seen: list[tuple[int, bytes]] = []
-    for size in (255, 256, 257, 65_537):
+    # (256 after 255 cannot be: each checkpoint adds an index record: see the next test)
+    for size in (255, 257, 65_537):
         grow_to(ctx, size)
         head = read_checkpoint(client, log_key)
         assert head.size == size
@@ -158,6 +162,16 @@ def test_roots_rebuilt_from_tiles_across_tile_boundaries(client: TestClient) -> 
     bundle = TilesClient(client, 65_537).tile("entries", index // 256)
     assert canonical in bundle
     assert hashlib.sha256(b"\x00" + canonical).hexdigest() == record_id
+
+
+def test_a_checkpoint_of_exactly_one_full_tile(client: TestClient) -> None:
+    ctx = ctx_of(client)
+    log_key = load_log_key(ctx.settings).verifier
+    grow_to(ctx, 256)
+    head = read_checkpoint(client, log_key)
+    assert head.size == 256
+    tc = TilesClient(client, 256)
+    assert tc.root() == head.root and tc.check_entries() == 256
 
 
 def test_tiles_beyond_the_published_tree_are_404(client: TestClient) -> None:
@@ -205,7 +219,7 @@ def test_a_record_too_large_for_an_entry_bundle(client: TestClient, tmp_path: Pa
             s, RecordDraft(type="test.note", subject=None, actor=SYSTEM, body={"x": "a" * 70_000})
         )
         s.commit()
-    grow_to(ctx, 3)
+    grow_to(ctx, 4)
     size = read_checkpoint(client, load_log_key(ctx.settings).verifier).size
     r = client.get(f"/tile/entries/000.p/{size}")
     assert r.status_code == 409 and r.json()["error"] == "EntryTooLarge"

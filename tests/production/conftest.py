@@ -537,6 +537,9 @@ def json_of(resp: httpx.Response) -> dict[str, Any]:
 class LogFacts:
     size: int
     checkpoint_sizes: list[int]
+    index_records: int = 0
+    """``ledger.subject_index`` records: one ends every checkpoint (an anchorer killed
+    between appending one and anchoring may leave one more)."""
 
 
 def check_log(
@@ -599,4 +602,6 @@ def check_log(
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert "audit passed" in audit.stdout
-    return LogFacts(size=size, checkpoint_sizes=sizes)
+    indexes = sum(1 for _, t in by_id.values() if t == "ledger.subject_index")
+    assert indexes >= len(sizes), "a checkpoint without its subject index record"
+    return LogFacts(size=size, checkpoint_sizes=sizes, index_records=indexes)

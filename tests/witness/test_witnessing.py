@@ -177,10 +177,11 @@ def test_three_witnesses_quorum_two(
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready"
     lag = {w["name"]: w for w in ready["witnessing"]["witnesses"]}
-    assert lag[keys[2].name]["lag_leaves"] == 3 and lag[keys[2].name]["last_error"]
+    # 3 records and the checkpoint's subject index record
+    assert lag[keys[2].name]["lag_leaves"] == 4 and lag[keys[2].name]["last_error"]
     assert lag[keys[0].name]["lag_leaves"] == 0
     metrics = client.get("/metrics").text
-    assert f'hm_witness_lag_leaves{{witness="{keys[2].name}"}} 3.0' in metrics
+    assert f'hm_witness_lag_leaves{{witness="{keys[2].name}"}} 4.0' in metrics
     assert f'hm_witness_up{{witness="{keys[2].name}"}} 0.0' in metrics
 
     # Two down: published, but not yet witnessed; verifiers refuse to call it witnessed.
@@ -220,7 +221,7 @@ def test_three_witnesses_quorum_two(
         fctx = ctx_of(fork)
         with fctx.db.read() as s:
             have = ledger_log.tree_size(s)  # the service's first records
-        outcome = publish(fctx, size - have, 1000)
+        outcome = publish(fctx, size - have - 1, 1000)  # and the subject index record
         forked_note = fork.get("/checkpoint").text
         assert forked_note.split("\n")[1] == str(size)
         assert len(outcome) == 3

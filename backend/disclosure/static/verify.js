@@ -978,6 +978,18 @@
             '）与上面验证过的记录原文逐项核对，全部一致。';
         });
       }
+      if (options.completeness) {
+        await step('complete', '记录完整性', async function () {
+          try {
+            var c = await options.completeness(result);
+            result.completeness = c;
+            return c.detail;
+          } catch (e) {
+            if (e && e.missing) result.pageIncomplete = true;
+            throw e;
+          }
+        });
+      }
       result.verified = true;
     } catch (e) {
       result.reason = e && e.message ? e.message : String(e);
@@ -1086,7 +1098,7 @@
   }
 
   /* Runs the verifier and renders its steps into `container` as they happen. */
-  async function verifyInto(container, bundle, shown) {
+  async function verifyInto(container, bundle, shown, completeness) {
     var ui = stepList(container);
     var verdict = ui.verdict;
     var result = await verifyBundle(bundle, {
@@ -1096,7 +1108,8 @@
       codeSha256: pageCodeSha256(),
       fingerprint: pageFingerprint(),
       onStep: ui.onStep,
-      shown: shown
+      shown: shown,
+      completeness: completeness
     });
     var state = result.verified ? 'verified' : result.incomplete ? 'incomplete' : 'failed';
     ui.finish(state, verdict.textContent);
@@ -1105,7 +1118,8 @@
       verdict.textContent = '✓ 已验证：这条记录真实存在于已锚定到区块链的日志中，自锚定以来未被改动、删除或倒签。' +
         (w ? (w.ok ? '检查点由 ' + w.count + ' 个独立见证方联署（要求 ' + w.k + ' 个）。'
           : '注意：检查点尚未获得足够见证（' + w.count + '/' + w.n + '，要求 ' + w.k + ' 个）。') : '') +
-        (result.page ? '本页显示的内容（' + result.page.labels.join('、') + '）也已与这条记录逐项核对，完全一致。' : '');
+        (result.page ? '本页显示的内容（' + result.page.labels.join('、') + '）也已与这条记录逐项核对，完全一致。' : '') +
+        (result.completeness ? '记录完整性：已证明该经营者共 ' + result.completeness.count + ' 条记录，本页没有遗漏。' : '');
       var cp = bundle.checkpoint;
       var tx = el('dl', 'chain-facts');
       [
@@ -1132,6 +1146,8 @@
           (result.witnessed ? (result.witnessed.ok ? ' witnessed' : ' not-witnessed') : ''));
         container.appendChild(off);
       }
+    } else if (result.pageIncomplete) {
+      verdict.textContent = '✗ ' + result.reason + '这条记录本身已验证；是本页漏列了链上日志中该经营者的记录。';
     } else if (result.pageMismatch) {
       verdict.textContent = '✗ ' + result.reason + '记录本身已验证（在链上日志中，未被改动）；是本页显示的内容与它不符，本页所依据的数据可能被改动过。';
     } else {
@@ -1197,7 +1213,9 @@
         btn.setAttribute('aria-expanded', 'true');
         try {
           var bundle = await fetchBundle(id);
-          await verifyInto(target, bundle, pageShown(id));
+          // completeness.js (shop pages) adds the 记录完整性 step.
+          var complete = window.HMVerify.pageCompleteness ? window.HMVerify.pageCompleteness() : null;
+          await verifyInto(target, bundle, pageShown(id), complete);
         } catch (e) {
           showParseError(target, e.message || String(e));
           if (e.incomplete) {
@@ -1318,6 +1336,7 @@
     pageShown: pageShown,
     comparePage: comparePage,
     verifyInto: verifyInto,
+    pageFingerprint: pageFingerprint,
     stepList: stepList,
     SELECTOR_CHECKPOINT: SELECTOR_CHECKPOINT,
     SELECTOR_VERIFY_INCLUSION: SELECTOR_VERIFY_INCLUSION,
