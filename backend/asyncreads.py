@@ -54,14 +54,15 @@ class AsyncReads:
         self._slots: asyncio.Semaphore | None = None
         self._idle: list[psycopg.AsyncConnection[Any]] = []
 
-    def _sql(self, statement: Executable) -> tuple[str, dict[str, Any]]:
+    def _sql(self, statement: Executable, keep: bool = True) -> tuple[str, dict[str, Any]]:
         found = self._compiled.get(statement)
         if found is None:
             compiled = statement.compile(dialect=self._engine.dialect)  # type: ignore[attr-defined]
             # Literal values in the statement (a coalesce default, a constant) are
             # bound parameters with their values kept here.
             found = (str(compiled), dict(compiled.params))
-            self._compiled[statement] = found
+            if keep:
+                self._compiled[statement] = found
         return found
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
@@ -82,9 +83,13 @@ class AsyncReads:
         except psycopg.OperationalError as exc:
             raise OperationalError("connect", {}, exc, connection_invalidated=True) from None
 
-    async def read(self, statement: Executable, params: dict[str, Any]) -> Sequence[Any]:
-        """The rows of ``statement`` (each a named tuple, by column name and position)."""
-        sql, defaults = self._sql(statement)
+    async def read(
+        self, statement: Executable, params: dict[str, Any], *, keep_compiled: bool = True
+    ) -> Sequence[Any]:
+        """The rows of ``statement`` (each a named tuple, by column name and position).
+        ``keep_compiled=False`` for a statement built for one request (its SQL is not
+        remembered; the database still keeps the plans of recent texts)."""
+        sql, defaults = self._sql(statement, keep_compiled)
         values = {**defaults, **params}
         loop = asyncio.get_running_loop()
         async with self._bind(loop):
