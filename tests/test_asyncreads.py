@@ -7,7 +7,6 @@ import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -72,7 +71,7 @@ class TestOnPostgres:
         """Statements of one shape (search builds one per request) share a compiled SQL
         text, but each is answered with its own values, literals included."""
 
-        def built(word: str, n: int) -> Select[Any]:
+        def built(word: str, n: int) -> Select[str, int]:
             return select(literal(word).label("word"), (literal(n) + 1).label("n"))
 
         async def go() -> None:
