@@ -576,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
                  timeout=120, what=f"{args.workers} workers")
         token = http_json(port, "POST", "/api/auth/token", form={
             "username": DEMO_REGULATOR[0], "password": DEMO_REGULATOR[1]})["access_token"]
+        # The trust root is issued once at deployment and published (docs/operations.md);
+        # pages pin it and name it in their ETag, so issue it before the first page.
+        http_json(port, "GET", "/.well-known/honest-metering/trust-root.json")
         say(f"server up: {args.workers} worker(s) on port {port}; log {log}")
 
         written: list[str] = []

@@ -289,7 +289,8 @@ async def pinned_for_pages(ctx: Any) -> TrustRoot | None:
     from starlette.concurrency import run_in_threadpool
 
     root = await run_in_threadpool(trustroot_store.for_pages, ctx)
-    memo["root"] = (time.monotonic(), root)
+    if root is not None:  # none issued yet: look again on the next page
+        memo["root"] = (time.monotonic(), root)
     return root
 
 
