@@ -61,6 +61,8 @@ def _settings_env(data_dir: Path, port: int, database_url: str | None) -> dict[s
         "HM_ANCHOR_MAX_PENDING": "1000000",
         "HM_ANCHOR_INTERVAL_S": "1",
         "HM_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        # A fixed log origin: a reused data dir's log key names it, whatever the port.
+        "HM_LOG_ORIGIN": "bench-site.invalid/log",
     }
 
 
@@ -200,6 +202,12 @@ def _load(data_dir: Path, n: int, database_url: str | None, batch: int = 2000) -
               f"({time.perf_counter() - t0:5.0f} s)", flush=True)
     result = credit.sweep(ctx.db, full=True)
     print(f"  rated {result.merchants} merchants ({time.perf_counter() - t0:5.0f} s)", flush=True)
+    if not ctx.db.is_sqlite:
+        # Statistics, as autovacuum would gather them (the planner needs them to pick
+        # the trigram index).
+        with ctx.db.engine.connect() as conn:
+            conn.exec_driver_sql("COMMIT")
+            conn.exec_driver_sql("ANALYZE")
     ctx.close()
     (data_dir / "bench-merchants").write_text(str(n))
 
