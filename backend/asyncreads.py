@@ -37,6 +37,10 @@ def libpq_conninfo(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+SHAPES_KEPT = 1000
+"""Compiled statements kept per pool for statements built per request (search)."""
+
+
 class AsyncReads:
     """A small pool of autocommit asyncio connections, for the event loop it runs on.
 
@@ -50,19 +54,41 @@ class AsyncReads:
         self._conninfo = libpq_conninfo(engine.url.render_as_string(hide_password=False))
         self._size = size
         self._compiled: dict[Executable, tuple[str, dict[str, Any]]] = {}
+        self._shapes: dict[Any, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self._idle: list[psycopg.AsyncConnection[Any]] = []
 
-    def _sql(self, statement: Executable) -> tuple[str, dict[str, Any]]:
+    def _sql(self, statement: Executable, keep: bool = True) -> tuple[str, dict[str, Any]]:
+        if not keep:
+            return self._sql_by_shape(statement)
         found = self._compiled.get(statement)
         if found is None:
             compiled = statement.compile(dialect=self._engine.dialect)  # type: ignore[attr-defined]
             # Literal values in the statement (a coalesce default, a constant) are
             # bound parameters with their values kept here.
             found = (str(compiled), dict(compiled.params))
-            self._compiled[statement] = found
+            if keep:
+                self._compiled[statement] = found
         return found
+
+    def _sql_by_shape(self, statement: Executable) -> tuple[str, dict[str, Any]]:
+        """A statement built for one request: compiled once per shape (SQLAlchemy's
+        cache key, which leaves out the values), its values taken from this one."""
+        key = statement._generate_cache_key()  # type: ignore[attr-defined]
+        if key is None:  # not cacheable: compile this once
+            compiled = statement.compile(dialect=self._engine.dialect)  # type: ignore[attr-defined]
+            return str(compiled), dict(compiled.params)
+        entry = self._shapes.get(key.key)
+        if entry is None:
+            entry = statement.compile(  # type: ignore[attr-defined]
+                dialect=self._engine.dialect, cache_key=key
+            )
+            if len(self._shapes) >= SHAPES_KEPT:
+                self._shapes.pop(next(iter(self._shapes)))
+            self._shapes[key.key] = entry
+        params = entry.construct_params(extracted_parameters=key.bindparams)
+        return entry.string, dict(params)
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
         if loop is not self._loop or self._slots is None:
@@ -82,9 +108,13 @@ class AsyncReads:
         except psycopg.OperationalError as exc:
             raise OperationalError("connect", {}, exc, connection_invalidated=True) from None
 
-    async def read(self, statement: Executable, params: dict[str, Any]) -> Sequence[Any]:
-        """The rows of ``statement`` (each a named tuple, by column name and position)."""
-        sql, defaults = self._sql(statement)
+    async def read(
+        self, statement: Executable, params: dict[str, Any], *, keep_compiled: bool = True
+    ) -> Sequence[Any]:
+        """The rows of ``statement`` (each a named tuple, by column name and position).
+        ``keep_compiled=False`` for a statement built for one request (its SQL is not
+        remembered; the database still keeps the plans of recent texts)."""
+        sql, defaults = self._sql(statement, keep_compiled)
         values = {**defaults, **params}
         loop = asyncio.get_running_loop()
         async with self._bind(loop):

@@ -275,16 +275,17 @@ class Database:
         raise AssertionError("unreachable")
 
     async def quick_read_async(
-        self, statement: Executable, params: dict[str, Any]
+        self, statement: Executable, params: dict[str, Any], *, keep_compiled: bool = True
     ) -> Sequence[Any]:
         """:meth:`quick_read` for async code: on PostgreSQL awaited on the event loop
         (``backend/asyncreads.py``), on SQLite in the thread pool. Rows are tuples with
-        the columns also as attributes."""
+        the columns also as attributes. ``keep_compiled=False`` for a statement built
+        for one request (a module-level statement's SQL is compiled once and kept)."""
         if self.async_reads is None:
             from starlette.concurrency import run_in_threadpool
 
             return await run_in_threadpool(self.quick_read, statement, params)
-        return await self.async_reads.read(statement, params)
+        return await self.async_reads.read(statement, params, keep_compiled=keep_compiled)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -287,10 +287,12 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
 
 
 def children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (the workers, also under ``--py-spy``)."""
     out: list[int] = []
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():
-            out += [int(c) for c in (task / "children").read_text().split()]
+            for c in (task / "children").read_text().split():
+                out += [int(c), *children(int(c))]
     return out
 
 
@@ -409,6 +411,13 @@ class Dataset:
     anchored_record_ids: list[str]
 
 
+def analyze(database_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def load_dataset(database_url: str) -> Dataset:
     import psycopg
 
@@ -481,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-lookups", type=float, default=1000.0)
     p.add_argument("--target-writes", type=float, default=300.0)
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--py-spy", metavar="FILE",
+                   help="run the server under py-spy and write its collapsed stacks here")
+    p.add_argument("--py-spy-binary", default=str(Path(sys.executable).with_name("py-spy")),
+                   help="the py-spy program (default: beside this Python)")
     p.add_argument("--server-env", action="append", default=[], metavar="HM_NAME=VALUE",
                    help="a setting for the server under test (repeatable), e.g. "
                         "HM_GIL_SWITCH_INTERVAL_S=0.005")
@@ -514,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
             "HM_LEDGER_KEY": args.ledger_key,
             "HM_SECRET_KEY": SECRET_KEY,
             "HM_DEMO_ON_FIRST_START": "false",
+            # The log's origin (and so its key) is named after the public address.
+            "HM_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         })
         setup_env = {**base_env, "HM_ENV": "development"}
         serve_env = {**base_env, "HM_ENV": "production"}
@@ -527,16 +542,29 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         say(f"seeding {args.merchants} merchants (honest-metering demo) ...")
         cli(["demo", "--merchants", str(args.merchants)], setup_env)
+        # Production needs the log's signing key (pages name the trust root it signs).
+        cli(["log-key", "rotate"], setup_env)
         # Deploys the contract (remembered in the database) and anchors the seed.
         say(cli(["anchor", "--once"], setup_env).strip())
+        # Statistics, as autovacuum would have gathered them on a live database (the
+        # planner picks the trigram index only when it knows the table is large).
+        analyze(database_url)
         data = load_dataset(database_url)
         say(f"seeded {len(data.usccs)} merchants, {len(data.anchored_record_ids)} records "
             f"in {time.monotonic() - t0:.0f}s")
 
         log = tmp / "serve.log"
-        server = stack.enter_context(process(
-            [sys.executable, "-m", "backend.cli", "serve", "--workers", str(args.workers),
-             "--port", str(port)], env=serve_env, log=log))
+        serve = [sys.executable, "-m", "backend.cli", "serve", "--workers", str(args.workers),
+                 "--port", str(port)]
+        if args.py_spy:
+            # Sample the server and its workers (py-spy must be installed; it is not a
+            # dependency of the service). Collapsed stacks, one line per stack.
+            serve = [args.py_spy_binary, "record", "--subprocesses", "--format", "raw",
+                     "--rate", "200", "--output", args.py_spy, "--", *serve]
+        server = stack.enter_context(process(serve, env=serve_env, log=log))
+        if args.py_spy:
+            # py-spy writes its file when interrupted (before the server is stopped).
+            stack.callback(_interrupt, server)
 
         def up() -> bool:
             if server.poll() is not None:
@@ -548,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
                  timeout=120, what=f"{args.workers} workers")
         token = http_json(port, "POST", "/api/auth/token", form={
             "username": DEMO_REGULATOR[0], "password": DEMO_REGULATOR[1]})["access_token"]
+        # The trust root is issued once at deployment and published (docs/operations.md);
+        # pages pin it and name it in their ETag, so issue it before the first page.
+        http_json(port, "GET", "/.well-known/honest-metering/trust-root.json")
         say(f"server up: {args.workers} worker(s) on port {port}; log {log}")
 
         written: list[str] = []
@@ -731,6 +762,13 @@ def build_phases(
             "page_cond": page_cond,
             "search": search,
             "proof": proof, "write": write, "mixed": mixed}
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(120)
 
 
 def _port_open(port: int) -> bool:

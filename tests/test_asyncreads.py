@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import bindparam, func, literal, literal_column, select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql import Select
 
 from backend.asyncreads import libpq_conninfo
 from backend.db import Database
@@ -63,6 +64,23 @@ class TestOnPostgres:
             assert (row.x, row.seven) == ("hello", 7)
             assert tuple(row)[:2] == ("hello", 7)
             assert row.app == f"honest-metering pid {os.getpid()}"
+
+        asyncio.run(go())
+
+    def test_statements_built_per_request_carry_their_own_values(self, pg: Database) -> None:
+        """Statements of one shape (search builds one per request) share a compiled SQL
+        text, but each is answered with its own values, literals included."""
+
+        def built(word: str, n: int) -> Select[str, int]:
+            return select(literal(word).label("word"), (literal(n) + 1).label("n"))
+
+        async def go() -> None:
+            for word, n in (("one", 1), ("two", 2), ("three", 3)):
+                (row,) = await pg.quick_read_async(built(word, n), {}, keep_compiled=False)
+                assert (row.word, row.n) == (word, n + 1)
+            reads = pg.async_reads
+            assert reads is not None
+            assert len(reads._shapes) == 1 and not reads._compiled
 
         asyncio.run(go())
 

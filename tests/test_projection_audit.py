@@ -248,3 +248,41 @@ def test_staff_actions_and_registration_decisions_are_projections(
     assert code == 0, out
     (name,) = _one(db, "SELECT name FROM merchant WHERE uscc = :u", u=squatted)
     assert name == "真正的经营者"
+
+
+def test_a_kept_page_edited_behind_the_service_is_named_and_rebuilt(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kept shop page (backend/disclosure/kept.py) is served as it is while its ETag
+    holds: audit compares it with the page rendered afresh and names an edited one;
+    ``rebuild --from-log`` renders it again."""
+    import gzip
+
+    db, settings = world.db, world.settings
+    (uscc, name) = _one(
+        db, "SELECT uscc, name FROM merchant WHERE uscc IN "
+        "(SELECT uscc FROM merchant_verification) ORDER BY uscc LIMIT 1",
+    )
+    page = f"/merchants/{uscc}"
+    before = _public_answers(settings, uscc)[page]  # kept by this visit
+    code, out = _run(["audit", "--quiet"], capsys)
+    assert code == 0, out
+
+    (body,) = _one(db, "SELECT body FROM kept_page WHERE uscc = :u", u=uscc)
+    forged = gzip.decompress(bytes(body)).replace(name.encode(), "假冒的名称".encode())
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE kept_page SET body = :b WHERE uscc = :u"),
+                     {"b": gzip.compress(forged), "u": uscc})
+    assert "假冒的名称".encode() in _public_answers(settings, uscc)[page]  # served as kept
+
+    code, out = _run(["audit", "--quiet"], capsys)
+    assert code == 1, out
+    assert f"FINDING table kept_page [{uscc}]" in out, out
+
+    code, out = _run(["rebuild", "--from-log", "--quiet"], capsys)
+    assert code == 0, out
+    (rebuilt,) = _one(db, "SELECT body FROM kept_page WHERE uscc = :u", u=uscc)
+    assert gzip.decompress(bytes(rebuilt)) == before  # rendered again, not just dropped
+    code, out = _run(["audit", "--quiet"], capsys)
+    assert code == 0, out
+    assert _public_answers(settings, uscc)[page] == before

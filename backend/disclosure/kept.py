@@ -12,24 +12,31 @@ page is assembled, rendered and kept again. The stamp is read before the page is
 assembled, so a write committed in between at worst keeps a newer page under an
 older stamp, which the next request replaces.
 
-A cache, never the truth: ``honest-metering rebuild --from-log`` drops every kept
-page (they are built from the tables it repairs), and pages are kept again as they
-are asked for. Signed-in visitors' pages, which show their own navigation, are never
+A cache, never the truth: ``honest-metering audit`` renders every kept page that
+would be served now (its ETag current) afresh from the tables and names one that
+differs (edited behind the service's back, or kept from data that no longer holds);
+``honest-metering rebuild --from-log`` renders every kept page again from the tables
+it repairs. Signed-in visitors' pages, which show their own navigation, are never
 kept.
 """
 
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Column, LargeBinary, String, Table, bindparam, literal, select
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel
 
+from backend.config import Settings
 from backend.db import Database, upsert
-from backend.ledger import projection
-from backend.merchants.service import parse_uscc
+from backend.disclosure import service, web
+from backend.ledger import projection, trustroot_store
+from backend.ledger.trustroot import TrustRoot
+from backend.merchants.service import MerchantNotFound, parse_uscc
 from backend.shops.stamps import STAMP_COLUMNS, stamp_of
 from backend.timeutil import utcnow
 
@@ -87,16 +94,98 @@ def html_of(gzipped: bytes) -> bytes:
     return gzip.decompress(gzipped)
 
 
-def _audit(session: object, ctx: projection.CheckContext) -> list[projection.Difference]:
-    """Kept pages are rendered from the tables audit checks (and a page's 验证 compares
-    it with the log); they are not compared here."""
-    return []
+def page_version(settings: Settings, pinned: TrustRoot | None) -> str:
+    """What an anonymous shop page depends on besides the merchant's data: the build
+    (templates, static files, the ledger endpoint it names) and the trust root it pins.
+    Part of the page's ETag, so a new trust root version, or another list of nodes a
+    visitor may choose (``HM_VERIFY_RPC_NODES``), changes every page's."""
+    nodes = " ".join([web.page_rpc_url(settings), *settings.verify_rpc_nodes])
+    return web.site_version(nodes) + web.pinned_fingerprint(pinned)
 
 
-def _rebuild(session: object, ctx: projection.CheckContext) -> int:
-    """Drop every kept page: they were rendered from tables the rebuild may repair."""
-    conn = session.connection()  # type: ignore[attr-defined]
-    return int(conn.execute(KEPT.delete()).rowcount or 0)
+def page_context(data: Any, today: date, pinned: TrustRoot | None) -> dict[str, Any]:
+    return {"title": data.merchant.name, "page": data, "today": today, "pinned": pinned}
 
 
-PAGES_CHECK = projection.Check("kept_page", _audit, _rebuild)
+def render_fresh(
+    session: Session, settings: Settings, uscc: str, *, today: date, pinned: TrustRoot | None
+) -> bytes:
+    """The anonymous visitor's page of ``uscc`` assembled from the tables in ``session``
+    and rendered, as the page route renders it (what a kept page must equal)."""
+    data = service.merchant_page(session, settings=settings, uscc=uscc, today=today)
+    return web.page_html("merchant.html", settings, page_context(data, today, pinned)).encode()
+
+
+def _current_etags(
+    session: Session, codes: list[str], *, today: date, version: str
+) -> dict[str, str]:
+    """The ETag each of ``codes`` would be served under now (merchants that exist)."""
+    out: dict[str, str] = {}
+    for code in codes:
+        row = session.execute(select(*STAMP_COLUMNS), {"uscc": code}).one()
+        try:
+            out[code] = stamp_of(code, tuple(row), today=today, version=version).etag
+        except MerchantNotFound:
+            continue
+    return out
+
+
+def _audit(session: Session, ctx: projection.CheckContext) -> list[projection.Difference]:
+    """Every kept page that would be served now (its ETag is the page's current one)
+    against the page rendered afresh from the tables (which audit checks against the
+    log): a kept page edited behind the service's back, or kept from data that no longer
+    holds under a current stamp, is named. Kept pages under an older ETag are never
+    served (the next visit replaces them) and are not compared."""
+    settings, today = ctx.settings, ctx.today
+    pinned = trustroot_store.latest(settings)
+    version = page_version(settings, pinned)
+    kept = list(session.execute(select(KEPT.c.uscc, KEPT.c.etag, KEPT.c.body)))
+    current = _current_etags(session, [u for u, _, _ in kept], today=today, version=version)
+    found: list[projection.Difference] = []
+    for uscc, etag, body in kept:
+        if current.get(uscc) != etag:
+            continue
+        fresh = render_fresh(session, settings, uscc, today=today, pinned=pinned)
+        try:
+            held = html_of(bytes(body))
+        except (OSError, EOFError, zlib.error):
+            held = b""
+        if held != fresh:
+            found.append(projection.Difference(
+                "kept_page", (uscc,), "altered", None, ("body",),
+                detail="the kept page served under the current ETag differs from the page "
+                       "rendered afresh from the tables",
+            ))
+    return found
+
+
+def _rebuild(session: Session, ctx: projection.CheckContext) -> int:
+    """Render again every page that was kept, from the tables the rebuild has just
+    repaired (in its transaction), under the ETag it has now: the pages people visit
+    need no first visit again."""
+    settings, today = ctx.settings, ctx.today
+    pinned = trustroot_store.latest(settings)
+    version = page_version(settings, pinned)
+    codes = [u for (u,) in session.execute(select(KEPT.c.uscc))]
+    conn = session.connection()
+    conn.execute(KEPT.delete())
+    current = _current_etags(session, codes, today=today, version=version)
+    now = utcnow()
+    rows = [
+        {
+            "uscc": code,
+            "etag": etag,
+            "body": gzip.compress(
+                render_fresh(session, settings, code, today=today, pinned=pinned),
+                compresslevel=6, mtime=0,
+            ),
+            "built_at": now,
+        }
+        for code, etag in current.items()
+    ]
+    if rows:
+        conn.execute(KEPT.insert(), rows)
+    return len(rows)
+
+
+PAGES_CHECK = projection.Check("kept_page", _audit, _rebuild)  # type: ignore[arg-type]

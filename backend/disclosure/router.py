@@ -39,6 +39,7 @@ from backend.disclosure import (
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import DomainError, Forbidden, RateLimited
 from backend.ledger import trustroot_store
+from backend.ledger.trustroot import TrustRoot
 from backend.merchants import service as merchants
 from backend.shops import views
 from backend.supervision import complaints
@@ -170,13 +171,9 @@ async def merchant(
         return RedirectResponse(f"/merchants/{code}", status_code=301)
     headers = {"Cache-Control": web.PRIVATE_PAGE_CACHE}
     page = None
+    pinned = await web.pinned_for_pages(ctx)
     if user is None:
-        # A kept page names the nodes and the trust root its 验证 pins: a new trust root
-        # version (a rotated key, another witness) makes a new page.
-        version = web.site_version(" ".join([
-            web.page_rpc_url(ctx.settings), *ctx.settings.verify_rpc_nodes,
-            trustroot_store.published_fingerprint(ctx) or "",
-        ]))
+        version = kept.page_version(ctx.settings, pinned)
         page = await kept.lookup(ctx.db, uscc, today=today, version=version)
         headers = {"ETag": page.etag, "Cache-Control": web.PUBLIC_PAGE_CACHE,
                    "Vary": "Accept-Encoding"}
@@ -187,14 +184,17 @@ async def merchant(
                 return Response(page.gzipped, media_type="text/html; charset=utf-8",
                                 headers={**headers, "Content-Encoding": "gzip"})
             return HTMLResponse(kept.html_of(page.gzipped), headers=headers)
-    return await run_in_threadpool(_merchant_page, request, ctx, uscc, today, headers, page)
+    return await run_in_threadpool(
+        _merchant_page, request, ctx, uscc, today, headers, page, pinned
+    )
 
 
 def _merchant_page(
     request: Request, ctx: AppContext, uscc: str, today: date, headers: dict[str, str],
-    page: kept.Page | None,
+    page: kept.Page | None, pinned: TrustRoot | None,
 ) -> Response:
-    """Assemble and render a shop page, and keep it when it is an anonymous visitor's."""
+    """Assemble and render a shop page, and keep it when it is an anonymous visitor's
+    (under the ETag read before, which names the trust root the page pins)."""
     with ctx.db.read() as session:
         data = service.merchant_page(
             session, settings=ctx.settings, uscc=uscc, today=today,
@@ -203,7 +203,7 @@ def _merchant_page(
     response = web.render(
         request,
         "merchant.html",
-        {"title": data.merchant.name, "page": data, "today": today},
+        kept.page_context(data, today, pinned),
         headers=headers,
     )
     if page is not None and "set-cookie" not in response.headers:

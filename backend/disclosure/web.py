@@ -50,6 +50,7 @@ from backend.disclosure.shown import yuan
 from backend.errors import DomainError, Forbidden
 from backend.ledger import trustroot_store
 from backend.ledger.contract import load_artifact
+from backend.ledger.trustroot import TrustRoot
 from backend.timeutil import SHANGHAI
 
 log = logging.getLogger("honest_metering.disclosure")
@@ -268,6 +269,51 @@ keep it a minute (see docs/operations.md)."""
 PRIVATE_PAGE_CACHE = "private, no-cache"
 
 
+def page_html(name: str, settings: Settings, context: Mapping[str, Any]) -> str:
+    """The page ``name`` rendered in the layout: what every page shows besides its
+    ``context`` (an anonymous visitor's, unless the context names a user). The layout's
+    ``pinned`` (the trust root the browser verifier pins: the chain and contract of the
+    one the page was served with, never the ones a bundle names) must be in ``context``."""
+    ctx: dict[str, Any] = {
+        "request": None,
+        "user": None,
+        "csrf_token": None,
+        "anon_csrf": None,
+        "nav": "",
+        "title": "",
+        "notice": None,
+        "rpc_url": page_rpc_url(settings),
+        # Nodes a visitor may choose for the anchor check (the CSP allows exactly these).
+        "rpc_nodes": settings.verify_rpc_nodes,
+        "rpc_origins": verify_rpc_origins(settings),
+        "code_sha256": contract_code_sha256(),
+        **context,
+    }
+    return env.get_template(name).render(ctx)
+
+
+def pinned_fingerprint(pinned: TrustRoot | None) -> str:
+    return "" if pinned is None else pinned.fingerprint
+
+
+async def pinned_for_pages(ctx: Any) -> TrustRoot | None:
+    """:func:`trustroot_store.for_pages` for the event loop: the root looked up at most
+    every 30 s per process (in the thread pool: it may read files and the ledger)."""
+    memo: dict[str, tuple[float, Any]] = ctx.local("pinned_for_pages", dict)
+    hit = memo.get("root")
+    if hit is not None and time.monotonic() - hit[0] < PINNED_CACHE_S:
+        return hit[1]  # type: ignore[no-any-return]
+    from starlette.concurrency import run_in_threadpool
+
+    root = await run_in_threadpool(trustroot_store.for_pages, ctx)
+    if root is not None:  # none issued yet: look again on the next page
+        memo["root"] = (time.monotonic(), root)
+    return root
+
+
+PINNED_CACHE_S = 30.0
+
+
 def render(
     request: Request,
     name: str,
@@ -282,21 +328,12 @@ def render(
         "user": getattr(request.state, "page_user", None),
         "csrf_token": getattr(request.state, "page_csrf", None),
         "anon_csrf": getattr(request.state, "anon_csrf", None),
-        "nav": "",
-        "title": "",
-        "notice": None,
-        "rpc_url": page_rpc_url(request.app.state.settings),
-        # Nodes a visitor may choose for the anchor check (the CSP allows exactly these).
-        "rpc_nodes": request.app.state.settings.verify_rpc_nodes,
-        "rpc_origins": verify_rpc_origins(request.app.state.settings),
-        "code_sha256": contract_code_sha256(),
-        # The browser verifier pins the chain and contract of the trust root the page
-        # was served with, never the ones a bundle names.
-        "pinned": trustroot_store.for_pages(request.app.state.ctx),
     }
     if context:
         ctx.update(context)
-    html = env.get_template(name).render(ctx)
+    if "pinned" not in ctx:
+        ctx["pinned"] = trustroot_store.for_pages(request.app.state.ctx)
+    html = page_html(name, request.app.state.settings, ctx)
     response = HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
     cookie = getattr(request.state, "anon_cookie_new", None)
     if cookie is not None:

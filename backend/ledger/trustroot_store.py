@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from backend.config import Settings
 from backend.context import AppContext
+from backend.db import upsert
 from backend.errors import LedgerUnavailable
 from backend.ledger import note as notes
 from backend.ledger import trustroot as tr
@@ -91,7 +92,10 @@ def deployment_block(session: Session, client: LedgerClient, address: str) -> in
             hi = mid
         else:
             lo = mid + 1
-    session.add(LedgerState(key=key, value=str(lo)))
+    # Workers rendering their first pages at once may all get here: the block is the
+    # same for all, so whoever writes it last changes nothing (no unique-key failure).
+    upsert(session, LedgerState.__table__, [{"key": key, "value": str(lo)}],  # type: ignore[attr-defined]
+           key=["key"], update=["value"])
     session.commit()
     return lo
 

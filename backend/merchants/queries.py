@@ -8,7 +8,7 @@ never, and nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
@@ -220,9 +220,10 @@ def verifications_of(session: Session, usccs: Sequence[str]) -> dict[str, Mercha
     return {v.uscc: v for v in rows}
 
 
-def verified_among(usccs: Sequence[str]) -> Select[str]:
-    """Those of ``usccs`` that are verified (a statement, for a caller's ``UNION``)."""
-    return select(col(MerchantVerification.uscc)).where(col(MerchantVerification.uscc).in_(usccs))
+def verified_among(among: Callable[[Any], Any]) -> Select[str]:
+    """The verified codes that are ``among`` the caller's (a condition built on the code
+    column, e.g. ``lambda c: c.in_(codes)``): a statement, for a caller's ``UNION``."""
+    return select(col(MerchantVerification.uscc)).where(among(col(MerchantVerification.uscc)))
 
 
 # Search conditions on the merchant row, for ``backend.merchants.service.find``.

@@ -162,19 +162,25 @@ def _fts_query(phrases: list[str]) -> str:
     return " OR ".join('"' + p.replace('"', '""') + '"' for p in phrases)
 
 
-def found(plan: Plan, columns: Sequence[Any], *, sqlite: bool) -> Select[Any]:
-    """``SELECT columns`` of the merchants the index finds for ``plan`` and its filter
-    keeps (``merchant`` joined with ``merchant_search``). On SQLite the FTS5 matches
-    are a materialised CTE the rest joins to, so the index is read once whatever the
-    planner makes of the other filters; on PostgreSQL the phrases are ``LIKE``
-    conditions that the pg_trgm GIN index answers (a bitmap OR)."""
+def found_from(plan: Plan, *, sqlite: bool) -> tuple[Any, list[Any]]:
+    """What the merchants the index finds for ``plan`` and its filter keeps are selected
+    from (``merchant`` joined with ``merchant_search``), and the conditions. On SQLite
+    the FTS5 matches are a materialised CTE the rest joins to, so the index is read once
+    whatever the planner makes of the other filters; on PostgreSQL the phrases are
+    ``LIKE`` conditions that the pg_trgm GIN index answers (a bitmap OR)."""
     on = SEARCH.c.uscc == MERCHANT.c.uscc
     if sqlite:
         match = literal_column("merchant_search_fts").op("MATCH")(_fts_query(plan.phrases))
         hits = (
             select(FTS.c.rowid.label("hit")).where(match).cte("hits").prefix_with("MATERIALIZED")
         )
-        source = hits.join(SEARCH, SEARCH.c.id == hits.c.hit).join(MERCHANT, on)
-        return select(*columns).select_from(source).where(plan.keep)
+        return hits.join(SEARCH, SEARCH.c.id == hits.c.hit).join(MERCHANT, on), [plan.keep]
     indexed = or_(*[KEYS.contains(p, autoescape=True) for p in plan.phrases])
-    return select(*columns).select_from(MERCHANT.join(SEARCH, on)).where(indexed, plan.keep)
+    return MERCHANT.join(SEARCH, on), [indexed, plan.keep]
+
+
+def found(plan: Plan, columns: Sequence[Any], *, sqlite: bool) -> Select[Any]:
+    """``SELECT columns`` of the merchants the index finds for ``plan`` and its filter
+    keeps (:func:`found_from`)."""
+    source, where = found_from(plan, sqlite=sqlite)
+    return select(*columns).select_from(source).where(*where)

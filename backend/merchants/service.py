@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from eth_utils import is_address, is_checksum_address, to_checksum_address
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -303,52 +304,81 @@ def find(
     how many are on the page). One query: the page and, with ``count``, the number of
     matches as a window over them. A credit-code start that some code has is answered
     from the primary key alone; anything else from the trigram index, first exactly,
-    then (for a code fragment) with one character wrong."""
-    extra = [func.count().over().label("total")] if count else []
-    if not text:
-        return _page(session, select(*FOUND_COLUMNS, *extra).where(*conditions),
-                     [col(Merchant.uscc)], limit=limit, offset=offset, count=count)
-    code = search_index.code_of(text)
-    if code is not None:
-        # The start of a credit code: a range of the primary key's B-tree, in code order
-        # (every code character sorts below '~'). Codes that start so come first anyway.
-        start = select(*FOUND_COLUMNS, *extra).where(
-            col(Merchant.uscc) >= code, col(Merchant.uscc) < code + "~", *conditions
-        )
-        rows, total = _page(session, start, [col(Merchant.uscc)], limit=limit, offset=offset,
-                            count=count)
-        if total:
-            return rows, total
+    then (for a code fragment) with one character wrong (:func:`find_steps`)."""
     sqlite = session.get_bind().dialect.name == "sqlite"
-    for fuzzy in (False, True):
-        how = search_index.plan(text, fuzzy_code=fuzzy)
-        if how is None:
-            break
-        found = search_index.found(how, [*FOUND_COLUMNS, *extra], sqlite=sqlite).where(
-            *conditions
-        )
-        rows, total = _page(session, found, [*how.rank, col(Merchant.uscc)],
-                            limit=limit, offset=offset, count=count)
-        if total or fuzzy:
+    for step in find_steps(text, conditions, sqlite=sqlite):
+        statement = paged(step, FOUND_COLUMNS, limit=limit, offset=offset, count=count)
+        rows = session.execute(statement).all()
+        if rows or step.last:
+            total = found_total(rows, count=count, offset=offset)
+            if total is None:  # past the last page: the window had no row to ride on
+                total = int(session.execute(step.count()).scalar_one())
             return rows, total
     return [], 0
 
 
-def _page(
-    session: Session, found: Any, order: list[Any], *, limit: int, offset: int, count: bool
-) -> tuple[Sequence[Any], int]:
-    rows = session.execute(found.order_by(*order).limit(limit).offset(offset)).all()
+@dataclass(frozen=True)
+class FindStep:
+    """One lookup :func:`find` tries: the matching merchants (``where``, over
+    ``merchant`` joined to what ``source`` names) in the order ``order``."""
+
+    source: Any
+    where: list[Any]
+    order: list[Any]
+    last: bool
+    """Answer with this step even when it finds nothing (no later step would)."""
+
+    def count(self) -> Any:
+        return select(func.count()).select_from(self.source).where(*self.where)
+
+
+def find_steps(text: str, conditions: list[Any], *, sqlite: bool) -> Iterator[FindStep]:
+    """The lookups for ``text`` in the order they are tried; the first that finds
+    anything answers."""
+    merchant = Merchant.__table__  # type: ignore[attr-defined]
+    if not text:
+        yield FindStep(merchant, conditions, [col(Merchant.uscc)], last=True)
+        return
+    code = search_index.code_of(text)
+    if code is not None:
+        # The start of a credit code: a range of the primary key's B-tree, in code order
+        # (every code character sorts below '~'). Codes that start so come first anyway.
+        yield FindStep(
+            merchant,
+            [col(Merchant.uscc) >= code, col(Merchant.uscc) < code + "~", *conditions],
+            [col(Merchant.uscc)],
+            last=False,
+        )
+    plans = [search_index.plan(text), search_index.plan(text, fuzzy_code=True)]
+    steps = [p for p in plans if p is not None]
+    for i, how in enumerate(steps):
+        source, where = search_index.found_from(how, sqlite=sqlite)
+        yield FindStep(
+            source, [*where, *conditions], [*how.rank, col(Merchant.uscc)],
+            last=i == len(steps) - 1,
+        )
+    if not steps:
+        yield FindStep(merchant, [false()], [col(Merchant.uscc)], last=True)
+
+
+def paged(
+    step: FindStep, columns: Sequence[Any], *, limit: int, offset: int, count: bool
+) -> Any:
+    """The statement of one page of ``step``'s matches: ``columns`` and, with ``count``,
+    ``total`` (the number of matches, a window over them), best first."""
+    totals = [func.count().over().label("total")] if count else []
+    found = select(*columns, *totals).select_from(step.source).where(*step.where)
+    return found.order_by(*step.order).limit(limit).offset(offset)
+
+
+def found_total(rows: Sequence[Any], *, count: bool, offset: int) -> int | None:
+    """How many match, from a page's rows; ``None`` when it takes a count (a page past
+    the last one, which has no row to carry the window)."""
     if not count:
-        return rows, len(rows)
+        return len(rows)
     if rows:
-        return rows, int(rows[0].total)
-    if offset == 0:
-        return rows, 0
-    # Past the last page: the window had no row to ride on.
-    total = session.execute(
-        select(func.count()).select_from(found.with_only_columns(col(Merchant.uscc)).subquery())
-    ).scalar_one()
-    return rows, int(total)
+        return int(rows[0].total)
+    return 0 if offset == 0 else None
 
 
 SUGGESTIONS = 8

@@ -15,7 +15,7 @@ the date, never stored. This module only reads; it imports no other domain.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -436,13 +436,15 @@ def current_awards(
     )
 
 
-def pledged_among(usccs: Sequence[str], today: date) -> Any:
-    """Those of ``usccs`` with a pledge active ``today`` (a statement, for a ``UNION``)."""
-    return select(col(Pledge.uscc)).where(col(Pledge.uscc).in_(usccs), active_pledge_clause(today))
+def pledged_among(among: Callable[[Any], Any], today: Any) -> Any:
+    """The codes ``among`` the caller's (a condition built on the code column) with a
+    pledge active ``today`` (a date or a bound parameter): a statement, for a ``UNION``."""
+    return select(col(Pledge.uscc)).where(among(col(Pledge.uscc)), active_pledge_clause(today))
 
 
-def awarded_among(usccs: Sequence[str], today: date) -> Any:
-    """Those of ``usccs`` that are demonstration units ``today`` (a statement)."""
+def awarded_among(among: Callable[[Any], Any], today: Any) -> Any:
+    """The codes ``among`` the caller's that are demonstration units ``today`` (a
+    statement)."""
     return select(col(DemonstrationAward.uscc)).where(
-        col(DemonstrationAward.uscc).in_(usccs), active_award_clause(today)
+        among(col(DemonstrationAward.uscc)), active_award_clause(today)
     )

@@ -84,17 +84,14 @@ async def search(
     tier: Annotated[str | None, Query(max_length=1, description="credit tier A-D")] = None,
     limit: Annotated[int, Query(ge=1, le=merchants.SEARCH_LIMIT_MAX)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> MerchantPage:
+) -> Response:
     """Public search, best matches first (by credit code without `q`)."""
-
-    def run() -> MerchantPage:
-        with ctx.db.quick_session() as session:
-            return shops.search(
-                session, q=q, region=region, sector=sector, sub_area=sub_area, tier=tier,
-                limit=limit, offset=offset, today=shanghai_date(utcnow()),
-            )
-
-    return await run_in_threadpool(run)
+    page = await shops.search_async(
+        ctx.db, q=q, region=region, sector=sector, sub_area=sub_area, tier=tier,
+        limit=limit, offset=offset, today=shanghai_date(utcnow()),
+    )
+    # Serialised here: the model was built and checked by search_async.
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/suggest", response_model=MerchantSuggestions)

@@ -6,16 +6,17 @@ package sits above them and puts the pieces together for the public.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import literal, union_all
+from sqlalchemy import ARRAY, Date, String, any_, bindparam, literal, union_all
 from sqlmodel import Session
 
 from backend.config import Settings
 from backend.credit import queries as credit_queries
 from backend.credit.policy import TIERS
+from backend.db import Database
 from backend.errors import ValidationFailed
 from backend.ledger.status import WrittenRecord, anchor_statuses
 from backend.merchants import queries as merchant_queries
@@ -142,7 +143,61 @@ def search(
     (``backend/merchants/search.py``): a name is found with characters left out or one
     typed wrong, a credit code by any fragment (and, when the fragment finds nothing,
     with one character wrong). Without text, results are ordered by credit code.
+    Each lookup is one query: the page's merchants, how many match, and the page's
+    flags (verified, pledged, demonstration unit today).
     """
+    text, conditions = _criteria(q, region, sector, sub_area, tier)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    for step in registry.find_steps(text, conditions, sqlite=sqlite):
+        rows = session.execute(_statement(step, limit, offset)).all()
+        if rows or step.last:
+            total = registry.found_total(rows, count=True, offset=offset)
+            if total is None:
+                total = int(session.execute(step.count()).scalar_one())
+            flags = session.execute(_flags_statement(sqlite), _flags_params(rows, today)).all()
+            return _page(rows, flags, total, limit, offset)
+    return MerchantPage(total=0, limit=limit, offset=offset, items=[])
+
+
+async def search_async(
+    db: Database,
+    *,
+    q: str | None,
+    region: str | None,
+    sector: str | None,
+    sub_area: str | None,
+    tier: str | None,
+    limit: int,
+    offset: int,
+    today: date,
+) -> MerchantPage:
+    """:func:`search` for the API, awaited on the event loop: on PostgreSQL each lookup
+    is one read on the asynchronous connections (``Database.quick_read_async``), no
+    thread hop and no session."""
+    text, conditions = _criteria(q, region, sector, sub_area, tier)
+    for step in registry.find_steps(text, conditions, sqlite=db.is_sqlite):
+        rows = await db.quick_read_async(
+            _statement(step, limit, offset), {}, keep_compiled=False
+        )
+        if rows or step.last:
+            total = registry.found_total(rows, count=True, offset=offset)
+            if total is None:
+                (row,) = await db.quick_read_async(step.count(), {}, keep_compiled=False)
+                total = int(row[0])
+            flags: Sequence[Any] = []
+            if rows:
+                flags = await db.quick_read_async(
+                    _flags_statement(db.is_sqlite), _flags_params(rows, today)
+                )
+            return _page(rows, flags, total, limit, offset)
+    return MerchantPage(total=0, limit=limit, offset=offset, items=[])
+
+
+def _criteria(
+    q: str | None, region: str | None, sector: str | None, sub_area: str | None,
+    tier: str | None,
+) -> tuple[str, list[Any]]:
+    """The search text (cleaned) and the filters as SQL conditions."""
     conditions: list[Any] = []
     text = ""
     if q is not None and q.strip():  # an empty search box means "everything"
@@ -166,9 +221,47 @@ def search(
         conditions.append(merchant_queries.is_verified_clause())
     # A rejected registration is shown as no merchant.
     conditions.append(merchant_queries.not_rejected())
-    rows, total = registry.find(session, text, conditions, limit=limit, offset=offset)
-    flags = _flags(session, [m.uscc for m in rows], today)
-    verified, pledged, awarded = flags["verified"], flags["pledged"], flags["awarded"]
+    return text, conditions
+
+
+def _statement(step: registry.FindStep, limit: int, offset: int) -> Any:
+    """One page of ``step``'s matches and how many match."""
+    return registry.paged(step, registry.FOUND_COLUMNS, limit=limit, offset=offset, count=True)
+
+
+def _flags_of(among: Callable[[Any], Any], today: Any) -> Any:
+    """Which merchants are verified, pledged and demonstration units ``today``, of those
+    whose code is ``among`` the page's (a condition on a code column): each owner's
+    statement, tagged, in one query."""
+    return union_all(
+        merchant_queries.verified_among(among).add_columns(literal("verified").label("flag")),
+        queries.pledged_among(among, today).add_columns(literal("pledged")),
+        queries.awarded_among(among, today).add_columns(literal("awarded")),
+    )
+
+
+_TODAY = bindparam("today", type_=Date)
+FLAGS_SQLITE = _flags_of(lambda c: c.in_(bindparam("usccs", expanding=True)), _TODAY)
+FLAGS_POSTGRES = _flags_of(lambda c: c == any_(bindparam("usccs", type_=ARRAY(String))), _TODAY)
+"""The flags of a page of results: one statement whatever the page's size, so that its
+text (and on PostgreSQL its prepared plan) is the same for every search."""
+
+
+def _flags_statement(sqlite: bool) -> Any:
+    return FLAGS_SQLITE if sqlite else FLAGS_POSTGRES
+
+
+def _flags_params(rows: Sequence[Any], today: date) -> dict[str, Any]:
+    return {"usccs": [r.uscc for r in rows], "today": today}
+
+
+def _page(
+    rows: Sequence[Any], flags: Sequence[Any], total: int, limit: int, offset: int
+) -> MerchantPage:
+    found: dict[str, set[str]] = {"verified": set(), "pledged": set(), "awarded": set()}
+    for uscc, flag in flags:
+        found[flag].add(uscc)
+    verified, pledged, awarded = found["verified"], found["pledged"], found["awarded"]
     items = []
     for m in rows:
         sub = reference.SUB_AREAS.get(m.sub_area) if m.sub_area else None
@@ -189,24 +282,6 @@ def search(
             )
         )
     return MerchantPage(total=total, limit=limit, offset=offset, items=items)
-
-
-def _flags(session: Session, usccs: list[str], today: date) -> dict[str, set[str]]:
-    """Which of ``usccs`` are verified, pledged and demonstration units today: one query."""
-    out: dict[str, set[str]] = {"verified": set(), "pledged": set(), "awarded": set()}
-    if not usccs:
-        return out
-    # Each owner's statement, tagged: still one query.
-    rows = session.execute(
-        union_all(
-            merchant_queries.verified_among(usccs).add_columns(literal("verified")),
-            queries.pledged_among(usccs, today).add_columns(literal("pledged")),
-            queries.awarded_among(usccs, today).add_columns(literal("awarded")),
-        )
-    )
-    for uscc, flag in rows:
-        out[flag].add(uscc)
-    return out
 
 
 def registered(

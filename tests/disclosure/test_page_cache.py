@@ -99,20 +99,22 @@ def test_the_tier_changes_on_its_day_without_a_write(
         assert s.connection().exec_driver_sql("SELECT count(*) FROM log_leaf").scalar() == leaves
 
 
-def test_a_new_trust_root_makes_a_new_page(
+def test_a_new_trust_root_changes_the_etag(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The kept page carries the fingerprint its 验证 pins: after a new trust root version
-    (a rotated key, another witness) the old page is not served, or 验证 would refuse the
-    new trust root as not the one the page names."""
+    """A kept page names the trust root the browser verifier pins: a new trust root
+    version (a key rotation, a new contract) must not leave pages pinning the old one."""
+    from types import SimpleNamespace
+
     from backend.ledger import trustroot_store
 
-    assert client.get("/.well-known/honest-metering/trust-root.json").status_code == 200
     uscc = factories.register(client)["uscc"]
     before = _page(client, uscc)
-    old = trustroot_store.published_fingerprint(client.app.state.ctx)  # type: ignore[attr-defined]
-    assert old and f'data-trust-root="{old}"' in before.text
-    monkeypatch.setattr(trustroot_store, "published_fingerprint", lambda ctx: "f" * 64)
+    ledger = SimpleNamespace(chain_id=31337, contract_address="0x" + "cd" * 20)
+    root = SimpleNamespace(fingerprint="f" * 64, body=SimpleNamespace(ledger=ledger))
+    monkeypatch.setattr(trustroot_store, "for_pages", lambda ctx: root)
+    client.app.state.ctx.local("pinned_for_pages", dict).clear()  # type: ignore[attr-defined]
     after = _page(client, uscc, **{"If-None-Match": before.headers["etag"]})
     assert after.status_code == 200
     assert after.headers["etag"] != before.headers["etag"]
+    assert 'data-trust-root="' + "f" * 64 + '"' in after.text

@@ -172,3 +172,35 @@ def test_witness_settings_are_checked_when_read() -> None:
     long = notes.Signer.generate("w" * 65, notes.SIG_COSIGNATURE_V1)
     with pytest.raises(ValueError, match="at most 64 characters"):
         WitnessConfig(name=long.name, key=long.verifier.vkey, url="https://n.example")
+
+
+def test_deployment_block_remembered_by_two_workers_at_once(settings: Settings) -> None:
+    """Two workers rendering their first pages at once both look up the deployment block
+    and both remember it: the second must not fail on the first's row (a 500 on the
+    shop page under load, scripts/loadtest.py)."""
+    from types import SimpleNamespace
+
+    from sqlmodel import Session
+
+    from backend.db import Database
+    from backend.ledger.models import LedgerState
+
+    db = Database(settings.db_url)
+    db.migrate()
+    eth = SimpleNamespace(block_number=8, get_code=lambda a, block_identifier: (
+        b"\x01" if block_identifier >= 5 else b""))
+    client = SimpleNamespace(chain_id=31337, w3=SimpleNamespace(
+        eth=eth, to_checksum_address=lambda a: a))
+    address = "0x" + "ab" * 20
+    with db.session() as first, db.session() as second:
+        get = Session.get
+        try:
+            # Both find it "not remembered yet" before either commits.
+            Session.get = lambda self, *a, **k: None  # type: ignore[method-assign]
+            assert trustroot_store.deployment_block(first, client, address) == 5  # type: ignore[arg-type]
+            assert trustroot_store.deployment_block(second, client, address) == 5  # type: ignore[arg-type]
+        finally:
+            Session.get = get  # type: ignore[method-assign]
+    with db.session() as s:
+        assert s.get(LedgerState, f"deployed:31337:{address}").value == "5"  # type: ignore[union-attr]
+    db.dispose()
