@@ -49,7 +49,7 @@ from backend.pledges import service as pledges
 from backend.pledges.templates import current_template
 from backend.shops import service as shops
 from backend.supervision import complaints
-from backend.supervision.kinds import CSV_COLUMNS, FORM_ORDER, OUTCOMES, PENALTY, form_fields
+from backend.supervision.kinds import FORM_ORDER, OUTCOMES, PENALTY, form_fields
 
 log = logging.getLogger("honest_metering.disclosure")
 
@@ -356,10 +356,6 @@ def outcome_defaults(kind: str, *, today: date) -> dict[str, str]:
         if f.default:
             values[f.name] = f.default
     return values
-
-
-def csv_columns() -> tuple[str, ...]:
-    return CSV_COLUMNS
 
 
 def policy_page(session: Session, *, today: date) -> dict[str, Any]:
