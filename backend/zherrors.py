@@ -303,7 +303,7 @@ DOMAIN_MESSAGES: dict[str, str] = {
     "DuplicateOutcome": "这条监管记录已经存在",
     "ListingConflict": "与该经营者当前的名录状态不符",
     "BulkValidationFailed": "文件中有错误的行，请按下表修改后重新上传",
-    "UnsupportedBulkFormat": "只支持 Excel（.xlsx）、CSV 或 JSON Lines 文件",
+    "UnsupportedBulkFormat": "只支持 Excel 表格（.xlsx）、.csv 或 .jsonl 文件",
     "StagedFileGone": "预检过的文件已不在，请重新上传并预检",
     "ComplaintNotFound": "没有找到这件投诉",
     "ComplaintAlreadyReviewed": "这件投诉已经处理过",

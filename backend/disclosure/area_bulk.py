@@ -14,14 +14,13 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from backend import zherrors
@@ -32,7 +31,7 @@ from backend.disclosure import describe, web
 from backend.disclosure.area_common import staff_or_redirect
 from backend.disclosure.web import FormError, PageUser
 from backend.errors import Conflict, DomainError, NotFound, PayloadTooLarge
-from backend.merchants.models import Merchant
+from backend.merchants import queries as merchant_queries
 from backend.privatefiles import private_dir
 from backend.supervision import bulk, bulkformat
 from backend.supervision.kinds import BULK_KINDS, OUTCOMES
@@ -110,16 +109,6 @@ def _staged(settings: Settings, p: Principal, token: str) -> tuple[str, bytes, P
 # --- what the page shows -----------------------------------------------------------------------
 
 
-def _names(session: Session, usccs: Iterable[str]) -> dict[str, str]:
-    wanted = sorted(set(usccs))
-    if not wanted:
-        return {}
-    rows = session.exec(
-        select(Merchant.uscc, Merchant.name).where(col(Merchant.uscc).in_(wanted))
-    ).all()
-    return {u: n for u, n in rows}
-
-
 def _row_label(row: int, media: str) -> str:
     """A row as the person's program numbers it: the header is row 1 of a sheet."""
     if row == 0:
@@ -139,7 +128,7 @@ def _error_rows(errors: list[dict[str, Any]], media: str) -> list[dict[str, Any]
 
 def _preview_rows(session: Session, preview: BulkPreview, media: str) -> list[dict[str, Any]]:
     shown = preview.rows[:PREVIEW_ROWS]
-    names = _names(session, (r.uscc for r in shown))
+    names = merchant_queries.names_of(session, {r.uscc for r in shown})
     out = []
     for r in shown:
         env = {"type": OUTCOMES[r.kind].type, "subject": r.uscc, "body": r.body, "refs": []}
@@ -299,7 +288,8 @@ async def bulk_record(
         return _failed(request, exc, media, filename)
     path.unlink(missing_ok=True)
     shown = result.records[:PREVIEW_ROWS]
-    names = await run_in_threadpool(lambda: _names(session, (r.uscc for r in shown)))
+    usccs = {r.uscc for r in shown}
+    names = await run_in_threadpool(merchant_queries.names_of, session, usccs)
     return web.render(
         request,
         "area/bulk_done.html",

@@ -179,7 +179,8 @@ def test_several_workers_on_postgres_and_a_node(service: Service) -> None:
     assert anchorer in workers
     wait_until(
         lambda: metric(svc.scrape(), "hm_log_pending_leaves") == 0
-        and metric(svc.scrape(), "hm_log_tree_size") == n,
+        # >=: each checkpoint also appends its subject index record
+        and metric(svc.scrape(), "hm_log_tree_size") >= n,
         timeout=60, what="all records anchored",
     )
 
