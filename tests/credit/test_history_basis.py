@@ -11,6 +11,7 @@ reported both rows of such a race as altered (seen with three workers on Postgre
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -24,17 +25,22 @@ from tests import factories
 from tests.supervision import outcomes as o
 
 
-def test_a_record_sealed_earlier_but_appended_later(
-    client: TestClient, regulator: dict[str, str]
-) -> None:
+def _penalised(client: TestClient, regulator: dict[str, str]) -> tuple[str, Any, str]:
+    """A verified merchant with one penalty: (its code, the app context, the record id)."""
     uscc = factories.register_verified(client)["uscc"]
     resp = client.post(
         "/api/supervision/records", json=o.penalty(uscc=uscc), headers=regulator
     )
     assert resp.status_code == 201, resp.text
-    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    return uscc, client.app.state.ctx, resp.json()["record_id"]  # type: ignore[attr-defined]
+
+
+def test_a_record_sealed_earlier_but_appended_later(
+    client: TestClient, regulator: dict[str, str]
+) -> None:
+    uscc, ctx, record_id = _penalised(client, regulator)
     with ctx.db.read() as s:
-        env = log.get_envelope(s, resp.json()["record_id"])
+        env = log.get_envelope(s, record_id)
 
     def draft(n: int) -> RecordDraft:
         body = dict(env["body"], decision_no=f"巴市监罚〔2026〕{100 + n}号")
@@ -67,12 +73,7 @@ def test_a_record_sealed_earlier_but_appended_later(
 def test_audit_still_names_an_altered_history_row(
     client: TestClient, regulator: dict[str, str]
 ) -> None:
-    uscc = factories.register_verified(client)["uscc"]
-    resp = client.post(
-        "/api/supervision/records", json=o.penalty(uscc=uscc), headers=regulator
-    )
-    assert resp.status_code == 201, resp.text
-    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    uscc, ctx, _ = _penalised(client, regulator)
     with ctx.db.engine.begin() as conn:
         row_id, score = conn.execute(text(
             "SELECT id, score FROM rating_change WHERE uscc = :u ORDER BY id DESC LIMIT 1"

@@ -13,7 +13,6 @@ gives a Chinese message and an offline verdict that says the anchor was not chec
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from backend.config import Settings
 from backend.ledger import note as notes
 from backend.ledger.anchoring import Anchorer
 from tests.conftest import AnvilNode, anvil_command, free_port, make_settings, require, start_anvil
-from tests.ledger.conftest import append_records
+from tests.ledger.conftest import append_records, serve
 from tests.ledger.test_forged_bundle import FORGER_KEY
 
 TRUST_ROOT = "/.well-known/honest-metering/trust-root.json"
@@ -59,8 +58,6 @@ def node() -> Iterator[AnvilNode]:
 
 @pytest.fixture(scope="module")
 def site(node: AnvilNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    import uvicorn
-
     witnesses = [
         notes.Signer.generate(f"witness{i}.example", notes.SIG_COSIGNATURE_V1) for i in (1, 2, 3)
     ]
@@ -83,23 +80,8 @@ def site(node: AnvilNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         verify_rpc_nodes=[node.url, dead_node],
     )
     app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, name="v2-site", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.05)
-    http = httpx.Client(base_url=url, timeout=30)
-    try:
+    with serve(app, port=port), httpx.Client(base_url=url, timeout=30) as http:
         yield Site(url, app, settings, http, node, dead_node, witnesses)
-    finally:
-        http.close()
-        server.should_exit = True
-        thread.join(30)
 
 
 @pytest.fixture(scope="module")
